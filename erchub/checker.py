@@ -1,0 +1,611 @@
+"""Compare a published notebook's outputs with a re-executed copy: the ERC ``check`` step.
+
+Pure logic: both notebooks arrive in memory and a :class:`CheckResult` comes back; nothing is
+read or written. Code cells are paired by position, outputs by index within a cell. Each output
+is compared through its richest comparable representation: rasters pixel by pixel with a
+tolerance, SVG and text after normalising what changes from run to run (timings, memory
+addresses, timestamps, generated ids, the ERC's own ``volatile_patterns``), errors by name and
+value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbformat import NotebookNode
+from PIL import Image, ImageChops, UnidentifiedImageError
+
+from erchub.errors import InvalidERC
+
+#: cell tag that excludes a cell from the check
+VOLATILE_TAG = "erc-volatile"
+#: tag papermill gives the cell it injects; only the reproduced notebook may have it
+INJECTED_PARAMETERS_TAG = "injected-parameters"
+DEFAULT_IMAGE_TOLERANCE = 0.001
+DEFAULT_PIXEL_THRESHOLD = 16
+#: a unified diff is cut after this many lines so one changed large table keeps a report readable
+MAX_DIFF_LINES = 400
+
+VOLATILE_PLACEHOLDER = "<volatile>"
+TIMESTAMP_PLACEHOLDER = "<timestamp>"
+DURATION_PLACEHOLDER = "<duration>"
+ADDRESS_PLACEHOLDER = "0x…"
+
+RASTER_MIMES = ("image/png", "image/jpeg")
+SVG_MIME = "image/svg+xml"
+TEXT_MIMES = ("text/html", "text/markdown", "text/latex", "application/json", "text/plain")
+#: richest first: an output is compared through the first of these it carries
+MIME_PREFERENCE = (*RASTER_MIMES, SVG_MIME, *TEXT_MIMES)
+
+# Carriage returns overwrite the line, as a progress bar redraws itself; the number of redraws
+# depends on timing, so only what a frontend finally shows is compared (JupyterLab's rule).
+_OVERWRITTEN_BY_CARRIAGE_RETURN = re.compile(r"^.*\r+", re.MULTILINE)
+# IPython's %time prints both lines with values that change on every run.
+_TIME_MAGIC_LINE = re.compile(r"^(CPU times|Wall time):.*$", re.MULTILINE)
+# %timeit picks the loop count from the measured speed.
+_TIMEIT_RUNS = re.compile(r"\(mean ± std\. dev\. of \d+ runs?, [\d,]+ loops? each\)")
+# tqdm's "[elapsed<remaining, rate, postfix]".
+_TQDM_TIMING = re.compile(r"\[\d+(?::\d+)+<(?:\d+(?::\d+)+|\?)(?:,[^\]\n]*)?\]")
+_ISO_TIMESTAMP = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z\b|[+-]\d{2}:?\d{2}\b)?"
+)
+# A bare "s" needs a decimal number or a space before it, so "the 1990s" stays as it is.
+_DURATION = re.compile(
+    r"(?<![\w.])(?:"
+    r"\d+(?:\.\d+)?\s?(?:ns|[µμu]s|ms|mins?|minutes?|secs?|seconds?)"
+    r"|\d+\.\d+\s?s"
+    r"|\d+\ss"
+    r")(?!\w)"
+)
+_MEMORY_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{8,16}\b")
+_INLINE_WHITESPACE = re.compile(r"[^\S\n]+")
+_BLANK_LINE_RUN = re.compile(r"\n{3,}")
+# matplotlib's SVG metadata carries the render date and the library version.
+_SVG_METADATA = re.compile(r"<metadata>.*?</metadata>", re.DOTALL)
+_ID_ATTRIBUTE = re.compile(r"\bid=[\"']([\w-]+)[\"']")
+_ID_TOKEN = re.compile(r"[\w-]+")
+
+
+@dataclass
+class CheckOptions:
+    """How strictly to compare: what counts as volatile and how far images may differ."""
+
+    #: regular expressions; every match in a text output is replaced by a placeholder
+    volatile_patterns: Sequence[str] = ()
+    #: ids of cells not compared at all (as are cells tagged ``erc-volatile``)
+    volatile_cells: Sequence[str] = ()
+    #: largest fraction of differing pixels (0..1) with which an image still passes
+    image_tolerance: float = DEFAULT_IMAGE_TOLERANCE
+    #: largest difference of one colour channel (0..255) with which a pixel still counts as equal
+    pixel_threshold: int = DEFAULT_PIXEL_THRESHOLD
+
+    def __post_init__(self) -> None:
+        for name in ("volatile_patterns", "volatile_cells"):
+            value = getattr(self, name)
+            # A lone string is a sequence too; iterating it would compare per character.
+            if isinstance(value, str):
+                raise InvalidERC(f"check option {name} must be a list of strings, got {value!r}")
+            setattr(self, name, tuple(value))
+        if not 0 <= self.image_tolerance <= 1:
+            raise InvalidERC(
+                f"check option image_tolerance must be a fraction between 0 and 1, "
+                f"got {self.image_tolerance!r}"
+            )
+        if not 0 <= self.pixel_threshold <= 255:
+            raise InvalidERC(
+                f"check option pixel_threshold must be between 0 and 255, "
+                f"got {self.pixel_threshold!r}"
+            )
+        compile_volatile_patterns(self.volatile_patterns)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CheckOptions:
+        """Options from an ERC's check settings (``erchub.erc.CheckSettings`` or alike).
+
+        Attributes that are missing or None take the defaults.
+        """
+
+        def setting(name: str, default: Any) -> Any:
+            value = getattr(settings, name, None)
+            return default if value is None else value
+
+        return cls(
+            volatile_patterns=setting("volatile_patterns", ()),
+            volatile_cells=setting("volatile_cells", ()),
+            image_tolerance=setting("image_tolerance", DEFAULT_IMAGE_TOLERANCE),
+            pixel_threshold=setting("pixel_threshold", DEFAULT_PIXEL_THRESHOLD),
+        )
+
+
+def compile_volatile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
+    """Compile the ERC's volatile patterns, naming the one that is not a regular expression."""
+    compiled = []
+    for position, pattern in enumerate(patterns):
+        try:
+            compiled.append(re.compile(pattern, re.MULTILINE))
+        except re.error as error:
+            raise InvalidERC(
+                f"check option volatile_patterns[{position}] {pattern!r} is not a valid "
+                f"regular expression: {error}"
+            ) from error
+    return compiled
+
+
+@dataclass
+class OutputComparison:
+    """The verdict on one output of one cell."""
+
+    #: position of the cell in the original notebook's cells
+    cell_index: int
+    output_index: int
+    #: "text" | "image" | "svg" | "error" | "missing" | "extra" | "type"
+    kind: str
+    mime: str | None
+    equal: bool
+    message: str
+    #: unified diff of the normalised texts
+    text_diff: str = ""
+    original_image: bytes | None = None
+    reproduced_image: bytes | None = None
+    #: PNG: the reproduced image greyed, differing pixels in red
+    diff_image: bytes | None = None
+    differing_fraction: float | None = None
+
+
+@dataclass
+class CellComparison:
+    """The verdict on one code cell of the original notebook."""
+
+    #: position in the original notebook's cells
+    index: int
+    cell_id: str | None
+    #: "identical" | "different" | "skipped"
+    status: str
+    source: str
+    outputs: list[OutputComparison] = field(default_factory=list)
+
+
+@dataclass
+class CheckResult:
+    """The verdict on a whole notebook."""
+
+    passed: bool
+    cells: list[CellComparison]
+    #: one line per problem, naming the cell and output
+    messages: list[str]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        compared = [cell for cell in self.cells if cell.status != "skipped"]
+        outputs = [output for cell in compared for output in cell.outputs]
+        return {
+            "cells_compared": len(compared),
+            "cells_identical": sum(cell.status == "identical" for cell in compared),
+            "cells_different": sum(cell.status == "different" for cell in compared),
+            "cells_skipped": len(self.cells) - len(compared),
+            "outputs_compared": len(outputs),
+            "outputs_different": sum(not output.equal for output in outputs),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable summary: verdict, counts, messages and every difference.
+
+        Diffs and images stay out: the summary goes into job records, the report shows them.
+        """
+        return {
+            "passed": self.passed,
+            "counts": self.counts,
+            "messages": list(self.messages),
+            "differences": [
+                {
+                    "cell_index": output.cell_index,
+                    "cell_id": cell.cell_id,
+                    "output_index": output.output_index,
+                    "kind": output.kind,
+                    "mime": output.mime,
+                    "message": output.message,
+                    "differing_fraction": output.differing_fraction,
+                }
+                for cell in self.cells
+                if cell.status == "different"
+                for output in cell.outputs
+                if not output.equal
+            ],
+            "skipped_cells": [
+                {"index": cell.index, "cell_id": cell.cell_id}
+                for cell in self.cells
+                if cell.status == "skipped"
+            ],
+        }
+
+
+def compare_notebooks(
+    original: NotebookNode,
+    reproduced: NotebookNode,
+    options: CheckOptions | None = None,
+) -> CheckResult:
+    """Compare every output of every code cell of ``original`` with ``reproduced``."""
+    options = options or CheckOptions()
+    normalise = _TextNormaliser(compile_volatile_patterns(options.volatile_patterns))
+    original_code = [
+        (index, cell) for index, cell in enumerate(original.cells) if cell.cell_type == "code"
+    ]
+    reproduced_code = [cell for cell in reproduced.cells if cell.cell_type == "code"]
+    if not any(_has_tag(cell, INJECTED_PARAMETERS_TAG) for _, cell in original_code):
+        reproduced_code = [
+            cell for cell in reproduced_code if not _has_tag(cell, INJECTED_PARAMETERS_TAG)
+        ]
+
+    messages = []
+    if len(original_code) != len(reproduced_code):
+        messages.append(
+            f"structure differs: the original notebook has {len(original_code)} code cells, "
+            f"the reproduced notebook {len(reproduced_code)}"
+        )
+    cells = []
+    for position, (index, cell) in enumerate(original_code):
+        counterpart = reproduced_code[position] if position < len(reproduced_code) else None
+        comparison = _compare_cell(index, cell, counterpart, options, normalise)
+        cells.append(comparison)
+        if comparison.status != "different":
+            continue
+        label = _cell_label(comparison)
+        if counterpart is None:
+            messages.append(f"{label}: no counterpart in the reproduced notebook")
+        messages.extend(
+            f"{label} output {output.output_index}: {output.message}"
+            for output in comparison.outputs
+            if not output.equal
+        )
+    passed = len(original_code) == len(reproduced_code) and all(
+        cell.status != "different" for cell in cells
+    )
+    return CheckResult(passed=passed, cells=cells, messages=messages)
+
+
+class _TextNormaliser:
+    """Replaces what changes from run to run, so equal results compare equal."""
+
+    def __init__(self, volatile_patterns: Sequence[re.Pattern[str]]) -> None:
+        self.volatile_patterns = volatile_patterns
+
+    def __call__(self, text: str) -> str:
+        text = text.replace("\r\n", "\n")
+        text = _OVERWRITTEN_BY_CARRIAGE_RETURN.sub("", text)
+        # The ERC's own patterns are written against the output as printed, so they go first.
+        for pattern in self.volatile_patterns:
+            text = pattern.sub(VOLATILE_PLACEHOLDER, text)
+        text = _TIME_MAGIC_LINE.sub(rf"\1: {DURATION_PLACEHOLDER}", text)
+        text = _TIMEIT_RUNS.sub(f"({DURATION_PLACEHOLDER})", text)
+        text = _TQDM_TIMING.sub(f"[{DURATION_PLACEHOLDER}]", text)
+        text = _ISO_TIMESTAMP.sub(TIMESTAMP_PLACEHOLDER, text)
+        text = _DURATION.sub(DURATION_PLACEHOLDER, text)
+        text = _MEMORY_ADDRESS.sub(ADDRESS_PLACEHOLDER, text)
+        lines = [_INLINE_WHITESPACE.sub(" ", line).rstrip() for line in text.split("\n")]
+        return _BLANK_LINE_RUN.sub("\n\n", "\n".join(lines)).strip("\n")
+
+    def markup(self, markup: str) -> str:
+        """Generated ids (matplotlib's hashed marker and clip-path ids, pandas' table uuids)
+        differ on every run; they are renumbered in order of appearance, references too."""
+        markup = _SVG_METADATA.sub("", markup)
+        canonical: dict[str, str] = {}
+        for identifier in _ID_ATTRIBUTE.findall(markup):
+            canonical.setdefault(identifier, f"@id{len(canonical)}")
+        markup = _ID_TOKEN.sub(lambda match: canonical.get(match[0], match[0]), markup)
+        return self(markup)
+
+
+def _compare_cell(
+    index: int,
+    cell: NotebookNode,
+    counterpart: NotebookNode | None,
+    options: CheckOptions,
+    normalise: _TextNormaliser,
+) -> CellComparison:
+    comparison = CellComparison(
+        index=index,
+        cell_id=cell.get("id"),
+        status="skipped",
+        source=_joined(cell.get("source", "")),
+    )
+    if _is_volatile(cell, options) or (
+        counterpart is not None and _is_volatile(counterpart, options)
+    ):
+        return comparison
+    originals = _merged_streams(cell.get("outputs", []))
+    reproductions = _merged_streams(counterpart.get("outputs", [])) if counterpart else []
+    for output_index in range(max(len(originals), len(reproductions))):
+        if output_index >= len(reproductions):
+            outcome = _unpaired(originals[output_index], "missing", normalise)
+        elif output_index >= len(originals):
+            outcome = _unpaired(reproductions[output_index], "extra", normalise)
+        else:
+            outcome = _compare_output(
+                originals[output_index], reproductions[output_index], options, normalise
+            )
+        comparison.outputs.append(
+            OutputComparison(cell_index=index, output_index=output_index, **outcome)
+        )
+    identical = counterpart is not None and all(output.equal for output in comparison.outputs)
+    comparison.status = "identical" if identical else "different"
+    return comparison
+
+
+@dataclass(frozen=True)
+class _View:
+    """The part of an output that is compared."""
+
+    #: "text" | "image" | "svg" | "error"
+    kind: str
+    mime: str | None
+    #: names the output in messages: a MIME type, a stream name or "error"
+    label: str
+    #: normalised text (text, svg, error)
+    text: str = ""
+    #: the image as shown (image: decoded raster, svg: the SVG document)
+    picture: bytes | None = None
+
+
+def _view(output: Mapping[str, Any], mime: str | None, normalise: _TextNormaliser) -> _View:
+    """``output`` seen through ``mime``, the representation chosen from the original."""
+    output_type = output["output_type"]
+    if output_type == "error":
+        return _View("error", None, "error", normalise(_error_text(output)))
+    if output_type == "stream":
+        name = output.get("name", "stream")
+        return _View("text", None, name, normalise(_joined(output.get("text", ""))))
+    if mime is None:
+        return _View("text", None, "output data")
+    value = output["data"][mime]
+    if mime in RASTER_MIMES:
+        return _View("image", mime, mime, picture=_decoded(value))
+    if mime == SVG_MIME:
+        svg = _joined(value)
+        return _View("svg", mime, mime, normalise.markup(svg), svg.encode())
+    if mime == "text/html":
+        return _View("text", mime, mime, normalise.markup(_mime_text(value)))
+    return _View("text", mime, mime, normalise(_mime_text(value)))
+
+
+def _compare_output(
+    original: Mapping[str, Any],
+    reproduced: Mapping[str, Any],
+    options: CheckOptions,
+    normalise: _TextNormaliser,
+) -> dict[str, Any]:
+    """Keyword arguments of an OutputComparison, without the position."""
+    if _category(original) != _category(reproduced):
+        message = f"original is {_describe(original)}, reproduced is {_describe(reproduced)}"
+        return {"kind": "type", "mime": None, "equal": False, "message": message}
+    mime = _preferred_mime(original.get("data", {}))
+    reproduced_data = reproduced.get("data", {})
+    if mime is not None and mime not in reproduced_data:
+        offered = ", ".join(sorted(reproduced_data)) or "no data"
+        message = f"original has {mime}, reproduced has only {offered}"
+        return {"kind": "type", "mime": mime, "equal": False, "message": message}
+    original_view = _view(original, mime, normalise)
+    reproduced_view = _view(reproduced, mime, normalise)
+    if original_view.kind == "image":
+        return _compare_rasters(original_view, reproduced_view, options)
+    outcome: dict[str, Any] = {"kind": original_view.kind, "mime": mime}
+    if original_view.text == reproduced_view.text:
+        return {**outcome, "equal": True, "message": f"{original_view.label} identical"}
+    diff, removed, added = _unified_diff(original_view.text, reproduced_view.text)
+    return {
+        **outcome,
+        "equal": False,
+        "message": f"{original_view.label} differs: {removed} line(s) removed, {added} added",
+        "text_diff": diff,
+        "original_image": original_view.picture,
+        "reproduced_image": reproduced_view.picture,
+    }
+
+
+def _unpaired(output: Mapping[str, Any], kind: str, normalise: _TextNormaliser) -> dict[str, Any]:
+    """An output only one notebook has, shown in full: as removed (missing) or added (extra)."""
+    view = _view(output, _preferred_mime(output.get("data", {})), normalise)
+    where = "missing from the reproduced notebook" if kind == "missing" else "extra in reproduced"
+    outcome = {
+        "kind": kind,
+        "mime": view.mime,
+        "equal": False,
+        "message": f"{_describe(output)} {where}",
+    }
+    if view.picture is not None:
+        side = "original" if kind == "missing" else "reproduced"
+        return {**outcome, f"{side}_image": view.picture}
+    texts = (view.text, "") if kind == "missing" else ("", view.text)
+    return {**outcome, "text_diff": _unified_diff(*texts)[0]}
+
+
+def _compare_rasters(
+    original_view: _View, reproduced_view: _View, options: CheckOptions
+) -> dict[str, Any]:
+    mime = original_view.label
+    original = original_view.picture or b""
+    reproduced = reproduced_view.picture or b""
+    outcome: dict[str, Any] = {"kind": "image", "mime": mime, "equal": True}
+    if original == reproduced:
+        return {**outcome, "message": f"{mime} identical", "differing_fraction": 0.0}
+    unequal = {
+        **outcome,
+        "equal": False,
+        "original_image": original,
+        "reproduced_image": reproduced,
+    }
+    try:
+        original_image = _on_white(original)
+        reproduced_image = _on_white(reproduced)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
+        return {**unequal, "message": f"{mime} differs and cannot be decoded: {error}"}
+    if original_image.size != reproduced_image.size:
+        original_size = "x".join(map(str, original_image.size))
+        reproduced_size = "x".join(map(str, reproduced_image.size))
+        return {
+            **unequal,
+            "message": f"{mime} size differs: original {original_size}, "
+            f"reproduced {reproduced_size} pixels",
+        }
+    mask = _differing_pixels(original_image, reproduced_image, options.pixel_threshold)
+    width, height = mask.size
+    fraction = mask.histogram()[255] / max(1, width * height)
+    verdict = (
+        f"{fraction:.3%} of pixels differ by more than {options.pixel_threshold}/255 "
+        f"(tolerance {options.image_tolerance:.3%})"
+    )
+    if fraction <= options.image_tolerance:
+        return {
+            **outcome,
+            "message": f"{mime} within tolerance: {verdict}",
+            "differing_fraction": fraction,
+        }
+    return {
+        **unequal,
+        "message": f"{mime} differs: {verdict}",
+        "differing_fraction": fraction,
+        "diff_image": _diff_png(reproduced_image, mask),
+    }
+
+
+def _on_white(data: bytes) -> Image.Image:
+    """The image as a viewer shows it on a white page: transparency flattened, RGB."""
+    with Image.open(io.BytesIO(data)) as image:
+        rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _differing_pixels(
+    original: Image.Image, reproduced: Image.Image, threshold: int
+) -> Image.Image:
+    """A mask, 255 where any channel differs by more than ``threshold``, else 0."""
+    above_threshold = [0] * (threshold + 1) + [255] * (255 - threshold)
+    red, green, blue = (
+        channel.point(above_threshold)
+        for channel in ImageChops.difference(original, reproduced).split()
+    )
+    return ImageChops.lighter(ImageChops.lighter(red, green), blue)
+
+
+def _diff_png(reproduced: Image.Image, mask: Image.Image) -> bytes:
+    """The reproduced image faded to pale grey, differing pixels solid red."""
+    faded = reproduced.convert("L").point(lambda value: 170 + value * 85 // 255).convert("RGB")
+    red = Image.new("RGB", reproduced.size, (255, 0, 0))
+    buffer = io.BytesIO()
+    Image.composite(red, faded, mask).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _unified_diff(original: str, reproduced: str) -> tuple[str, int, int]:
+    """The unified diff, cut after MAX_DIFF_LINES, and how many lines it removes and adds."""
+    lines = list(
+        difflib.unified_diff(
+            original.split("\n") if original else [],
+            reproduced.split("\n") if reproduced else [],
+            fromfile="original",
+            tofile="reproduced",
+            lineterm="",
+        )
+    )
+    changes = lines[2:]
+    removed = sum(line.startswith("-") for line in changes)
+    added = sum(line.startswith("+") for line in changes)
+    if len(lines) > MAX_DIFF_LINES:
+        cut = len(lines) - MAX_DIFF_LINES
+        lines = [*lines[:MAX_DIFF_LINES], f"… {cut} more diff lines not shown"]
+    return "\n".join(lines), removed, added
+
+
+def _merged_streams(outputs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Consecutive stream outputs of one name joined: how a stream splits depends on timing."""
+    merged: list[Mapping[str, Any]] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and output["output_type"] == "stream"
+            and previous["output_type"] == "stream"
+            and previous.get("name") == output.get("name")
+        ):
+            text = _joined(previous.get("text", "")) + _joined(output.get("text", ""))
+            merged[-1] = {**previous, "text": text}
+        else:
+            merged.append(output)
+    return merged
+
+
+def _category(output: Mapping[str, Any]) -> tuple[str, ...]:
+    """Outputs comparable with each other share a category. A value shown by ``display()``
+    and the same value as the cell's result look the same, so both are "data"."""
+    output_type = output["output_type"]
+    if output_type == "stream":
+        return ("stream", output.get("name", ""))
+    if output_type in ("execute_result", "display_data"):
+        return ("data",)
+    return (output_type,)
+
+
+def _describe(output: Mapping[str, Any]) -> str:
+    output_type = output["output_type"]
+    if output_type == "stream":
+        return f"{output.get('name', '')} stream"
+    if output_type == "error":
+        return f"error {output.get('ename', '')}"
+    mime = _preferred_mime(output.get("data", {}))
+    return f"{output_type} ({mime or 'no data'})"
+
+
+def _preferred_mime(data: Mapping[str, Any]) -> str | None:
+    for mime in MIME_PREFERENCE:
+        if mime in data:
+            return mime
+    # Outputs without a standard representation (e.g. only a library's own JSON) are compared
+    # through one fixed choice among what they carry.
+    return min(data, default=None)
+
+
+def _has_tag(cell: Mapping[str, Any], tag: str) -> bool:
+    return tag in cell.get("metadata", {}).get("tags", ())
+
+
+def _is_volatile(cell: Mapping[str, Any], options: CheckOptions) -> bool:
+    return _has_tag(cell, VOLATILE_TAG) or (
+        cell.get("id") is not None and cell.get("id") in options.volatile_cells
+    )
+
+
+def _cell_label(cell: CellComparison) -> str:
+    return f"cell {cell.index}" + (f" (id {cell.cell_id})" if cell.cell_id else "")
+
+
+def _error_text(output: Mapping[str, Any]) -> str:
+    return f"{output.get('ename', '')}: {output.get('evalue', '')}"
+
+
+def _joined(value: str | Sequence[str]) -> str:
+    """Notebook text as one string; raw notebook JSON may store it as a list of lines."""
+    return value if isinstance(value, str) else "".join(value)
+
+
+def _mime_text(value: Any) -> str:
+    if isinstance(value, (str, list)):
+        return _joined(value)
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+
+
+def _decoded(value: str | Sequence[str] | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    try:
+        return base64.b64decode(_joined(value))
+    except binascii.Error:
+        # Undecodable data still compares, as its text; Pillow reports it as no image.
+        return _joined(value).encode()

@@ -1,0 +1,349 @@
+"""The ``erchub`` command: composes the core, the builder and the job runner.
+
+Exit codes: 0 success, 1 a job or check failed, 2 a usage error or an invalid ERC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from traitlets.config import Config, PyFileConfigLoader
+
+from erchub import __version__, archive, parameters, workspace
+from erchub.errors import ErchubError, InvalidERC, InvalidParameter
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+class UsageError(ErchubError):
+    exit_code = EXIT_USAGE
+
+
+def load_config(path: str | None) -> Config:
+    if not path:
+        return Config()
+    config_file = Path(path)
+    if not config_file.is_file():
+        raise UsageError(f"config file {path} does not exist")
+    return PyFileConfigLoader(config_file.name, str(config_file.parent.resolve())).load_config()
+
+
+def workspace_dir(path: str) -> Path:
+    directory = Path(path)
+    if not directory.is_dir():
+        raise InvalidERC(f"{path} is not a directory")
+    return directory
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name.strip():
+            raise InvalidParameter(f"-p expects NAME=VALUE, got {assignment!r}")
+        values[name.strip()] = value
+    return values
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    ws = workspace.prepare_compendium(workspace_dir(args.dir), write=True)
+    declared = parameters.read_parameters(workspace.load_notebook(ws.main_path))
+    out.print(f"ERC {ws.erc.id} in {ws.root}")
+    out.print(f"  main: {ws.erc.main}   display: {ws.erc.display}")
+    out.print(f"  files: {len(ws.files)}   parameters: {len(declared)}")
+    out.print("  wrote erc.yml (when missing) and .erc/metadata_o2r_1.json")
+    return EXIT_OK
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    ws = workspace.prepare_compendium(workspace_dir(args.dir), write=False)
+    declared = parameters.read_parameters(workspace.load_notebook(ws.main_path))
+    if args.json:
+        rows = [
+            {"name": p.name, "type": p.type, "default": p.default, "help": p.help}
+            for p in declared
+        ]
+        out.print_json(json.dumps(rows))
+        return EXIT_OK
+    if not declared:
+        out.print(f"{ws.erc.main} has no parameters cell (a code cell tagged 'parameters')")
+        return EXIT_OK
+    table = Table(title=f"Parameters of {ws.erc.main}")
+    for column in ("name", "type", "default", "help"):
+        table.add_column(column)
+    for p in declared:
+        table.add_row(p.name, p.type, p.default, p.help)
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from erchub.spawner.builder import ImageBuilder
+
+    ws = workspace.prepare_compendium(workspace_dir(args.dir), write=False)
+    builder = ImageBuilder(config=load_config(args.config))
+    plan = builder.plan(ws.root, ws.erc.id)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:  # fmt: skip
+        task = progress.add_task(f"building {plan.image} ({plan.buildpack})")
+
+        def on_log(line: str) -> None:
+            if line.strip():
+                progress.update(task, description=f"building: {line.strip()[:90]}")
+
+        result = builder.build(plan, on_log=on_log)
+    table = Table(title="Runtime image")
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("image", result.image)
+    table.add_row("buildpack", plan.buildpack)
+    table.add_row("cache", "hit (reused)" if result.cache_hit else "miss (built)")
+    table.add_row("seconds", f"{result.seconds:.1f}")
+    out.print(table)
+    return EXIT_OK
+
+
+@contextmanager
+def compendium_from(source: str) -> Iterator[Path]:
+    """A workspace directory as it is, or an archive extracted safely into a temporary one."""
+    path = Path(source)
+    if path.is_dir():
+        yield path
+        return
+    if not path.exists():
+        raise InvalidERC(f"{source} does not exist")
+    if not archive.is_archive(path):
+        raise InvalidERC(f"{source} is neither a directory nor a zip or tar archive")
+    with tempfile.TemporaryDirectory(prefix="erchub-") as tmp:
+        yield archive.extract_archive(path, Path(tmp) / "compendium")
+
+
+class StepProgress:
+    """Renders job events as one progress line per step."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, event: Any) -> None:
+        task = self.tasks.get(event.step)
+        if event.kind == "step" and event.status == "running":
+            self.tasks[event.step] = self.progress.add_task(event.step, total=None)
+        elif task is None:
+            return
+        elif event.kind == "step":
+            self.progress.update(task, description=f"{event.step}: {event.status}")
+            self.progress.update(task, total=1, completed=1)
+        elif event.kind == "progress":
+            self.progress.update(
+                task, total=event.total, completed=event.done, description=f"{event.step}: cells"
+            )
+        elif event.kind == "log" and event.line and event.line.strip():
+            line = event.line.strip()[:80]
+            self.progress.update(task, description=f"{event.step}: {line}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return run_job(args, check=args.check, raw_values=parse_assignments(args.param))
+
+
+def run_job(args: argparse.Namespace, *, check: bool, raw_values: dict[str, str]) -> int:
+    from erchub.services.runner import JobRunner
+    from erchub.steps import JobOptions
+
+    runtime = args.runtime
+    if runtime is None:
+        runtime = "docker" if docker_available() else "local"
+        if runtime == "local":
+            console.print("no Docker engine reachable: running with the local runtime")
+    if runtime == "local":
+        console.print(
+            "[bold yellow]warning:[/] the local runtime is NOT isolated: the notebook runs "
+            "with this machine's network and files, in a virtualenv"
+        )
+    with compendium_from(args.source) as compendium:
+        # Validate before anything is written, so bad input exits 2 and changes nothing.
+        ws = workspace.prepare_compendium(compendium, write=False)
+        declared = parameters.read_parameters(workspace.load_notebook(ws.main_path))
+        parameters.parse_values(declared, raw_values)
+        runner = JobRunner(config=load_config(args.config))
+        if args.data_dir:
+            runner.data_dir = args.data_dir
+        options = JobOptions(check=check, image_save=args.save_image, runtime=runtime)
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            result = runner.run(
+                compendium, values=raw_values, options=options, on_event=StepProgress(progress)
+            )
+    print_summary(result)
+    return EXIT_OK if result.status == "success" else EXIT_FAILED
+
+
+def print_summary(result: Any) -> None:
+    table = Table(title=f"Job {result.id}: {result.status}")
+    for column in ("step", "status", "seconds", "note"):
+        table.add_column(column)
+    for step in result.job.steps:
+        seconds = f"{step.end - step.start:.1f}" if step.start and step.end else ""
+        note = step.reason or (step.text[-1] if step.text else "")
+        table.add_row(step.name, step.status, seconds, note[:100])
+    out.print(table)
+    if result.display and result.display.exists():
+        out.print(f"display HTML: {result.display}")
+    if result.report and result.report.exists():
+        out.print(f"check report: {result.report}")
+    out.print(f"job directory: {result.directory}")
+    if result.status != "success":
+        out.print(f"[bold red]failed:[/] {result.job.failure_reason}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Re-execute and compare (a job with the check step), or only compare with --against."""
+    if args.against is None:
+        return run_job(args, check=True, raw_values={})
+    return compare_only(args)
+
+
+def compare_only(args: argparse.Namespace) -> int:
+    from erchub import checker, report
+
+    ws = workspace.prepare_compendium(workspace_dir(args.source), write=False)
+    original = workspace.load_notebook(ws.main_path)
+    reproduced_path = Path(args.against)
+    if not reproduced_path.is_file():
+        raise InvalidERC(f"{args.against} does not exist")
+    reproduced = workspace.load_notebook(reproduced_path)
+    result = checker.compare_notebooks(
+        original, reproduced, checker.CheckOptions.from_settings(ws.erc.check)
+    )
+    report_path = Path(args.report)
+    report_path.write_text(
+        report.render_report(
+            result,
+            title=f"Check of {ws.erc.main}",
+            original_name=ws.erc.main,
+            reproduced_name=str(reproduced_path),
+        ),
+        encoding="utf-8",
+    )
+    counts = result.counts
+    verdict = "PASS" if result.passed else "FAIL"
+    out.print(
+        f"{verdict}: {counts['outputs_compared']} outputs compared, "
+        f"{counts['outputs_different']} different, {counts['cells_skipped']} cells skipped"
+    )
+    out.print(f"check report: {report_path}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        console.print(f"{self.prog}: error: {message}")
+        sys.exit(EXIT_USAGE)
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime", choices=("docker", "local"), help="default: docker when reachable"
+    )
+    parser.add_argument("--save-image", action="store_true", help="docker save the image")
+    parser.add_argument("--data-dir", help="where jobs are kept (default: ~/.local/share/erchub)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="erchub", description="Executable Research Compendia on JupyterHub")
+    parser.add_argument("--version", action="version", version=f"erchub {__version__}")
+    parser.add_argument("--config", help="a traitlets config file (erchub_config.py)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    init = sub.add_parser("init", help="turn a workspace into a compendium (erc.yml, metadata)")
+    init.add_argument("dir")
+    init.set_defaults(func=cmd_init)
+
+    params = sub.add_parser("params", help="list the main notebook's parameters")
+    params.add_argument("dir")
+    params.add_argument("--json", action="store_true", help="print JSON")
+    params.set_defaults(func=cmd_params)
+
+    build = sub.add_parser("build", help="build (or reuse) the runtime image")
+    build.add_argument("dir")
+    build.set_defaults(func=cmd_build)
+
+    run = sub.add_parser("run", help="run a job: build, execute, optionally check")
+    run.add_argument("source", metavar="DIR|ARCHIVE")
+    run.add_argument("--check", action="store_true", help="compare outputs with the original")
+    run.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a parameter value (repeatable)",
+    )  # fmt: skip
+    add_job_options(run)
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser(
+        "check", help="re-execute in the runtime and compare with the published outputs"
+    )
+    check.add_argument("source", metavar="DIR|ARCHIVE")
+    check.add_argument("--against", help="compare with this re-executed notebook, do not run")
+    check.add_argument("--report", default="check-report.html", help="report path (--against)")
+    add_job_options(check)
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ErchubError as exc:
+        console.print(f"erchub: error: {exc}", markup=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("erchub: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""erchub.extensions: the jupyter-server extension that runs inside single-user servers."""

@@ -1,0 +1,1 @@
+"""erchub.services: the `erc` hub service, its store and the job runner."""

@@ -1,0 +1,406 @@
+"""The job runner: carries one job through o2r's steps, doing the I/O the plan describes.
+
+``JobRunner.run`` is blocking and meant for a worker process (or the CLI). It reports every
+step change and log line through ``on_event`` and keeps ``job.json`` in the job directory
+current after each change, so a service can show it and a supervisor can see where it stopped.
+
+Job directory::
+
+    job.json           the record: options, parameters, steps with their text, results
+    erc.yml            the effective configuration (generated when the workspace has none)
+    Dockerfile         the runtime manifest rendered by repo2docker
+    input.ipynb        the main notebook with parameters injected (papermill semantics)
+    output/            written by the runtime: executed notebook, display HTML, new files
+    check/report.html  the check report (check.json: its summary)
+    image.tar          the runtime image (docker save), when asked for
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Instance, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from erchub import checker, erc, parameters, report, workspace
+from erchub.errors import ErchubError
+from erchub.steps import Job, JobOptions, plan_job
+from erchub.services.runtime import DockerRuntime, ExecutionSpec, LocalRuntime
+
+JOB_FILE = "job.json"
+OUTPUT_DIR = "output"
+CHECK_DIR = "check"
+REPORT_FILE = "check/report.html"
+CHECK_SUMMARY_FILE = "check/check.json"
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A change a client may show: a step's status, a log line, or execution progress."""
+
+    kind: str  # "step" | "log" | "progress"
+    step: str
+    status: str | None = None
+    line: str | None = None
+    done: int | None = None
+    total: int | None = None
+
+
+EventCallback = Callable[[JobEvent], None]
+
+
+def new_job_id() -> str:
+    """Sortable by creation time, unguessable enough to be a URL segment."""
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class JobResult:
+    id: str
+    directory: Path
+    job: Job
+    record: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.job.status
+
+    @property
+    def display(self) -> Path | None:
+        path = self.record.get("display")
+        return self.directory / path if path else None
+
+    @property
+    def report(self) -> Path | None:
+        path = self.record.get("report")
+        return self.directory / path if path else None
+
+
+class JobRunner(LoggingConfigurable):
+    """Runs jobs: validate, configure, build the runtime, execute, check, save, clean up."""
+
+    data_dir = Unicode(
+        help="Directory for jobs and caches (default: $ERCHUB_DATA_DIR, else "
+        "~/.local/share/erchub)."
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return os.environ.get("ERCHUB_DATA_DIR") or os.path.expanduser("~/.local/share/erchub")
+
+    keep_workdir = Bool(
+        False,
+        help="Keep the symlink mirror of the inputs in output/workdir after a job (default "
+        "False: cleanup removes the links and keeps the files the notebook wrote).",
+    ).tag(config=True)
+
+    docker_runtime = Instance(DockerRuntime)
+    local_runtime = Instance(LocalRuntime)
+    builder = Instance("erchub.spawner.builder.ImageBuilder", allow_none=True)
+
+    @default("docker_runtime")
+    def _default_docker_runtime(self) -> DockerRuntime:
+        return DockerRuntime(parent=self)
+
+    @default("local_runtime")
+    def _default_local_runtime(self) -> LocalRuntime:
+        return LocalRuntime(parent=self)
+
+    @default("builder")
+    def _default_builder(self) -> Any:
+        # Imported here: the local runtime works without the hub extra (docker, repo2docker).
+        from erchub.spawner.builder import ImageBuilder
+
+        return ImageBuilder(parent=self)
+
+    @property
+    def jobs_dir(self) -> Path:
+        return Path(self.data_dir) / "jobs"
+
+    def run(
+        self,
+        compendium: Path,
+        *,
+        values: Mapping[str, object] | None = None,
+        options: JobOptions | None = None,
+        on_event: EventCallback | None = None,
+        cancel: threading.Event | None = None,
+        job_id: str | None = None,
+    ) -> JobResult:
+        """Run a job on a compendium directory (read-only) and return its record."""
+        options = options or JobOptions()
+        job_id = job_id or new_job_id()
+        directory = self.jobs_dir / job_id
+        directory.mkdir(parents=True)
+        job = plan_job(options)
+        record: dict[str, Any] = {
+            "id": job_id,
+            "compendium": str(compendium.resolve()),
+            "options": {
+                "check": options.check,
+                "image_save": options.image_save,
+                "runtime": options.runtime,
+            },
+            "parameters": dict(values or {}),
+            "created": time.time(),
+        }
+        run = _JobRun(self, job, record, directory, compendium, options, on_event, cancel)
+        run.execute_all(values or {})
+        return JobResult(job_id, directory, job, record)
+
+
+class _JobRun:
+    """One job's state while it runs; each step is a method named after it."""
+
+    def __init__(
+        self,
+        runner: JobRunner,
+        job: Job,
+        record: dict[str, Any],
+        directory: Path,
+        compendium: Path,
+        options: JobOptions,
+        on_event: EventCallback | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.runner = runner
+        self.job = job
+        self.record = record
+        self.directory = directory
+        self.compendium = compendium
+        self.options = options
+        self.on_event = on_event or (lambda event: None)
+        self.cancel = cancel or threading.Event()
+        self.workspace: workspace.Workspace | None = None
+        self.values: dict[str, object] = {}
+        self.plan: Any = None
+        self.image: str | None = None
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def save(self) -> None:
+        self.record.update(self.job.to_json())
+        path = self.directory / JOB_FILE
+        staging = path.with_suffix(".json.partial")
+        staging.write_text(json.dumps(self.record, indent=2, default=str))
+        staging.replace(path)
+
+    def log(self, step: str, line: str) -> None:
+        self.job.log(step, line)
+        self.on_event(JobEvent("log", step, line=line))
+
+    def execute_all(self, raw_values: Mapping[str, object]) -> None:
+        self.raw_values = raw_values
+        self.save()
+        for step in self.job.pending():
+            if self.cancel.is_set() and step.name != "cleanup":
+                self.job.cancel()
+                self.save()
+                continue
+            self.job.start(step.name)
+            self.on_event(JobEvent("step", step.name, status="running"))
+            self.save()
+            try:
+                failure = getattr(self, step.name)()
+            except ErchubError as exc:
+                failure = str(exc)
+            except Exception as exc:  # a bug or an engine fault: keep the job record honest
+                self.runner.log.exception("job %s: step %s crashed", self.record["id"], step.name)
+                failure = f"internal error: {type(exc).__name__}: {exc}"
+            if self.cancel.is_set() and step.name != "cleanup":
+                self.job.cancel()
+            elif failure:
+                self.log(step.name, failure)
+                self.job.fail(step.name, failure)
+            else:
+                self.job.succeed(step.name)
+            self.on_event(JobEvent("step", step.name, status=self.job.step(step.name).status))
+            self.save()
+        self.job.finish()
+        self.record["finished"] = time.time()
+        self.save()
+
+    # -- steps: each returns None on success or a failure message ------------------------------
+
+    def validate_compendium(self) -> str | None:
+        self.workspace = workspace.prepare_compendium(self.compendium, write=False)
+        main = self.workspace.main_path
+        notebook = workspace.load_notebook(main)
+        declared = parameters.read_parameters(notebook)
+        self.values = parameters.parse_values(declared, self.raw_values)
+        self.record.update(erc_id=self.workspace.erc.id, main=self.workspace.erc.main)
+        self.log("validate_compendium", f"main notebook: {self.workspace.erc.main}")
+        self.log("validate_compendium", f"{len(self.workspace.files)} files")
+        return None
+
+    def generate_configuration(self) -> str | None:
+        assert self.workspace is not None
+        (self.directory / erc.ERC_FILENAME).write_text(erc.render_erc(self.workspace.erc))
+        existed = (self.compendium / erc.ERC_FILENAME).exists()
+        source = "from the workspace" if existed else "generated (the workspace has no erc.yml)"
+        self.log("generate_configuration", f"erc.yml {source}")
+        return None
+
+    def generate_manifest(self) -> str | None:
+        assert self.workspace is not None and self.runner.builder is not None
+        self.plan = self.runner.builder.plan(self.compendium, self.workspace.erc.id)
+        (self.directory / "Dockerfile").write_text(self.plan.dockerfile)
+        self.record.update(image=self.plan.image, buildpack=self.plan.buildpack)
+        self.log("generate_manifest", f"{self.plan.buildpack}: image {self.plan.image}")
+        return None
+
+    def image_build(self) -> str | None:
+        assert self.runner.builder is not None
+        with open(self.directory / "build.log", "w", encoding="utf-8") as build_log:
+
+            def on_log(line: str) -> None:
+                build_log.write(line + "\n")
+                self.log("image_build", line)
+
+            result = self.runner.builder.build(self.plan, on_log=on_log)
+        self.image = result.image
+        self.record.update(image_id=result.image_id, cache_hit=result.cache_hit)
+        verb = "reused" if result.cache_hit else f"built in {result.seconds:.1f} s"
+        self.log("image_build", f"image {result.image} {verb}")
+        return None
+
+    def image_execute(self) -> str | None:
+        assert self.workspace is not None
+        cfg = self.workspace.erc
+        notebook = workspace.load_notebook(self.workspace.main_path)
+        injected = parameters.inject_parameters(notebook, self.values) if self.values else notebook
+        input_path = self.directory / "input.ipynb"
+        import nbformat
+
+        nbformat.write(injected, input_path)
+        executed_name = Path(cfg.main).name
+        display_name = Path(cfg.display).name
+        spec = ExecutionSpec(
+            compendium=self.compendium,
+            notebook=input_path,
+            output=self.directory / OUTPUT_DIR,
+            executed_name=executed_name,
+            display_name=display_name,
+            image=self.image,
+            network=cfg.execution.network,
+            timeout=cfg.execution.timeout,
+            memory=cfg.execution.memory,
+            labels={"org.erchub.job.id": self.record["id"], "org.erchub.erc.id": cfg.id},
+        )
+        runtime: DockerRuntime | LocalRuntime
+        if self.options.runtime == "local":
+            runtime = self.runner.local_runtime
+            self.log("image_execute", "local runtime: this run is NOT isolated")
+        else:
+            runtime = self.runner.docker_runtime
+        outcome = runtime.execute(spec, self._on_execution_line, self.cancel)
+        self.record.update(
+            executed=f"{OUTPUT_DIR}/{executed_name}",
+            display=f"{OUTPUT_DIR}/{display_name}",
+            execution={
+                "status": outcome.status,
+                "seconds": round(outcome.seconds, 3),
+                "cell_index": outcome.cell_index,
+                "ename": outcome.ename,
+                "evalue": outcome.evalue,
+                "timed_out": outcome.timed_out,
+            },
+        )
+        if not (self.directory / OUTPUT_DIR / display_name).exists():
+            self.record.pop("display")
+        if outcome.status != "success":
+            return outcome.message or "execution failed"
+        self.log("image_execute", f"executed in {outcome.seconds:.1f} s")
+        return None
+
+    def _on_execution_line(self, line: str) -> None:
+        from erchub.execute import PROGRESS_PREFIX
+
+        if line.startswith(PROGRESS_PREFIX):
+            event = json.loads(line[len(PROGRESS_PREFIX) :])
+            if event["event"] == "start":
+                self.total_cells = event["cells"]
+                self.on_event(JobEvent("progress", "image_execute", done=0, total=event["cells"]))
+            elif event["event"] == "cell_end":
+                self.on_event(
+                    JobEvent(
+                        "progress",
+                        "image_execute",
+                        done=event["position"],
+                        total=getattr(self, "total_cells", None),
+                    )
+                )
+            return
+        self.log("image_execute", line)
+
+    def check(self) -> str | None:
+        assert self.workspace is not None
+        original = workspace.load_notebook(self.workspace.main_path)
+        reproduced = workspace.load_notebook(self.directory / self.record["executed"])
+        options = checker.CheckOptions.from_settings(self.workspace.erc.check)
+        result = checker.compare_notebooks(original, reproduced, options)
+        (self.directory / CHECK_DIR).mkdir(exist_ok=True)
+        html = report.render_report(
+            result,
+            title=f"Check of {self.workspace.erc.main}",
+            original_name="published",
+            reproduced_name=f"job {self.record['id']}",
+        )
+        (self.directory / REPORT_FILE).write_text(html, encoding="utf-8")
+        summary = result.to_json()
+        (self.directory / CHECK_SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        self.record.update(report=REPORT_FILE, check=summary)
+        counts = result.counts
+        self.log(
+            "check",
+            f"{counts['outputs_compared']} outputs compared, "
+            f"{counts['outputs_different']} different, {counts['cells_skipped']} cells skipped",
+        )
+        if not result.passed:
+            return (
+                f"{counts['cells_different']} of {counts['cells_compared']} cells differ "
+                f"(report: {REPORT_FILE})"
+            )
+        return None
+
+    def image_save(self) -> str | None:
+        assert self.image is not None
+        import docker
+
+        client = docker.from_env()
+        target = self.directory / "image.tar"
+        with open(target, "wb") as out:
+            for chunk in client.images.get(self.image).save(named=True):
+                out.write(chunk)
+        self.record["image_tar"] = target.name
+        self.log("image_save", f"saved {self.image} to image.tar ({target.stat().st_size} bytes)")
+        return None
+
+    def cleanup(self) -> str | None:
+        workdir = self.directory / OUTPUT_DIR / "workdir"
+        if workdir.exists() and not self.runner.keep_workdir:
+            removed = remove_input_links(workdir)
+            self.log("cleanup", f"removed {removed} input links from output/workdir")
+        return None
+
+
+def remove_input_links(workdir: Path) -> int:
+    """Remove the symlink mirror of the inputs, keeping files the notebook wrote."""
+    removed = 0
+    for dirpath, _dirnames, filenames in os.walk(workdir, topdown=False):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                path.unlink()
+                removed += 1
+        if dirpath != str(workdir) and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    return removed

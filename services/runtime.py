@@ -1,0 +1,353 @@
+"""Where a notebook runs: in a container of the runtime image, or (not isolated) in a virtualenv.
+
+Both runtimes start ``erchub.execute`` and read its ``result.json``; they differ in isolation.
+The container runs without network unless the ERC allows it, as a non-root uid, with memory,
+CPU and time limits, the compendium mounted read-only and only the job's output directory
+writable, and it is removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traitlets import Float, Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from erchub import execute
+from erchub.errors import ExecutionError
+
+LineCallback = Callable[[str], None]
+
+#: where the runtime sees the job's files, inside the container
+CONTAINER_COMPENDIUM = "/erc/compendium"
+CONTAINER_OUTPUT = "/erc/output"
+CONTAINER_NOTEBOOK = "/erc/input.ipynb"
+
+
+@dataclass(frozen=True)
+class ExecutionSpec:
+    """One notebook execution: inputs, outputs and the ERC's own limits."""
+
+    compendium: Path
+    notebook: Path
+    output: Path
+    executed_name: str
+    display_name: str
+    image: str | None = None
+    network: bool = False
+    #: the ERC's own time limit (seconds) and memory; the operator's limits cap both
+    timeout: int | None = None
+    memory: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    status: str
+    message: str = ""
+    cell_index: int | None = None
+    ename: str | None = None
+    evalue: str | None = None
+    timed_out: bool = False
+    seconds: float = 0.0
+
+
+def parse_size(size: str | int) -> int:
+    """Bytes of a docker-style size: 4g, 512m, 100k, or a plain number of bytes."""
+    if isinstance(size, int):
+        return size
+    text = size.strip().lower().removesuffix("b")
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def read_outcome(output: Path, seconds: float) -> ExecutionOutcome:
+    """The executor's result.json, or a failure saying it is missing."""
+    result_path = output / execute.RESULT_FILE
+    if not result_path.exists():
+        return ExecutionOutcome(
+            status="failure",
+            message="the executor ended without a result (see the execution log)",
+            seconds=seconds,
+        )
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    return ExecutionOutcome(
+        status=result["status"],
+        message=result.get("message", ""),
+        cell_index=result.get("cell_index"),
+        ename=result.get("ename"),
+        evalue=result.get("evalue"),
+        timed_out=result.get("kind") == "timeout",
+        seconds=seconds,
+    )
+
+
+class LimitsMixin(LoggingConfigurable):
+    time_limit = Int(
+        3600,
+        help="Longest a notebook may run, in seconds (default 3600). An ERC may ask for less "
+        "with erc.yml execution.timeout, never for more.",
+    ).tag(config=True)
+
+    def effective_timeout(self, spec: ExecutionSpec) -> int:
+        return min(self.time_limit, spec.timeout) if spec.timeout else self.time_limit
+
+    def timeout_outcome(self, limit: int, seconds: float) -> ExecutionOutcome:
+        return ExecutionOutcome(
+            status="failure",
+            message=f"execution stopped at the time limit of {limit} s",
+            timed_out=True,
+            seconds=seconds,
+        )
+
+
+class DockerRuntime(LimitsMixin):
+    """Runs the notebook in a container of the runtime image."""
+
+    mem_limit = Unicode(
+        "4g",
+        help="Memory limit of an execution container, docker size syntax (default 4g). An "
+        "ERC may ask for less with erc.yml execution.memory, never for more.",
+    ).tag(config=True)
+    cpu_limit = Float(1.0, help="CPUs an execution container may use (default 1.0).").tag(
+        config=True
+    )
+    pids_limit = Int(512, help="Processes an execution container may start (default 512).").tag(
+        config=True
+    )
+    uid = Int(
+        1000,
+        help="Non-root uid (and gid) the notebook runs as in the container (default 1000, "
+        "repo2docker's NB_UID).",
+    ).tag(config=True)
+
+    def _client(self) -> Any:
+        import docker
+
+        return docker.from_env()
+
+    def effective_memory(self, spec: ExecutionSpec) -> int:
+        limit = parse_size(self.mem_limit)
+        return min(limit, parse_size(spec.memory)) if spec.memory else limit
+
+    def execute(
+        self,
+        spec: ExecutionSpec,
+        on_line: LineCallback,
+        cancel: threading.Event | None = None,
+    ) -> ExecutionOutcome:
+        if not spec.image:
+            raise ExecutionError("no runtime image to execute in")
+        limit = self.effective_timeout(spec)
+        self._prepare_output(spec.output)
+        client = self._client()
+        command = [
+            "python3",
+            "-m",
+            "erchub.execute",
+            CONTAINER_NOTEBOOK,
+            "--compendium",
+            CONTAINER_COMPENDIUM,
+            "--output",
+            CONTAINER_OUTPUT,
+            "--executed-name",
+            spec.executed_name,
+            "--display-name",
+            spec.display_name,
+            "--timeout",
+            str(limit),
+        ]
+        container = client.containers.create(
+            spec.image,
+            command=command,
+            user=f"{self.uid}:{self.uid}",
+            network_mode="bridge" if spec.network else "none",
+            mem_limit=self.effective_memory(spec),
+            memswap_limit=self.effective_memory(spec),
+            nano_cpus=int(self.cpu_limit * 1e9),
+            pids_limit=self.pids_limit,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            working_dir=CONTAINER_OUTPUT,
+            environment={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},
+            labels=spec.labels,
+            volumes={
+                str(spec.compendium.resolve()): {"bind": CONTAINER_COMPENDIUM, "mode": "ro"},
+                str(spec.notebook.resolve()): {"bind": CONTAINER_NOTEBOOK, "mode": "ro"},
+                str(spec.output.resolve()): {"bind": CONTAINER_OUTPUT, "mode": "rw"},
+            },
+        )
+        started = time.monotonic()
+        try:
+            container.start()
+            reader = threading.Thread(
+                target=self._stream_logs, args=(container, on_line), daemon=True
+            )
+            reader.start()
+            deadline = started + limit + 30  # the executor enforces per-cell limits itself
+            while True:
+                container.reload()
+                if container.status in ("exited", "dead"):
+                    break
+                if cancel is not None and cancel.is_set():
+                    container.kill()
+                    return ExecutionOutcome(status="canceled", message="canceled by the user")
+                if time.monotonic() > deadline:
+                    container.kill()
+                    return self.timeout_outcome(limit, time.monotonic() - started)
+                time.sleep(0.2)
+            state = container.attrs["State"]
+            reader.join(timeout=5)
+            if state.get("OOMKilled"):
+                return ExecutionOutcome(
+                    status="failure",
+                    message=f"the notebook ran out of memory (limit {self.effective_memory(spec)}"
+                    " bytes)",
+                    seconds=time.monotonic() - started,
+                )
+            return read_outcome(spec.output, time.monotonic() - started)
+        finally:
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+
+    def _prepare_output(self, output: Path) -> None:
+        output.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(output, self.uid, self.uid)
+        else:
+            # The container's uid differs from ours; without root we cannot chown to it.
+            output.chmod(0o777)
+
+    @staticmethod
+    def _stream_logs(container: Any, on_line: LineCallback) -> None:
+        buffer = b""
+        for chunk in container.logs(stream=True, follow=True):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                on_line(line.decode("utf-8", "replace"))
+        if buffer:
+            on_line(buffer.decode("utf-8", "replace"))
+
+
+class LocalRuntime(LimitsMixin):
+    """Runs the notebook in a virtualenv built from requirements.txt: NOT isolated.
+
+    For machines without a Docker engine. No network, memory or filesystem isolation; only
+    the time limit holds.
+    """
+
+    venv_dir = Unicode(
+        help="Directory holding the cached virtualenvs, one per requirements.txt "
+        "(default: $ERCHUB_DATA_DIR/venvs or ~/.local/share/erchub/venvs)."
+    ).tag(config=True)
+
+    @default("venv_dir")
+    def _default_venv_dir(self) -> str:
+        base = os.environ.get("ERCHUB_DATA_DIR") or os.path.expanduser("~/.local/share/erchub")
+        return os.path.join(base, "venvs")
+
+    #: what the executor itself needs in the virtualenv
+    executor_requirements = ("nbclient", "nbconvert", "nbformat", "ipykernel")
+
+    def venv_for(self, compendium: Path, on_line: LineCallback) -> Path:
+        """The virtualenv for this compendium's requirements.txt, built when missing."""
+        requirements = compendium / "requirements.txt"
+        text = requirements.read_text() if requirements.exists() else ""
+        key = hashlib.sha256(f"{sys.version}\n{text}".encode()).hexdigest()[:16]
+        venv = Path(self.venv_dir) / key
+        python = venv / "bin" / "python"
+        if python.exists():
+            on_line(f"reusing virtualenv {venv}")
+            return venv
+        staging = venv.with_name(key + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        on_line(f"creating virtualenv {venv}")
+        subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True)
+        install = [str(staging / "bin" / "python"), "-m", "pip", "install", "--progress-bar=off"]
+        install += list(self.executor_requirements)
+        if text:
+            install += ["-r", str(requirements)]
+        self._run_streaming(install, on_line, failure="installing requirements failed")
+        staging.rename(venv)
+        return venv
+
+    def execute(
+        self,
+        spec: ExecutionSpec,
+        on_line: LineCallback,
+        cancel: threading.Event | None = None,
+    ) -> ExecutionOutcome:
+        limit = self.effective_timeout(spec)
+        spec.output.mkdir(parents=True, exist_ok=True)
+        venv = self.venv_for(spec.compendium, on_line)
+        command = [
+            str(venv / "bin" / "python"),
+            # By path: the executor imports only nbclient/nbconvert, so the venv needs no erchub.
+            execute.__file__,
+            str(spec.notebook),
+            "--compendium",
+            str(spec.compendium.resolve()),
+            "--output",
+            str(spec.output.resolve()),
+            "--executed-name",
+            spec.executed_name,
+            "--display-name",
+            spec.display_name,
+            "--timeout",
+            str(limit),
+        ]
+        started = time.monotonic()
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=spec.output,
+        )
+        reader = threading.Thread(target=self._pump, args=(process, on_line), daemon=True)
+        reader.start()
+        deadline = started + limit + 30
+        while process.poll() is None:
+            if cancel is not None and cancel.is_set():
+                self._kill(process)
+                return ExecutionOutcome(status="canceled", message="canceled by the user")
+            if time.monotonic() > deadline:
+                self._kill(process)
+                return self.timeout_outcome(limit, time.monotonic() - started)
+            time.sleep(0.2)
+        reader.join(timeout=5)
+        return read_outcome(spec.output, time.monotonic() - started)
+
+    @staticmethod
+    def _kill(process: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    @staticmethod
+    def _pump(process: subprocess.Popen[bytes], on_line: LineCallback) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def _run_streaming(self, command: list[str], on_line: LineCallback, failure: str) -> None:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._pump(process, on_line)
+        if process.wait() != 0:
+            raise ExecutionError(f"{failure} (exit code {process.returncode})")
