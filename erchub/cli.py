@@ -94,8 +94,7 @@ def cmd_params(args: argparse.Namespace) -> int:
     declared = parameters.read_parameters(workspace.load_notebook(ws.main_path))
     if args.json:
         rows = [
-            {"name": p.name, "type": p.type, "default": p.default, "help": p.help}
-            for p in declared
+            {"name": p.name, "type": p.type, "default": p.default, "help": p.help} for p in declared
         ]
         out.print_json(json.dumps(rows))
         return EXIT_OK
@@ -281,7 +280,7 @@ def compare_only(args: argparse.Namespace) -> int:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
-        console.print(f"{self.prog}: error: {message}")
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
 
@@ -338,10 +337,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ErchubError as exc:
-        console.print(f"erchub: error: {exc}", markup=False)
+        # plain print: one line however wide, whatever the terminal
+        print(f"erchub: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        console.print("erchub: interrupted")
+        print("erchub: interrupted", file=sys.stderr)
         return 130
 
 

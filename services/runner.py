@@ -32,8 +32,8 @@ from traitlets.config import LoggingConfigurable
 
 from erchub import checker, erc, parameters, report, workspace
 from erchub.errors import ErchubError
-from erchub.steps import Job, JobOptions, plan_job
 from erchub.services.runtime import DockerRuntime, ExecutionSpec, LocalRuntime
+from erchub.steps import Job, JobOptions, plan_job
 
 JOB_FILE = "job.json"
 OUTPUT_DIR = "output"

@@ -1,1 +1,1 @@
-"""erchub.spawner: runtime images (repo2docker with erchub's docker-SDK engine and pip buildpack)."""
+"""erchub.spawner: runtime images (repo2docker, erchub's docker-SDK engine, pip buildpack)."""

@@ -39,7 +39,8 @@ def docker_problem() -> str | None:
         client = docker.from_env()
         client.ping()
     except Exception as exc:
-        return f"no Docker engine reachable ({type(exc).__name__}); run config/provision/docker-engine.sh"
+        reason = type(exc).__name__
+        return f"no Docker engine reachable ({reason}); run config/provision/docker-engine.sh"
     try:
         client.images.get(BASE_IMAGE)
     except Exception:

@@ -12,6 +12,9 @@ from typing import Any
 import docker.errors
 import entrypoints
 import pytest
+from repo2docker.app import Repo2Docker
+
+from erchub.errors import BuildError
 from erchub.spawner.builder import (
     ImageBuilder,
     content_hash,
@@ -29,9 +32,6 @@ from erchub.spawner.buildpacks import (
     render_pip_dockerfile,
 )
 from erchub.spawner.engine import DockerSDKEngine
-from repo2docker.app import Repo2Docker
-
-from erchub.errors import BuildError
 
 BASE = "erchub/base:bookworm"
 WHEEL = Path("/wheels/erchub-0.1.0-py3-none-any.whl")

@@ -1,0 +1,184 @@
+"""Jobs on the real Docker engine: build, isolated execution, check, limits, cleanup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from erchub.services.runner import JobRunner
+from erchub.steps import JobOptions
+from tests.conftest import parameters_cell, write_notebook
+
+pytestmark = pytest.mark.docker
+
+REQUIREMENTS = "numpy\nmatplotlib\n"
+
+FIGURE_CELL = """\
+import io
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Image, display
+t = np.linspace(0, 2, 200)
+fig, ax = plt.subplots(figsize=(4, 2), dpi=60)
+ax.plot(t, np.sin(2 * np.pi * frequency * t))
+buffer = io.BytesIO()
+fig.savefig(buffer, format="png")
+display(Image(buffer.getvalue()))
+print("mean", round(float(np.sin(2 * np.pi * frequency * t).mean()), 6))
+"""
+
+
+def make_workspace(root: Path, *cells, erc_yml: str | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "requirements.txt").write_text(REQUIREMENTS)
+    write_notebook(root / "main.ipynb", *cells)
+    if erc_yml is not None:
+        (root / "erc.yml").write_text(erc_yml)
+    return root
+
+
+def erc_yml(**execution) -> str:
+    lines = [
+        "spec_version: 1",
+        "id: 0b5f3c1e-2a4d-4e6f-8a9b-1c2d3e4f5a6b",
+        "main: main.ipynb",
+        "display: main.html",
+        "licenses: {code: MIT, data: CC0-1.0, text: CC-BY-4.0, metadata: CC0-1.0}",
+    ]
+    if execution:
+        lines.append("execution:")
+        lines += [f"  {key}: {value}" for key, value in execution.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def runner(tmp_path, docker_client) -> JobRunner:
+    return JobRunner(data_dir=str(tmp_path / "data"))
+
+
+def run(runner: JobRunner, workspace: Path, **kwargs):
+    events = []
+    options = kwargs.pop("options", JobOptions(check=False))
+    result = runner.run(workspace, options=options, on_event=events.append, **kwargs)
+    return result, events
+
+
+def no_job_containers(docker_client, result) -> bool:
+    label = f"org.erchub.job.id={result.id}"
+    return docker_client.containers.list(all=True, filters={"label": label}) == []
+
+
+def test_figure_notebook_builds_runs_and_writes_display(tmp_path, runner, docker_client):
+    ws = make_workspace(
+        tmp_path / "ws",
+        parameters_cell("frequency = 1.0  # cycles"),
+        FIGURE_CELL,
+        "import os\nprint('uid', os.getuid())",
+    )
+    result, events = run(runner, ws)
+    assert result.status == "success", result.job.failure_reason
+    executed = nbformat.read(result.directory / "output" / "main.ipynb", as_version=4)
+    outputs = executed.cells[1].outputs
+    assert any("image/png" in out.get("data", {}) for out in outputs)
+    assert "uid 1000" in executed.cells[2].outputs[0]["text"]
+    assert "<html" in result.display.read_text()[:2000].lower()
+    assert (result.directory / "Dockerfile").read_text().startswith(("FROM", "#", "ARG"))
+    kinds = {(e.kind, e.step) for e in events}
+    assert ("progress", "image_execute") in kinds
+    record = json.loads((result.directory / "job.json").read_text())
+    assert record["status"] == "success"
+    assert record["steps"]["image_build"]["status"] == "success"
+    assert no_job_containers(docker_client, result)
+
+
+def test_second_job_reuses_the_image(tmp_path, runner):
+    ws = make_workspace(tmp_path / "ws", "print(1)")
+    first, _ = run(runner, ws)
+    second, _ = run(runner, ws)
+    assert first.status == second.status == "success"
+    assert second.record["cache_hit"] is True
+    assert second.record["image_id"] == first.record["image_id"]
+
+
+def test_socket_fails_without_network(tmp_path, runner):
+    ws = make_workspace(
+        tmp_path / "ws",
+        "print('ready')",
+        "import socket\nsocket.create_connection(('deb.debian.org', 80), timeout=5)",
+    )
+    result, _ = run(runner, ws)
+    assert result.status == "failure"
+    step = result.job.step("image_execute")
+    assert step.status == "failure"
+    assert "cell 1 raised" in step.reason
+    assert "gaierror" in step.reason or "OSError" in step.reason or "Errno" in step.reason
+
+
+def test_raising_cell_is_named(tmp_path, runner, docker_client):
+    ws = make_workspace(tmp_path / "ws", "x = 1", "print(x)", "raise ValueError('bad input data')")
+    result, _ = run(runner, ws)
+    assert result.job.step("image_execute").reason == "cell 2 raised ValueError: bad input data"
+    assert result.record["execution"]["cell_index"] == 2
+    # the partially executed notebook and its display are still kept for inspection
+    assert (result.directory / "output" / "main.ipynb").exists()
+    assert no_job_containers(docker_client, result)
+
+
+def test_endless_loop_ends_at_the_time_limit(tmp_path, runner, docker_client):
+    ws = make_workspace(tmp_path / "ws", "while True:\n    pass", erc_yml=erc_yml(timeout=5))
+    result, _ = run(runner, ws)
+    assert result.status == "failure"
+    reason = result.job.step("image_execute").reason
+    assert "timed out" in reason or "time limit" in reason
+    assert result.record["execution"]["timed_out"] is True
+    assert no_job_containers(docker_client, result)
+
+
+def test_inputs_are_read_only_and_new_files_land_in_output(tmp_path, runner):
+    ws = make_workspace(
+        tmp_path / "ws",
+        "print(open('data.csv').read())",
+        "open('result.txt', 'w').write('computed')",
+        "try:\n    open('data.csv', 'w').write('tampered')\n"
+        "except OSError as exc:\n    print('refused', type(exc).__name__)",
+    )
+    (ws / "data.csv").write_text("a,b\n1,2\n")
+    result, _ = run(runner, ws)
+    assert result.status == "success", result.job.failure_reason
+    executed = nbformat.read(result.directory / "output" / "main.ipynb", as_version=4)
+    assert "a,b" in executed.cells[0].outputs[0]["text"]
+    assert "refused" in executed.cells[2].outputs[0]["text"]
+    assert (ws / "data.csv").read_text() == "a,b\n1,2\n"
+    assert (result.directory / "output" / "workdir" / "result.txt").read_text() == "computed"
+    # cleanup removed the input links and kept what the notebook wrote
+    assert not (result.directory / "output" / "workdir" / "data.csv").exists()
+
+
+def test_check_passes_when_reproduced_and_fails_when_the_figure_changes(tmp_path, runner):
+    ws = make_workspace(tmp_path / "ws", parameters_cell("frequency = 1.0"), FIGURE_CELL)
+    first, _ = run(runner, ws)
+    assert first.status == "success", first.job.failure_reason
+    # publish the executed notebook as the original, as an author does
+    published = tmp_path / "published"
+    shutil.copytree(ws, published)
+    shutil.copy(first.directory / "output" / "main.ipynb", published / "main.ipynb")
+
+    same, _ = run(runner, published, options=JobOptions(check=True))
+    assert same.status == "success", same.job.failure_reason
+    assert same.record["check"]["passed"] is True
+    assert same.report.exists()
+
+    changed, _ = run(runner, published, options=JobOptions(check=True), values={"frequency": "3"})
+    assert changed.status == "failure"
+    assert changed.job.step("check").status == "failure"
+    summary = changed.record["check"]
+    assert summary["passed"] is False
+    html = changed.report.read_text()
+    assert "FAIL" in html
+    assert "data:image/png;base64," in html
