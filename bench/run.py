@@ -40,7 +40,7 @@ def timed(command: list[str]) -> float:
 
 def job_overhead(image: str, repeat: int, data_dir: Path) -> tuple[float, float]:
     erchub_run = [
-        sys.executable, "-m", "erchub.cli", "run", str(EXAMPLE), "--runtime", "docker",
+        sys.executable, "-m", "erchub", "run", str(EXAMPLE), "--runtime", "docker",
         "--data-dir", str(data_dir),
     ]  # fmt: skip
     nbconvert = [
