@@ -31,7 +31,7 @@ def skip_unused_iri_grammar() -> None:
     when the optional ``rfc3987_syntax`` is installed (jupyter-events pulls it in). Notebook
     validation never checks IRI formats; marking the module absent makes jsonschema skip it.
     """
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
 def emit(event: str, **fields: Any) -> None:
