@@ -25,7 +25,9 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     exit 3
   fi
   log "base image: installing debootstrap"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq debootstrap >/dev/null
 fi
 
 root=$(mktemp -d /var/tmp/erchub-rootfs.XXXXXX)
