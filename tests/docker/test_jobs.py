@@ -182,3 +182,15 @@ def test_check_passes_when_reproduced_and_fails_when_the_figure_changes(tmp_path
     html = changed.report.read_text()
     assert "FAIL" in html
     assert "data:image/png;base64," in html
+
+
+def test_image_save_writes_a_loadable_docker_archive(tmp_path, runner):
+    import tarfile
+
+    ws = make_workspace(tmp_path / "ws", "print('saved')")
+    result, _ = run(runner, ws, options=JobOptions(check=False, image_save=True))
+    assert result.status == "success", result.job.failure_reason
+    saved = result.directory / "image.tar"
+    with tarfile.open(saved) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))
+    assert manifest[0]["RepoTags"] == [result.record["image"]]
