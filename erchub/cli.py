@@ -228,10 +228,10 @@ def print_summary(result: Any) -> None:
         table.add_row(step.name, step.status, seconds, note[:100])
     out.print(table)
     if result.display and result.display.exists():
-        out.print(f"display HTML: {result.display}")
+        out.print(f"display HTML: {result.display}", soft_wrap=True)
     if result.report and result.report.exists():
-        out.print(f"check report: {result.report}")
-    out.print(f"job directory: {result.directory}")
+        out.print(f"check report: {result.report}", soft_wrap=True)
+    out.print(f"job directory: {result.directory}", soft_wrap=True)
     if result.status != "success":
         out.print(f"[bold red]failed:[/] {result.job.failure_reason}")
 
@@ -271,7 +271,7 @@ def compare_only(args: argparse.Namespace) -> int:
         f"{verdict}: {counts['outputs_compared']} outputs compared, "
         f"{counts['outputs_different']} different, {counts['cells_skipped']} cells skipped"
     )
-    out.print(f"check report: {report_path}")
+    out.print(f"check report: {report_path}", soft_wrap=True)
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
