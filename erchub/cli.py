@@ -233,7 +233,7 @@ def print_summary(result: Any) -> None:
         out.print(f"check report: {result.report}", soft_wrap=True)
     out.print(f"job directory: {result.directory}", soft_wrap=True)
     if result.status != "success":
-        out.print(f"[bold red]failed:[/] {result.job.failure_reason}")
+        out.print(f"[bold red]failed:[/] {result.job.failure_reason}", soft_wrap=True)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -76,15 +76,20 @@ def parse_size(size: str | int) -> int:
     return int(text)
 
 
-def read_outcome(output: Path, seconds: float) -> ExecutionOutcome:
-    """The executor's result.json, or a failure saying it is missing."""
+def read_outcome(
+    output: Path, seconds: float, exit_code: int | None, last_line: str
+) -> ExecutionOutcome:
+    """The executor's result.json, or a failure saying why there is none."""
     result_path = output / execute.RESULT_FILE
     if not result_path.exists():
-        return ExecutionOutcome(
-            status="failure",
-            message="the executor ended without a result (see the execution log)",
-            seconds=seconds,
-        )
+        message = f"the executor ended without a result (exit code {exit_code})"
+        if "No module named 'erchub'" in last_line:
+            message += (
+                ": the runtime image lacks erchub; a Dockerfile ERC must `pip install erchub`"
+            )
+        elif last_line:
+            message += f": {last_line}"
+        return ExecutionOutcome(status="failure", message=message, seconds=seconds)
     result: dict[str, Any] = json.loads(result_path.read_text())
     return ExecutionOutcome(
         status=result["status"],
@@ -95,6 +100,19 @@ def read_outcome(output: Path, seconds: float) -> ExecutionOutcome:
         timed_out=result.get("kind") == "timeout",
         seconds=seconds,
     )
+
+
+class LastLine:
+    """Passes lines on and remembers the last non-empty one (the likely error)."""
+
+    def __init__(self, on_line: LineCallback) -> None:
+        self.on_line = on_line
+        self.line = ""
+
+    def __call__(self, line: str) -> None:
+        if line.strip():
+            self.line = line.strip()
+        self.on_line(line)
 
 
 class LimitsMixin(LoggingConfigurable):
@@ -195,9 +213,8 @@ class DockerRuntime(LimitsMixin):
         started = time.monotonic()
         try:
             container.start()
-            reader = threading.Thread(
-                target=self._stream_logs, args=(container, on_line), daemon=True
-            )
+            tail = LastLine(on_line)
+            reader = threading.Thread(target=self._stream_logs, args=(container, tail), daemon=True)
             reader.start()
             deadline = started + limit + 30  # the executor enforces per-cell limits itself
             while True:
@@ -220,7 +237,9 @@ class DockerRuntime(LimitsMixin):
                     " bytes)",
                     seconds=time.monotonic() - started,
                 )
-            return read_outcome(spec.output, time.monotonic() - started)
+            return read_outcome(
+                spec.output, time.monotonic() - started, state.get("ExitCode"), tail.line
+            )
         finally:
             with contextlib.suppress(Exception):
                 container.remove(force=True)
@@ -320,7 +339,8 @@ class LocalRuntime(LimitsMixin):
             start_new_session=True,
             cwd=spec.output,
         )
-        reader = threading.Thread(target=self._pump, args=(process, on_line), daemon=True)
+        tail = LastLine(on_line)
+        reader = threading.Thread(target=self._pump, args=(process, tail), daemon=True)
         reader.start()
         deadline = started + limit + 30
         while process.poll() is None:
@@ -332,7 +352,7 @@ class LocalRuntime(LimitsMixin):
                 return self.timeout_outcome(limit, time.monotonic() - started)
             time.sleep(0.2)
         reader.join(timeout=5)
-        return read_outcome(spec.output, time.monotonic() - started)
+        return read_outcome(spec.output, time.monotonic() - started, process.returncode, tail.line)
 
     @staticmethod
     def _kill(process: subprocess.Popen[bytes]) -> None:

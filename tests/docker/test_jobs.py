@@ -194,3 +194,14 @@ def test_image_save_writes_a_loadable_docker_archive(tmp_path, runner):
     with tarfile.open(saved) as archive:
         manifest = json.load(archive.extractfile("manifest.json"))
     assert manifest[0]["RepoTags"] == [result.record["image"]]
+
+
+def test_dockerfile_image_without_erchub_fails_with_a_clear_message(tmp_path, runner):
+    ws = tmp_path / "ws"
+    write_notebook(ws / "main.ipynb", "print(1)")
+    (ws / "Dockerfile").write_text("FROM erchub/base:bookworm\nRUN echo built by the author\n")
+    result, _ = run(runner, ws)
+    assert result.record["buildpack"] == "DockerBuildPack"
+    assert result.job.step("image_build").status == "success"
+    reason = result.job.step("image_execute").reason
+    assert "the runtime image lacks erchub" in reason
