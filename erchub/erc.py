@@ -111,12 +111,15 @@ class ExecutionSettings:
     @property
     def memory_bytes(self) -> int | None:
         """The memory limit in bytes, None when unset."""
-        if self.memory is None:
-            return None
-        match = MEMORY_PATTERN.fullmatch(self.memory)
-        if match is None:
-            raise ValueError(f"not a memory size: {self.memory!r}")
-        return int(match["number"]) * MEMORY_UNITS[match["unit"].lower()]
+        return None if self.memory is None else parse_memory(self.memory)
+
+
+def parse_memory(size: str) -> int:
+    """Bytes of a Docker memory size: ``"4g"``, ``"512m"``, ``"1073741824"``."""
+    match = MEMORY_PATTERN.fullmatch(size.strip())
+    if match is None:
+        raise ValueError(f"not a memory size: {size!r}")
+    return int(match["number"]) * MEMORY_UNITS[match["unit"].lower()]
 
 
 @dataclass(frozen=True)

@@ -292,7 +292,7 @@ class _JobRun:
             image=self.image,
             network=cfg.execution.network,
             timeout=cfg.execution.timeout,
-            memory=cfg.execution.memory,
+            memory=cfg.execution.memory_bytes,
             labels={"org.erchub.job.id": self.record["id"], "org.erchub.erc.id": cfg.id},
         )
         runtime: DockerRuntime | LocalRuntime

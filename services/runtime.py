@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitlets import Float, Int, Unicode, default
+from traitlets import Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from erchub import execute
+from erchub.erc import parse_memory
 from erchub.errors import ExecutionError
 
 LineCallback = Callable[[str], None]
@@ -48,9 +49,9 @@ class ExecutionSpec:
     display_name: str
     image: str | None = None
     network: bool = False
-    #: the ERC's own time limit (seconds) and memory; the operator's limits cap both
+    #: the ERC's own time limit (seconds) and memory (bytes); the operator's limits cap both
     timeout: int | None = None
-    memory: str | None = None
+    memory: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,17 +64,6 @@ class ExecutionOutcome:
     evalue: str | None = None
     timed_out: bool = False
     seconds: float = 0.0
-
-
-def parse_size(size: str | int) -> int:
-    """Bytes of a docker-style size: 4g, 512m, 100k, or a plain number of bytes."""
-    if isinstance(size, int):
-        return size
-    text = size.strip().lower().removesuffix("b")
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 def read_outcome(
@@ -154,14 +144,22 @@ class DockerRuntime(LimitsMixin):
         "repo2docker's NB_UID).",
     ).tag(config=True)
 
+    @validate("mem_limit")
+    def _valid_mem_limit(self, proposal: Any) -> str:
+        try:
+            parse_memory(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(f"DockerRuntime.mem_limit: {exc} (use e.g. 4g or 512m)") from exc
+        return str(proposal["value"])
+
     def _client(self) -> Any:
         import docker
 
         return docker.from_env()
 
     def effective_memory(self, spec: ExecutionSpec) -> int:
-        limit = parse_size(self.mem_limit)
-        return min(limit, parse_size(spec.memory)) if spec.memory else limit
+        limit = parse_memory(self.mem_limit)
+        return min(limit, spec.memory) if spec.memory else limit
 
     def execute(
         self,
