@@ -205,3 +205,11 @@ def test_dockerfile_image_without_erchub_fails_with_a_clear_message(tmp_path, ru
     assert result.job.step("image_build").status == "success"
     reason = result.job.step("image_execute").reason
     assert "the runtime image lacks erchub" in reason
+
+
+def test_bundled_example_reproduces_its_published_outputs(runner):
+    """What `make demo` runs: the example's published figure and text reproduce."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "sine-wave"
+    result, _ = run(runner, example, options=JobOptions(check=True))
+    assert result.status == "success", result.job.failure_reason
+    assert result.record["check"]["counts"]["outputs_compared"] == 2
