@@ -1,8 +1,8 @@
 """Execute one notebook inside a runtime: ``python -m erchub.execute``.
 
 This runs in the runtime image (or the local virtualenv), not in the hub: it needs only the
-light dependencies (nbclient, nbconvert). The compendium is read-only; the notebook runs in a
-working directory inside the output directory that mirrors the compendium with symlinks, so
+light dependencies (nbclient, nbconvert). The notebook runs in ``--workdir``, which the runtime
+prepared: a mirror of the compendium's files as symlinks into the read-only compendium, so
 reading inputs works, new files land in the output directory, and writing over an input fails.
 
 Progress goes to stdout as lines ``erchub-progress {json}`` (one per cell start and end); the
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 
 PROGRESS_PREFIX = "erchub-progress "
 RESULT_FILE = "result.json"
-WORKDIR_NAME = "workdir"
 
 
 def skip_unused_iri_grammar() -> None:
@@ -38,19 +36,6 @@ def emit(event: str, **fields: Any) -> None:
     print(PROGRESS_PREFIX + json.dumps({"event": event, **fields}), flush=True)
 
 
-def mirror_inputs(compendium: Path, workdir: Path) -> None:
-    """Recreate the compendium's directories under workdir, with a symlink for each file."""
-    for dirpath, dirnames, filenames in os.walk(compendium):
-        relative = Path(dirpath).relative_to(compendium)
-        target_dir = workdir / relative
-        target_dir.mkdir(parents=True, exist_ok=True)
-        dirnames[:] = [d for d in dirnames if d not in (".git", ".ipynb_checkpoints")]
-        for name in filenames:
-            link = target_dir / name
-            if not link.exists():
-                link.symlink_to(Path(dirpath) / name)
-
-
 def cell_error(exc: BaseException) -> tuple[str, str]:
     """ename and evalue of a failed cell, from nbclient's CellExecutionError or others."""
     ename = getattr(exc, "ename", None) or type(exc).__name__
@@ -62,7 +47,7 @@ def cell_error(exc: BaseException) -> tuple[str, str]:
 
 def run(
     notebook: Path,
-    compendium: Path,
+    workdir: Path,
     output: Path,
     executed_name: str,
     display_name: str,
@@ -74,8 +59,6 @@ def run(
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(notebook, as_version=4)
-    workdir = output / WORKDIR_NAME
-    mirror_inputs(compendium, workdir)
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     emit("start", cells=len(code_cells))
 
@@ -144,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     skip_unused_iri_grammar()
     parser = argparse.ArgumentParser(prog="python -m erchub.execute", description=__doc__)
     parser.add_argument("notebook", type=Path, help="the (parameterised) notebook to execute")
-    parser.add_argument("--compendium", type=Path, required=True, help="read-only inputs")
+    parser.add_argument(
+        "--workdir", type=Path, required=True, help="where the notebook runs (its inputs)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="writable output directory")
     parser.add_argument("--executed-name", default="main.ipynb")
     parser.add_argument("--display-name", default="main.html")
@@ -153,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(
         args.notebook,
-        args.compendium,
+        args.workdir,
         args.output,
         args.executed_name,
         args.display_name,

@@ -32,7 +32,7 @@ from traitlets.config import LoggingConfigurable
 
 from erchub import checker, erc, parameters, report, workspace
 from erchub.errors import ErchubError
-from erchub.services.runtime import DockerRuntime, ExecutionSpec, LocalRuntime
+from erchub.services.runtime import WORKDIR_NAME, DockerRuntime, ExecutionSpec, LocalRuntime
 from erchub.steps import Job, JobOptions, plan_job
 
 JOB_FILE = "job.json"
@@ -289,6 +289,7 @@ class _JobRun:
             output=self.directory / OUTPUT_DIR,
             executed_name=executed_name,
             display_name=display_name,
+            files=tuple(self.workspace.files),
             image=self.image,
             network=cfg.execution.network,
             timeout=cfg.execution.timeout,
@@ -385,7 +386,7 @@ class _JobRun:
         return None
 
     def cleanup(self) -> str | None:
-        workdir = self.directory / OUTPUT_DIR / "workdir"
+        workdir = self.directory / OUTPUT_DIR / WORKDIR_NAME
         if workdir.exists() and not self.runner.keep_workdir:
             removed = remove_input_links(workdir)
             self.log("cleanup", f"removed {removed} input links from output/workdir")

@@ -1,6 +1,10 @@
 """Where a notebook runs: in a container of the runtime image, or (not isolated) in a virtualenv.
 
 Both runtimes start ``erchub.execute`` and read its ``result.json``; they differ in isolation.
+The notebook runs in ``output/workdir``, which mirrors the compendium's files (those that
+``.ercignore`` keeps) as symlinks into the read-only compendium: inputs read as usual, new files
+land in the output directory, and an excluded file is not there to depend on.
+
 The container runs without network unless the ERC allows it, as a non-root uid, with memory,
 CPU and time limits, the compendium mounted read-only and only the job's output directory
 writable, and it is removed whatever happens.
@@ -36,6 +40,8 @@ LineCallback = Callable[[str], None]
 CONTAINER_COMPENDIUM = "/erc/compendium"
 CONTAINER_OUTPUT = "/erc/output"
 CONTAINER_NOTEBOOK = "/erc/input.ipynb"
+#: the notebook's working directory, inside the output directory
+WORKDIR_NAME = "workdir"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class ExecutionSpec:
     output: Path
     executed_name: str
     display_name: str
+    #: the compendium's files (POSIX paths relative to it) the notebook may read
+    files: tuple[str, ...] = ()
     image: str | None = None
     network: bool = False
     #: the ERC's own time limit (seconds) and memory (bytes); the operator's limits cap both
@@ -90,6 +98,28 @@ def read_outcome(
         timed_out=result.get("kind") == "timeout",
         seconds=seconds,
     )
+
+
+def mirror_inputs(
+    files: tuple[str, ...], link_root: str, workdir: Path, owner: int | None = None
+) -> None:
+    """Create workdir with a symlink ``workdir/F -> link_root/F`` for each file F.
+
+    ``link_root`` is where the runtime sees the compendium (a container path, or the host
+    path for the local runtime). Directories are real and, when ``owner`` is given, owned by
+    that uid, so the notebook can write new files next to its inputs.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    directories = {workdir}
+    for relative in files:
+        link = workdir / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        directories.update(link.parent.relative_to(workdir).parents)
+        directories.add(link.parent)
+        link.symlink_to(f"{link_root}/{relative}")
+    if owner is not None:
+        for directory in directories:
+            os.chown(workdir / directory, owner, owner)
 
 
 class LastLine:
@@ -170,15 +200,15 @@ class DockerRuntime(LimitsMixin):
         if not spec.image:
             raise ExecutionError("no runtime image to execute in")
         limit = self.effective_timeout(spec)
-        self._prepare_output(spec.output)
+        self._prepare_output(spec)
         client = self._client()
         command = [
             "python3",
             "-m",
             "erchub.execute",
             CONTAINER_NOTEBOOK,
-            "--compendium",
-            CONTAINER_COMPENDIUM,
+            "--workdir",
+            f"{CONTAINER_OUTPUT}/{WORKDIR_NAME}",
             "--output",
             CONTAINER_OUTPUT,
             "--executed-name",
@@ -242,13 +272,18 @@ class DockerRuntime(LimitsMixin):
             with contextlib.suppress(Exception):
                 container.remove(force=True)
 
-    def _prepare_output(self, output: Path) -> None:
-        output.mkdir(parents=True, exist_ok=True)
+    def _prepare_output(self, spec: ExecutionSpec) -> None:
+        spec.output.mkdir(parents=True, exist_ok=True)
+        workdir = spec.output / WORKDIR_NAME
         if os.geteuid() == 0:
-            os.chown(output, self.uid, self.uid)
+            mirror_inputs(spec.files, CONTAINER_COMPENDIUM, workdir, owner=self.uid)
+            os.chown(spec.output, self.uid, self.uid)
         else:
             # The container's uid differs from ours; without root we cannot chown to it.
-            output.chmod(0o777)
+            mirror_inputs(spec.files, CONTAINER_COMPENDIUM, workdir)
+            for directory in (spec.output, workdir, *workdir.rglob("*")):
+                if directory.is_dir() and not directory.is_symlink():
+                    directory.chmod(0o777)
 
     @staticmethod
     def _stream_logs(container: Any, on_line: LineCallback) -> None:
@@ -311,15 +346,16 @@ class LocalRuntime(LimitsMixin):
         cancel: threading.Event | None = None,
     ) -> ExecutionOutcome:
         limit = self.effective_timeout(spec)
-        spec.output.mkdir(parents=True, exist_ok=True)
+        workdir = spec.output / WORKDIR_NAME
+        mirror_inputs(spec.files, str(spec.compendium.resolve()), workdir)
         venv = self.venv_for(spec.compendium, on_line)
         command = [
             str(venv / "bin" / "python"),
             # By path: the executor imports only nbclient/nbconvert, so the venv needs no erchub.
             execute.__file__,
             str(spec.notebook),
-            "--compendium",
-            str(spec.compendium.resolve()),
+            "--workdir",
+            str(workdir.resolve()),
             "--output",
             str(spec.output.resolve()),
             "--executed-name",

@@ -147,15 +147,25 @@ def test_inputs_are_read_only_and_new_files_land_in_output(tmp_path, runner):
         "open('result.txt', 'w').write('computed')",
         "try:\n    open('data.csv', 'w').write('tampered')\n"
         "except OSError as exc:\n    print('refused', type(exc).__name__)",
+        "import os\nprint('ignored file visible:', os.path.exists('scratch/notes.txt'))",
+        "os.makedirs('figures', exist_ok=True)\nopen('sub/more.txt', 'w').write('next to input')",
     )
     (ws / "data.csv").write_text("a,b\n1,2\n")
+    (ws / "sub").mkdir()
+    (ws / "sub" / "input.txt").write_text("nested input")
+    (ws / "scratch").mkdir()
+    (ws / "scratch" / "notes.txt").write_text("excluded by .ercignore")
+    (ws / ".ercignore").write_text("scratch/\n")
     result, _ = run(runner, ws)
     assert result.status == "success", result.job.failure_reason
     executed = nbformat.read(result.directory / "output" / "main.ipynb", as_version=4)
     assert "a,b" in executed.cells[0].outputs[0]["text"]
     assert "refused" in executed.cells[2].outputs[0]["text"]
+    assert "ignored file visible: False" in executed.cells[3].outputs[0]["text"]
     assert (ws / "data.csv").read_text() == "a,b\n1,2\n"
-    assert (result.directory / "output" / "workdir" / "result.txt").read_text() == "computed"
+    workdir = result.directory / "output" / "workdir"
+    assert (workdir / "result.txt").read_text() == "computed"
+    assert (workdir / "sub" / "more.txt").read_text() == "next to input"
     # cleanup removed the input links and kept what the notebook wrote
     assert not (result.directory / "output" / "workdir" / "data.csv").exists()
 
