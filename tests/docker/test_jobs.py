@@ -223,3 +223,17 @@ def test_bundled_example_reproduces_its_published_outputs(runner):
     result, _ = run(runner, example, options=JobOptions(check=True))
     assert result.status == "success", result.job.failure_reason
     assert result.record["check"]["counts"]["outputs_compared"] == 2
+
+
+def test_cli_runs_an_archive_and_exits_1_when_the_job_fails(tmp_path, docker_client, capsys):
+    from erchub.cli import main
+
+    def zipped(name: str, *cells: str) -> Path:
+        ws = make_workspace(tmp_path / name / "compendium", *cells)
+        return Path(shutil.make_archive(str(tmp_path / name), "zip", ws.parent))
+
+    data = ["--data-dir", str(tmp_path / "data"), "--runtime", "docker"]
+    assert main(["run", str(zipped("good", "print('from a zip')")), *data]) == 0
+    assert "display HTML:" in capsys.readouterr().out
+    assert main(["run", str(zipped("bad", "1 / 0")), *data]) == 1
+    assert "cell 0 raised ZeroDivisionError" in capsys.readouterr().out
