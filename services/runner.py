@@ -32,7 +32,13 @@ from traitlets.config import LoggingConfigurable
 
 from erchub import checker, erc, parameters, report, workspace
 from erchub.errors import ErchubError
-from erchub.services.runtime import WORKDIR_NAME, DockerRuntime, ExecutionSpec, LocalRuntime
+from erchub.services.runtime import (
+    WORKDIR_NAME,
+    DockerRuntime,
+    ExecutionSpec,
+    LocalRuntime,
+    default_data_dir,
+)
 from erchub.steps import Job, JobOptions, plan_job
 
 JOB_FILE = "job.json"
@@ -94,7 +100,7 @@ class JobRunner(LoggingConfigurable):
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
-        return os.environ.get("ERCHUB_DATA_DIR") or os.path.expanduser("~/.local/share/erchub")
+        return default_data_dir()
 
     keep_workdir = Bool(
         False,

@@ -100,6 +100,30 @@ def read_outcome(
     )
 
 
+def default_data_dir() -> str:
+    """$ERCHUB_DATA_DIR, else ~/.local/share/erchub: where jobs and caches live."""
+    return os.environ.get("ERCHUB_DATA_DIR") or os.path.expanduser("~/.local/share/erchub")
+
+
+def executor_arguments(
+    spec: ExecutionSpec, notebook: str, workdir: str, output: str, timeout: int
+) -> list[str]:
+    """Arguments of ``erchub.execute`` for this spec, with paths as the runtime sees them."""
+    return [
+        notebook,
+        "--workdir",
+        workdir,
+        "--output",
+        output,
+        "--executed-name",
+        spec.executed_name,
+        "--display-name",
+        spec.display_name,
+        "--timeout",
+        str(timeout),
+    ]
+
+
 def mirror_inputs(
     files: tuple[str, ...], link_root: str, workdir: Path, owner: int | None = None
 ) -> None:
@@ -206,17 +230,13 @@ class DockerRuntime(LimitsMixin):
             "python3",
             "-m",
             "erchub.execute",
-            CONTAINER_NOTEBOOK,
-            "--workdir",
-            f"{CONTAINER_OUTPUT}/{WORKDIR_NAME}",
-            "--output",
-            CONTAINER_OUTPUT,
-            "--executed-name",
-            spec.executed_name,
-            "--display-name",
-            spec.display_name,
-            "--timeout",
-            str(limit),
+            *executor_arguments(
+                spec,
+                CONTAINER_NOTEBOOK,
+                f"{CONTAINER_OUTPUT}/{WORKDIR_NAME}",
+                CONTAINER_OUTPUT,
+                limit,
+            ),
         ]
         container = client.containers.create(
             spec.image,
@@ -311,8 +331,7 @@ class LocalRuntime(LimitsMixin):
 
     @default("venv_dir")
     def _default_venv_dir(self) -> str:
-        base = os.environ.get("ERCHUB_DATA_DIR") or os.path.expanduser("~/.local/share/erchub")
-        return os.path.join(base, "venvs")
+        return os.path.join(default_data_dir(), "venvs")
 
     #: what the executor itself needs in the virtualenv
     executor_requirements = ("nbclient", "nbconvert", "nbformat", "ipykernel")
@@ -353,17 +372,9 @@ class LocalRuntime(LimitsMixin):
             str(venv / "bin" / "python"),
             # By path: the executor imports only nbclient/nbconvert, so the venv needs no erchub.
             execute.__file__,
-            str(spec.notebook),
-            "--workdir",
-            str(workdir.resolve()),
-            "--output",
-            str(spec.output.resolve()),
-            "--executed-name",
-            spec.executed_name,
-            "--display-name",
-            spec.display_name,
-            "--timeout",
-            str(limit),
+            *executor_arguments(
+                spec, str(spec.notebook), str(workdir.resolve()), str(spec.output.resolve()), limit
+            ),
         ]
         started = time.monotonic()
         process = subprocess.Popen(
