@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from traitlets import Bool, Instance, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -189,6 +190,8 @@ class _JobRun:
         self.values: dict[str, object] = {}
         self.plan: Any = None
         self.image: str | None = None
+        self.raw_values: Mapping[str, object] = {}
+        self.total_cells: int | None = None
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -284,8 +287,6 @@ class _JobRun:
         notebook = workspace.load_notebook(self.workspace.main_path)
         injected = parameters.inject_parameters(notebook, self.values) if self.values else notebook
         input_path = self.directory / "input.ipynb"
-        import nbformat
-
         nbformat.write(injected, input_path)
         executed_name = Path(cfg.main).name
         display_name = Path(cfg.display).name
@@ -342,7 +343,7 @@ class _JobRun:
                         "progress",
                         "image_execute",
                         done=event["position"],
-                        total=getattr(self, "total_cells", None),
+                        total=self.total_cells,
                     )
                 )
             return

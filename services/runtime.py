@@ -124,26 +124,24 @@ def executor_arguments(
     ]
 
 
-def mirror_inputs(
-    files: tuple[str, ...], link_root: str, workdir: Path, owner: int | None = None
-) -> None:
+def mirror_inputs(files: tuple[str, ...], link_root: str, workdir: Path) -> list[Path]:
     """Create workdir with a symlink ``workdir/F -> link_root/F`` for each file F.
 
     ``link_root`` is where the runtime sees the compendium (a container path, or the host
-    path for the local runtime). Directories are real and, when ``owner`` is given, owned by
-    that uid, so the notebook can write new files next to its inputs.
+    path for the local runtime). Returns the real directories created, workdir first, so a
+    runtime can hand them to the uid the notebook runs as.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    directories = {workdir}
+    directories = [workdir]
     for relative in files:
         link = workdir / relative
-        link.parent.mkdir(parents=True, exist_ok=True)
-        directories.update(link.parent.relative_to(workdir).parents)
-        directories.add(link.parent)
+        for parent in reversed(link.relative_to(workdir).parents[:-1]):
+            directory = workdir / parent
+            if not directory.exists():
+                directory.mkdir()
+                directories.append(directory)
         link.symlink_to(f"{link_root}/{relative}")
-    if owner is not None:
-        for directory in directories:
-            os.chown(workdir / directory, owner, owner)
+    return directories
 
 
 class LastLine:
@@ -295,15 +293,12 @@ class DockerRuntime(LimitsMixin):
     def _prepare_output(self, spec: ExecutionSpec) -> None:
         spec.output.mkdir(parents=True, exist_ok=True)
         workdir = spec.output / WORKDIR_NAME
-        if os.geteuid() == 0:
-            mirror_inputs(spec.files, CONTAINER_COMPENDIUM, workdir, owner=self.uid)
-            os.chown(spec.output, self.uid, self.uid)
-        else:
-            # The container's uid differs from ours; without root we cannot chown to it.
-            mirror_inputs(spec.files, CONTAINER_COMPENDIUM, workdir)
-            for directory in (spec.output, workdir, *workdir.rglob("*")):
-                if directory.is_dir() and not directory.is_symlink():
-                    directory.chmod(0o777)
+        for directory in (spec.output, *mirror_inputs(spec.files, CONTAINER_COMPENDIUM, workdir)):
+            if os.geteuid() == 0:
+                os.chown(directory, self.uid, self.uid)
+            else:
+                # The container's uid differs from ours; without root we cannot chown to it.
+                directory.chmod(0o777)
 
     @staticmethod
     def _stream_logs(container: Any, on_line: LineCallback) -> None:
