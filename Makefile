@@ -13,20 +13,34 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[hub,test,dev]'
 	touch $@
 
-install: $(VENV)/.installed
+# configurable-http-proxy, which the hub starts (package.json pins it)
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-# Docker engine and the local base image. Without root on Debian the engine script exits 3:
-# the docker tier then skips with its reason, except in CI (CI=true), where that is a failure.
+install: $(VENV)/.installed node_modules/.installed
+
+# Docker engine and the local base image, and the PostgreSQL server of the postgres tier. Without
+# root on Debian a script exits 3: its tier then skips with its reason, except in CI (CI=true),
+# where that is a failure.
 provision:
 	@bash config/provision/docker-engine.sh; rc=$$?; \
 	if [ $$rc = 0 ]; then bash config/provision/base-image.sh; \
 	elif [ $$rc = 3 ] && [ -z "$$CI" ]; then echo "docker tier will be skipped"; \
 	else exit $$rc; fi
+	@bash config/provision/postgres.sh; rc=$$?; \
+	if [ $$rc = 3 ] && [ -z "$$CI" ]; then echo "postgres tier will be skipped"; \
+	elif [ $$rc != 0 ]; then exit $$rc; fi
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	@# mypy sees the components under their import names (erchub.services, ...) through a tree
+	@# of links, so that imports across components are checked too
+	@rm -rf build/typecheck && mkdir -p build/typecheck/erchub
+	@ln -s $(CURDIR)/erchub/* build/typecheck/erchub/
+	@for d in hub spawner services extensions; do ln -s $(CURDIR)/$$d build/typecheck/erchub/$$d; done
+	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml erchub
 
 test: install provision lint
 	$(VENV)/bin/pytest

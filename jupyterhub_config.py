@@ -1,7 +1,46 @@
-"""erchub's embedded-default JupyterHub configuration, the one `make demo` will run.
+"""erchub's embedded-default JupyterHub configuration, the one `make demo` runs.
 
-Placeholder until the hub issue: ORCID login (DummyAuthenticator when ORCID_CLIENT_ID is
-unset), ERCSpawner on the local Docker engine and the managed `erc` service land there.
+Settings from the environment: ERCHUB_DATA_DIR (default ./erchub-data: compendia, jobs, the
+SQLite stores), ERCHUB_WORKER_COUNT (job worker processes, default 1), ERCHUB_DB_URL (the
+service's store, default SQLite in the data directory), ERCHUB_ADMIN_USERS (comma-separated
+hub users who administer the hub and the erc service).
 """
 
+import os
+import shutil
+
+from erchub.hub.config import configure_erc_service
+
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (provided by JupyterHub)
+
+here = os.path.dirname(os.path.abspath(__file__))
+data_dir = os.path.abspath(os.environ.get("ERCHUB_DATA_DIR") or "erchub-data")
+os.makedirs(data_dir, exist_ok=True)
+
+c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+c.JupyterHub.db_url = f"sqlite:///{os.path.join(data_dir, 'jupyterhub.sqlite')}"
+c.JupyterHub.cookie_secret_file = os.path.join(data_dir, "jupyterhub_cookie_secret")
+c.ConfigurableHTTPProxy.pid_file = os.path.join(data_dir, "jupyterhub-proxy.pid")
+# configurable-http-proxy from the project's node_modules (make installs it), else from PATH
+local_proxy = os.path.join(here, "node_modules", ".bin", "configurable-http-proxy")
+c.ConfigurableHTTPProxy.command = [
+    local_proxy
+    if os.path.exists(local_proxy)
+    else shutil.which("configurable-http-proxy") or "configurable-http-proxy"
+]
+
+admin_users = {name.strip() for name in os.environ.get("ERCHUB_ADMIN_USERS", "").split(",")}
+admin_users.discard("")
+c.Authenticator.admin_users = admin_users
+
+# Login: the hub issue brings ORCID; until then any name logs in (development only).
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+
+configure_erc_service(
+    c,
+    data_dir=data_dir,
+    db_url=os.environ.get("ERCHUB_DB_URL"),
+    worker_count=int(os.environ.get("ERCHUB_WORKER_COUNT") or 1),
+    admin_users=admin_users,
+)

@@ -275,6 +275,44 @@ def compare_only(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Claim and run queued jobs from the store until SIGTERM/SIGINT (or one job, --once)."""
+    import logging
+
+    from traitlets import TraitError
+
+    from erchub.services.store import StoreError, open_store
+    from erchub.services.worker import Worker
+
+    config = load_config(args.config)
+    if args.data_dir:
+        config.Worker.data_dir = args.data_dir
+    if args.db_url:
+        config.Worker.db_url = args.db_url
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
+    )
+    try:
+        worker = Worker(config=config, log=logging.getLogger("erchub.worker"))
+        worker.check_settings()
+    except TraitError as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+    # Opened now, so that a bad URL is a usage error rather than a crash in the loop.
+    try:
+        worker.store = open_store(worker.db_url)
+    except ValueError as exc:
+        worker.close()
+        raise UsageError(f"--db-url: {exc}") from None
+    except StoreError as exc:
+        worker.close()
+        raise ErchubError(f"cannot open the store: {exc}") from None
+    try:
+        worker.serve(once=args.once)
+    finally:
+        worker.close()
+    return EXIT_OK
+
+
 # -- entry point ---------------------------------------------------------------------------
 
 
@@ -329,6 +367,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--report", default="check-report.html", help="report path (--against)")
     add_job_options(check)
     check.set_defaults(func=cmd_check)
+
+    worker = sub.add_parser(
+        "worker", help="claim and run queued jobs from the store (the erc service's workers)"
+    )
+    worker.add_argument(
+        "--config", default=argparse.SUPPRESS, help="a traitlets config file (erchub_config.py)"
+    )
+    worker.add_argument(
+        "--db-url", help="store URL (default: $ERCHUB_DB_URL, else SQLite in the data directory)"
+    )
+    worker.add_argument(
+        "--data-dir",
+        help="compendia and jobs (default: $ERCHUB_DATA_DIR, else ~/.local/share/erchub)",
+    )
+    worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -47,6 +47,8 @@ OUTPUT_DIR = "output"
 CHECK_DIR = "check"
 REPORT_FILE = "check/report.html"
 CHECK_SUMMARY_FILE = "check/check.json"
+#: the label naming the job on its execution container (a worker removes a lost job's by it)
+JOB_LABEL = "org.erchub.job.id"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class JobEvent:
 
 
 EventCallback = Callable[[JobEvent], None]
+RecordCallback = Callable[[dict[str, Any]], None]
 
 
 def new_job_id() -> str:
@@ -141,12 +144,18 @@ class JobRunner(LoggingConfigurable):
         on_event: EventCallback | None = None,
         cancel: threading.Event | None = None,
         job_id: str | None = None,
+        on_save: RecordCallback | None = None,
     ) -> JobResult:
-        """Run a job on a compendium directory (read-only) and return its record."""
+        """Run a job on a compendium directory (read-only) and return its record.
+
+        The job directory may exist already (a worker keeps its event log there). ``on_save``
+        gets the record each time job.json is written: at the start, after every step change,
+        at the end.
+        """
         options = options or JobOptions()
         job_id = job_id or new_job_id()
         directory = self.jobs_dir / job_id
-        directory.mkdir(parents=True)
+        directory.mkdir(parents=True, exist_ok=True)
         job = plan_job(options)
         record: dict[str, Any] = {
             "id": job_id,
@@ -159,7 +168,7 @@ class JobRunner(LoggingConfigurable):
             "parameters": dict(values or {}),
             "created": time.time(),
         }
-        run = _JobRun(self, job, record, directory, compendium, options, on_event, cancel)
+        run = _JobRun(self, job, record, directory, compendium, options, on_event, cancel, on_save)
         run.execute_all(values or {})
         return JobResult(job_id, directory, job, record)
 
@@ -177,6 +186,7 @@ class _JobRun:
         options: JobOptions,
         on_event: EventCallback | None,
         cancel: threading.Event | None,
+        on_save: RecordCallback | None = None,
     ) -> None:
         self.runner = runner
         self.job = job
@@ -186,6 +196,7 @@ class _JobRun:
         self.options = options
         self.on_event = on_event or (lambda event: None)
         self.cancel = cancel or threading.Event()
+        self.on_save = on_save or (lambda record: None)
         self.workspace: workspace.Workspace | None = None
         self.values: dict[str, object] = {}
         self.plan: Any = None
@@ -201,6 +212,7 @@ class _JobRun:
         staging = path.with_suffix(".json.partial")
         staging.write_text(json.dumps(self.record, indent=2, default=str))
         staging.replace(path)
+        self.on_save(self.record)
 
     def log(self, step: str, line: str) -> None:
         self.job.log(step, line)
@@ -301,7 +313,7 @@ class _JobRun:
             network=cfg.execution.network,
             timeout=cfg.execution.timeout,
             memory=cfg.execution.memory_bytes,
-            labels={"org.erchub.job.id": self.record["id"], "org.erchub.erc.id": cfg.id},
+            labels={JOB_LABEL: self.record["id"], "org.erchub.erc.id": cfg.id},
         )
         runtime: DockerRuntime | LocalRuntime
         if self.options.runtime == "local":

@@ -58,3 +58,40 @@ def docker_client() -> Any:
     import docker
 
     return docker.from_env()
+
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://erchub:erchub@127.0.0.1:5432/erchub_test"
+
+
+def postgres_problem(url: str) -> str | None:
+    """Why the postgres tier cannot use ``url``, or None when it can."""
+    import sqlalchemy as sa
+
+    from erchub.services.store.common import redact
+
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        return (
+            f"no PostgreSQL server accepts {redact(url)} ({type(exc).__name__}); "
+            "run config/provision/postgres.sh or set ERCHUB_TEST_POSTGRES_URL"
+        )
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The SQLAlchemy URL of a reachable PostgreSQL server (ERCHUB_TEST_POSTGRES_URL, else the
+    one config/provision/postgres.sh makes); skips when there is none, fails instead in CI."""
+    url = os.environ.get("ERCHUB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    problem = postgres_problem(url)
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"postgres tier cannot run in CI: {problem}")
+        pytest.skip(problem)
+    return url

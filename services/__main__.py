@@ -1,0 +1,5 @@
+"""``python -m erchub.services``: run the `erc` hub service."""
+
+from erchub.services.app import main
+
+main()

@@ -1,0 +1,252 @@
+"""The `erc` hub service: a tornado application that JupyterHub runs as a managed service.
+
+It serves the compendium/job/search API under ``<service prefix>api/v1`` and never executes
+a job itself: it starts ``worker_count`` ``erchub worker`` processes (restarting any that
+exit); the workers re-queue the jobs of a lost worker. Every setting is a trait, set in
+``erchub_service_config.py`` or through an ``ERCHUB_<TRAIT>`` environment variable (upper
+case: ``ERCHUB_DB_URL``, ``ERCHUB_UPLOAD_LIMIT``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler
+from jupyterhub.utils import url_path_join
+from tornado import httpserver, ioloop, web
+from traitlets import Any as AnyTrait
+from traitlets import Float, Int, Integer, List, Unicode, default
+from traitlets.config import Application, catch_config_error
+
+from erchub import __version__
+from erchub.services.handlers import api_handlers
+from erchub.services.handlers.base import NotFoundHandler
+from erchub.services.runtime import default_data_dir
+from erchub.services.store import open_store
+from erchub.services.worker import default_db_url
+
+GIB = 1024**3
+#: the largest request body any endpoint but the upload reads (bytes)
+MAX_JSON_BODY = 16 * 1024**2
+
+
+class ERCService(Application):
+    name = "erchub-service"
+    version = __version__
+    description = "The erc hub service: compendium, job and search API (see erchub README)."
+
+    config_file = Unicode(
+        "erchub_service_config.py",
+        help="Python config file to load, if it exists (default erchub_service_config.py in "
+        "the working directory).",
+    ).tag(config=True)
+
+    data_dir = Unicode(
+        help="Directory for compendia, jobs, uploads and the SQLite store (default "
+        "$ERCHUB_DATA_DIR, else ~/.local/share/erchub). Workers must see the same directory."
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return default_data_dir()
+
+    db_url = Unicode(
+        help="Store URL: sqlite:///PATH, postgresql+psycopg://USER:PASSWORD@HOST/DB or "
+        "mongodb://HOST/DB (default $ERCHUB_DB_URL, else sqlite:///<data_dir>/erchub.sqlite)."
+    ).tag(config=True)
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return self._env("db_url", default_db_url(self.data_dir))
+
+    upload_limit = Integer(
+        help="Largest upload accepted, in bytes; larger ones get 413 (default "
+        "$ERCHUB_UPLOAD_LIMIT, else 2 GiB)."
+    ).tag(config=True)
+
+    @default("upload_limit")
+    def _default_upload_limit(self) -> int:
+        return self._env("upload_limit", 2 * GIB)
+
+    worker_count = Int(
+        help="Number of `erchub worker` processes the service starts and keeps running; 0 "
+        "when an operator runs workers elsewhere against the same store and data directory "
+        "(default $ERCHUB_WORKER_COUNT, else 1)."
+    ).tag(config=True)
+
+    @default("worker_count")
+    def _default_worker_count(self) -> int:
+        return self._env("worker_count", 1)
+
+    worker_command = List(
+        Unicode(),
+        help="Command that starts one worker (default: this Python running `-m erchub "
+        "worker`); the service appends --data-dir and --db-url.",
+    ).tag(config=True)
+
+    @default("worker_command")
+    def _default_worker_command(self) -> list[str]:
+        return [sys.executable, "-m", "erchub", "worker"]
+
+    supervise_interval = Float(
+        5.0, help="Seconds between the service's checks for exited workers (default 5)."
+    ).tag(config=True)
+
+    bind_url = Unicode(
+        help="Where the service listens (default $JUPYTERHUB_SERVICE_URL, set by the hub for "
+        "a managed service, else http://127.0.0.1:10101)."
+    ).tag(config=True)
+
+    @default("bind_url")
+    def _default_bind_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL") or "http://127.0.0.1:10101"
+
+    base_url = Unicode(
+        help="URL prefix of the service (default $JUPYTERHUB_SERVICE_PREFIX, else /services/erc/)."
+    ).tag(config=True)
+
+    @default("base_url")
+    def _default_base_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/services/erc/"
+
+    store = AnyTrait(help="The open Store (set at start).")
+    workers: list[subprocess.Popen[bytes]]
+
+    def _env(self, name: str, fallback: Any) -> Any:
+        raw = os.environ.get(f"ERCHUB_{name.upper()}")
+        if not raw:
+            return fallback
+        return self.traits()[name].from_string(raw)
+
+    @property
+    def api_prefix(self) -> str:
+        return url_path_join(self.base_url, "api/v1")
+
+    @catch_config_error
+    def initialize(self, argv: list[str] | None = None) -> None:
+        super().initialize(argv)
+        if self.config_file and os.path.exists(self.config_file):
+            self.load_config_file(self.config_file)
+        self.workers = []
+        for sub in ("compendia", "jobs", "uploads"):
+            os.makedirs(os.path.join(self.data_dir, sub), exist_ok=True)
+        self.store = open_store(self.db_url)
+
+    def cookie_secret(self) -> bytes:
+        """Kept in the data directory so that browser sessions survive a restart."""
+        path = Path(self.data_dir) / "cookie_secret"
+        if not path.exists():
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as stream:
+                stream.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+
+    def make_app(self) -> web.Application:
+        handlers: list[Any] = [
+            (url_path_join(self.api_prefix, pattern), handler)
+            for pattern, handler in api_handlers()
+        ]
+        handlers += [
+            (url_path_join(self.base_url, "oauth_callback"), HubOAuthCallbackHandler),
+            (url_path_join(self.api_prefix, ".*"), NotFoundHandler),
+        ]
+        return web.Application(
+            handlers,
+            erc_service=self,
+            cookie_secret=self.cookie_secret(),
+            log_function=self._log_request,
+        )
+
+    def _log_request(self, handler: web.RequestHandler) -> None:
+        status = handler.get_status()
+        level = self.log.error if status >= 500 else self.log.info
+        if status < 400 and handler.request.method == "GET":
+            level = self.log.debug
+        # The path only: query strings may carry a ?token=
+        level(
+            "%s %s %s %.1fms",
+            status,
+            handler.request.method,
+            handler.request.path,
+            1000 * handler.request.request_time(),
+        )
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        command = [*self.worker_command, "--data-dir", self.data_dir, "--db-url", self.db_url]
+        if self.config_file and os.path.exists(self.config_file):
+            # Worker settings (timeouts, runtime limits) live in the same config file.
+            command += ["--config", self.config_file]
+        # Workers need the store, not the hub: they do not get the service's hub token.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+        process = subprocess.Popen(command, env=env)
+        self.log.info("started worker pid %d", process.pid)
+        return process
+
+    def supervise(self) -> None:
+        """Restart workers that exited (the workers themselves re-queue lost jobs)."""
+        for index, process in enumerate(self.workers):
+            code = process.poll()
+            if code is not None:
+                self.log.warning("worker pid %d exited with %s; restarting", process.pid, code)
+                self.workers[index] = self.start_worker()
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            process.terminate()
+        deadline = time.monotonic() + 20
+        for process in self.workers:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.workers = []
+
+    # -- running -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        asyncio.run(self.serve())
+
+    async def serve(self) -> None:
+        url = urlparse(self.bind_url)
+        server = httpserver.HTTPServer(
+            self.make_app(),
+            xheaders=True,
+            # JSON bodies are small; the upload handler lifts this for itself and streams to
+            # disk under upload_limit.
+            max_body_size=MAX_JSON_BODY,
+        )
+        server.listen(url.port or 80, url.hostname or "127.0.0.1")
+        self.log.info(
+            "erc service at %s%s (%d workers)",
+            self.bind_url.rstrip("/"),
+            self.base_url,
+            self.worker_count,
+        )
+        self.workers = [self.start_worker() for _ in range(self.worker_count)]
+        supervisor = ioloop.PeriodicCallback(self.supervise, self.supervise_interval * 1000)
+        supervisor.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        self.log.info("stopping workers and the service")
+        supervisor.stop()
+        server.stop()
+        await loop.run_in_executor(None, self.stop_workers)
+        self.store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ERCService.launch_instance(argv)

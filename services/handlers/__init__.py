@@ -1,0 +1,15 @@
+"""API handlers of the `erc` service, one module per resource, each ending in default_handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def api_handlers() -> list[tuple[str, Any]]:
+    """Every API route, relative to the API prefix, in matching order."""
+    from erchub.services.handlers import compendium, job, openapi, search
+
+    routes: list[tuple[str, Any]] = []
+    for module in (compendium, job, search, openapi):
+        routes.extend(module.default_handlers)
+    return routes

@@ -1,0 +1,284 @@
+"""The one BaseHandler of the `erc` service: identity through the hub, JSON in and out.
+
+Identity: HubOAuth cookies (browsers) or hub API tokens (``Authorization: token ...``),
+resolved once per request in :meth:`prepare` without blocking the event loop. Authorization:
+JupyterHub custom scopes ``custom:erc:{read,create,run,admin}`` carried by the token.
+
+Errors are JSON ``{"status": <code>, "message": "<plain words>"}``: 400 for a bad request, 401
+without identity, 403 for a forbidden action on a visible resource, 404 for what is absent or
+not visible to the caller. Unexpected exceptions become a 500 with a generic message; the
+traceback goes to the log only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import json
+import logging
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import jsonschema
+from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from erchub.services import compendia
+from erchub.services.store import CompendiumRecord, Store
+
+if TYPE_CHECKING:
+    from erchub.services.app import ERCService
+
+T = TypeVar("T")
+
+SCOPE_READ = "custom:erc:read"
+SCOPE_CREATE = "custom:erc:create"
+SCOPE_RUN = "custom:erc:run"
+SCOPE_ADMIN = "custom:erc:admin"
+
+MAX_PAGE = 1000
+#: query arguments every endpoint accepts: how a hub token or the XSRF token may travel
+AUTH_ARGUMENTS = ("token", "_xsrf")
+
+
+def iso(timestamp: float | None) -> str | None:
+    """POSIX seconds as ISO 8601 UTC, as the API shows times."""
+    if timestamp is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Handlers of the API: identity, scopes, JSON bodies, paging, JSON errors."""
+
+    # -- the application ---------------------------------------------------------------------
+
+    @property
+    def service(self) -> ERCService:
+        return self.settings["erc_service"]
+
+    @property
+    def store(self) -> Store:
+        return self.service.store
+
+    @property
+    def log(self) -> logging.Logger:
+        return self.service.log
+
+    async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking call (store, file system) in the executor, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    # -- identity and scopes -----------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        # HubAuth.get_user(sync=True) would block the loop on the hub's API: resolve it here.
+        self._hub_auth_user_cache = None
+        try:
+            model = await self.hub_auth.get_user(self, sync=False)
+            if model:
+                self._hub_auth_user_cache = self.check_hub_user(model)
+                self.hub_auth._persist_url_token_if_set(self)
+        except UserNotAllowed:
+            self._hub_auth_user_cache = None
+
+    @property
+    def scopes(self) -> set[str]:
+        user = self.current_user
+        return set(user.get("scopes") or ()) if user else set()
+
+    @property
+    def username(self) -> str:
+        """The caller's name (a user or a service); 401 without identity."""
+        user = self.current_user
+        if not user:
+            raise web.HTTPError(401, "authentication required: log in or send a hub API token")
+        return str(user["name"])
+
+    def require(self, scope: str) -> str:
+        """The caller's name when the token carries ``scope``: else 401 or 403."""
+        name = self.username
+        if scope not in self.scopes and SCOPE_ADMIN not in self.scopes:
+            raise web.HTTPError(403, f"this action needs the scope {scope}")
+        return name
+
+    @property
+    def is_admin(self) -> bool:
+        return SCOPE_ADMIN in self.scopes
+
+    @property
+    def viewer(self) -> str | None:
+        """Whose view the store applies: the caller, or None (everything) for an admin."""
+        return None if self.is_admin else self.username
+
+    def can_see(self, record: CompendiumRecord) -> bool:
+        return not record.candidate or self.is_admin or record.user == self.username
+
+    async def visible_compendium(self, compendium_id: str) -> CompendiumRecord:
+        """The compendium if it exists and the caller may see it, else 404."""
+        record = await self.blocking(self.store.get_compendium, compendium_id)
+        if record is None or not self.can_see(record):
+            raise web.HTTPError(404, f"compendium {compendium_id} not found")
+        return record
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def json_body(self, schema: dict[str, Any] | None = None) -> Any:
+        """The request's JSON body, validated against ``schema``; 400 naming what is wrong."""
+        content_type = self.request.headers.get("Content-Type", "application/json")
+        if not content_type.split(";")[0].strip().endswith("json"):
+            raise web.HTTPError(400, f"expected a JSON body, got Content-Type {content_type}")
+        try:
+            body = json.loads(self.request.body or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise web.HTTPError(400, f"malformed JSON body: {error}") from None
+        if schema is not None:
+            problems = schema_problems(body, schema)
+            if problems:
+                raise web.HTTPError(400, "; ".join(problems))
+        return body
+
+    def check_arguments(self, allowed: Iterable[str] = ()) -> None:
+        """400 for a query argument the endpoint does not know."""
+        known = set(allowed) | set(AUTH_ARGUMENTS)
+        unknown = sorted(set(self.request.query_arguments) - known)
+        if unknown:
+            names = ", ".join(name[:40] for name in unknown[:5])
+            allowed_text = ", ".join(sorted(set(allowed))) or "none"
+            raise web.HTTPError(400, f"unknown query argument: {names} (allowed: {allowed_text})")
+
+    def text_argument(self, name: str) -> str | None:
+        value = self.get_query_argument(name, None)
+        if value is None:
+            return None
+        value = value.strip()
+        if not value or len(value) > 256:
+            raise web.HTTPError(400, f"{name} must be a non-empty string of at most 256 characters")
+        return value
+
+    def paging(self, default_limit: int = 100) -> tuple[int, int]:
+        """``start`` and ``limit`` query arguments, checked."""
+        start = self.int_argument("start", 0, minimum=0)
+        limit = self.int_argument("limit", default_limit, minimum=1, maximum=MAX_PAGE)
+        return start, limit
+
+    def int_argument(
+        self, name: str, default: int, *, minimum: int, maximum: int | None = None
+    ) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise web.HTTPError(400, f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum else f"at least {minimum}"
+            raise web.HTTPError(400, f"{name} must be {bound}, got {value}")
+        return value
+
+    def bool_argument(self, name: str, default: bool) -> bool:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise web.HTTPError(400, f"{name} must be true or false, got {raw!r}")
+
+    # -- responses ---------------------------------------------------------------------------
+
+    async def send_file(self, root: Path, relative: str) -> None:
+        """Stream the file ``relative`` inside ``root`` with its content type.
+
+        400 for a path leading outside ``root``, 404 for a missing file or a directory. The
+        files are the uploaders' content: see :func:`untrusted_content_headers`.
+        """
+        try:
+            path = compendia.resolve_inside(root, relative)
+        except compendia.OutsideCompendium as error:
+            raise web.HTTPError(400, str(error)) from None
+        size = await self.blocking(_file_size, path)
+        if size is None:
+            raise web.HTTPError(404, f"no file {relative!r}")
+        self.set_header("Content-Type", compendia.mime_type(path.name))
+        self.set_header("Content-Length", size)
+        untrusted_content_headers(self)
+        chunks = compendia.read_chunks(path)
+        try:
+            while (chunk := await self.blocking(next, chunks, None)) is not None:
+                self.write(chunk)
+                await self.flush()
+        except StreamClosedError:
+            return
+        finally:
+            await self.blocking(chunks.close)
+        self.finish()
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        try:
+            message = HTTPStatus(status_code).phrase
+        except ValueError:
+            message = "error"
+        exc_info = kwargs.get("exc_info")
+        if exc_info:
+            error = exc_info[1]
+            if isinstance(error, web.HTTPError) and error.log_message:
+                message = error.log_message % error.args if error.args else error.log_message
+            elif status_code >= 500:
+                message = "internal error; the service log has the details"
+        self.clear_header("Content-Type")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+
+def untrusted_content_headers(handler: web.RequestHandler) -> None:
+    """Files of compendia and jobs are the uploaders' content: a browser must not run them with
+    the hub's origin (an HTML file would otherwise read the service's cookies and API)."""
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Content-Security-Policy", "sandbox allow-scripts allow-popups")
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
+
+
+def schema_problems(document: Any, schema: dict[str, Any]) -> list[str]:
+    """Every way ``document`` breaks ``schema``, each naming its field: ``title: ...``."""
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(part) for part in error.absolute_path) or "body"
+        problems.append(f"{where}: {_plain(error)}")
+    return problems
+
+
+def _plain(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return "unknown field" + ("s " if len(extra) > 1 else " ") + ", ".join(extra)
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    return error.message
+
+
+class NotFoundHandler(BaseHandler):
+    """Anything under the API prefix that matches no route."""
+
+    def prepare(self) -> None:  # type: ignore[override]
+        raise web.HTTPError(404, f"no such resource: {self.request.path}")

@@ -1,0 +1,270 @@
+"""The ``job`` resource: create, list, get (with steps), live logs (SSE), cancel, files.
+
+A job is queued here and run by a worker process; this module never executes anything. Its
+event log (``jobs/<id>/events.jsonl``, written by the worker) is what ``/logs`` streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from erchub import parameters, workspace
+from erchub.errors import ErchubError
+from erchub.services.events import EventLog, events_path, is_final, status_event
+from erchub.services.handlers.base import (
+    SCOPE_READ,
+    SCOPE_RUN,
+    BaseHandler,
+    iso,
+)
+from erchub.services.runner import new_job_id
+from erchub.services.store import FINAL_JOB_STATUSES, JobQuery, JobRecord
+from erchub.steps import JOB_STATUSES, JobOptions, plan_job
+
+CREATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "compendium_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "parameters": {"type": "object"},
+    },
+    "required": ["compendium_id"],
+    "additionalProperties": False,
+}
+
+#: job files a client may fetch, relative to the job directory (others are internal)
+PUBLIC_JOB_PATHS = ("output/", "check/", "Dockerfile", "build.log", "erc.yml", "input.ipynb")
+#: how often the log stream looks for new events, and sends a comment to keep proxies open
+POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 15.0
+#: how often a quiet stream asks the store whether the job ended
+STORE_CHECK_SECONDS = 1.0
+
+
+def job_json(job: JobRecord, *, step_details: bool) -> dict[str, Any]:
+    """A job as the API shows it (o2r fields, times in ISO 8601)."""
+    steps = {}
+    for name, step in job.steps.items():
+        shown = {
+            "status": step.get("status"),
+            "start": iso(step.get("start")),
+            "end": iso(step.get("end")),
+        }
+        if step_details:
+            shown["text"] = step.get("text", [])
+            shown["reason"] = step.get("reason", "")
+        steps[name] = shown
+    files = {
+        key: job.result[key] for key in ("display", "executed", "report") if job.result.get(key)
+    }
+    return {
+        "id": job.id,
+        "compendium_id": job.compendium_id,
+        "user": job.user,
+        "status": job.status,
+        "reason": job.reason,
+        "parameters": job.parameters,
+        "created": iso(job.created),
+        "started": iso(job.started),
+        "finished": iso(job.finished),
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+        "steps": steps,
+        "files": files,
+        "check": job.result.get("check"),
+    }
+
+
+def check_parameters(compendium_dir: Path, raw: dict[str, Any]) -> None:
+    """Raise InvalidParameter when ``raw`` names an unknown parameter or a wrong value."""
+    prepared = workspace.prepare_compendium(compendium_dir, write=False)
+    notebook = workspace.load_notebook(prepared.main_path)
+    parameters.parse_values(parameters.read_parameters(notebook), raw)
+
+
+class JobBaseHandler(BaseHandler):
+    def job_dir(self, job_id: str) -> Path:
+        return Path(self.service.data_dir) / "jobs" / job_id
+
+    async def visible_job(self, job_id: str) -> JobRecord:
+        """The job if the caller started it or may see its compendium, else 404."""
+        job = await self.blocking(self.store.get_job, job_id)
+        if job is not None and (self.is_admin or job.user == self.username):
+            return job
+        if job is not None:
+            compendium = await self.blocking(self.store.get_compendium, job.compendium_id)
+            if compendium is not None and self.can_see(compendium):
+                return job
+        raise web.HTTPError(404, f"job {job_id} not found")
+
+
+class JobListHandler(JobBaseHandler):
+    async def get(self) -> None:
+        self.require(SCOPE_READ)
+        self.check_arguments(("compendium_id", "status", "user", "start", "limit"))
+        start, limit = self.paging()
+        status = self.get_query_argument("status", None)
+        if status is not None and status not in JOB_STATUSES:
+            raise web.HTTPError(400, f"status must be one of {', '.join(JOB_STATUSES)}")
+        query = JobQuery(
+            viewer=self.viewer,
+            compendium_id=self.text_argument("compendium_id"),
+            status=status,
+            user=self.text_argument("user"),
+            start=start,
+            limit=limit,
+        )
+        jobs, total = await self.blocking(self.store.list_jobs, query)
+        self.write_json({"results": [job.id for job in jobs], "total": total})
+
+    async def post(self) -> None:
+        user = self.require(SCOPE_RUN)
+        self.check_arguments()
+        body = self.json_body(CREATE_SCHEMA)
+        compendium = await self.visible_compendium(body["compendium_id"])
+        compendium_dir = Path(self.service.data_dir) / "compendia" / compendium.id
+        values = body.get("parameters") or {}
+        try:
+            await self.blocking(check_parameters, compendium_dir, values)
+        except ErchubError as error:
+            raise web.HTTPError(400, str(error)) from None
+        now = time.time()
+        job = JobRecord(
+            id=new_job_id(),
+            compendium_id=compendium.id,
+            user=user,
+            parameters=values,
+            steps=plan_job(JobOptions()).to_json()["steps"],
+            created=now,
+        )
+        directory = self.job_dir(job.id)
+        directory.mkdir(parents=True)
+        EventLog(events_path(directory)).append(status_event(job.status, now=now))
+        await self.blocking(self.store.add_job, job)
+        self.log.info("job %s queued for compendium %s by %s", job.id, compendium.id, user)
+        self.set_header("Location", f"{self.service.api_prefix}/job/{job.id}")
+        self.write_json({"job_id": job.id}, status=201)
+
+
+class JobHandler(JobBaseHandler):
+    async def get(self, job_id: str) -> None:
+        self.require(SCOPE_READ)
+        self.check_arguments(("steps",))
+        steps = self.get_query_argument("steps", None)
+        if steps not in (None, "all"):
+            raise web.HTTPError(400, f"steps must be 'all' when given, got {steps!r}")
+        job = await self.visible_job(job_id)
+        self.write_json(job_json(job, step_details=steps == "all"))
+
+
+class JobCancelHandler(JobBaseHandler):
+    async def post(self, job_id: str) -> None:
+        user = self.require(SCOPE_RUN)
+        self.check_arguments()
+        job = await self.visible_job(job_id)
+        if job.user != user and not self.is_admin:
+            raise web.HTTPError(403, "only the user who started a job can cancel it")
+        if job.status in FINAL_JOB_STATUSES:
+            raise web.HTTPError(409, f"job {job_id} has ended already ({job.status})")
+        now = time.time()
+        changed = await self.blocking(self.store.request_cancel, job_id, now)
+        if changed is None:
+            raise web.HTTPError(404, f"job {job_id} not found")
+        if changed.status == "canceled":
+            # Canceled while queued: no worker will write its end, so this does.
+            EventLog(events_path(self.job_dir(job_id))).append(
+                status_event(changed.status, changed.reason, now=now)
+            )
+        self.log.info("job %s: cancel requested by %s", job_id, user)
+        self.write_json(job_json(changed, step_details=False), status=202)
+
+
+class JobLogsHandler(JobBaseHandler):
+    """Server-Sent Events: step changes, log lines and progress, ending with the final status.
+
+    Each event's id is its line in the job's event log, so a client that reconnects with
+    ``Last-Event-ID`` (or ``?last_event_id=``) continues after what it saw.
+    """
+
+    async def get(self, job_id: str) -> None:
+        self.require(SCOPE_READ)
+        self.check_arguments(("last_event_id",))
+        job = await self.visible_job(job_id)
+        raw_last = self.request.headers.get("Last-Event-ID") or self.get_query_argument(
+            "last_event_id", "0"
+        )
+        try:
+            last_id = int(raw_last)
+        except ValueError:
+            raise web.HTTPError(
+                400, f"Last-Event-ID must be an integer, got {raw_last!r}"
+            ) from None
+        self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        log = EventLog(events_path(self.job_dir(job.id)))
+        cursor = None
+        quiet_since = store_checked = time.monotonic()
+        ended: JobRecord | None = None
+        try:
+            while True:
+                events, cursor = await self.blocking(log.read, last_id, cursor)
+                for event_id, event in events:
+                    self.write(f"id: {event_id}\nevent: {event['kind']}\n")
+                    self.write(f"data: {json.dumps(event)}\n\n")
+                    last_id = event_id
+                    if is_final(event):
+                        await self.flush()
+                        return
+                now = time.monotonic()
+                if events:
+                    await self.flush()
+                    quiet_since = now
+                    continue
+                if now - store_checked > STORE_CHECK_SECONDS:
+                    store_checked = now
+                    if ended is not None:
+                        # The store said the job ended and the log still has no final event
+                        # (a worker lost with its files, say): end with the store's status.
+                        self._write_final(ended)
+                        await self.flush()
+                        return
+                    ended = await self.blocking(self.store.get_job, job.id)
+                    if ended is not None and ended.status not in FINAL_JOB_STATUSES:
+                        ended = None
+                if now - quiet_since > KEEPALIVE_SECONDS:
+                    self.write(": keep-alive\n\n")
+                    await self.flush()
+                    quiet_since = now
+                await asyncio.sleep(POLL_SECONDS)
+        except StreamClosedError:
+            return
+
+    def _write_final(self, job: JobRecord) -> None:
+        data = status_event(job.status, job.reason, now=job.finished)
+        self.write(f"event: status\ndata: {json.dumps(data)}\n\n")
+
+
+class JobDataHandler(JobBaseHandler):
+    async def get(self, job_id: str, path: str) -> None:
+        self.require(SCOPE_READ)
+        self.check_arguments()
+        job = await self.visible_job(job_id)
+        if not path.startswith(PUBLIC_JOB_PATHS):
+            raise web.HTTPError(404, f"job {job_id} has no file {path}")
+        await self.send_file(self.job_dir(job.id), path)
+
+
+default_handlers = [
+    (r"/job", JobListHandler),
+    (r"/job/(?P<job_id>[^/]+)", JobHandler),
+    (r"/job/(?P<job_id>[^/]+)/cancel", JobCancelHandler),
+    (r"/job/(?P<job_id>[^/]+)/logs", JobLogsHandler),
+    (r"/job/(?P<job_id>[^/]+)/data/(?P<path>.+)", JobDataHandler),
+]

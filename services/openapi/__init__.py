@@ -1,0 +1,56 @@
+"""The OpenAPI 3.1 document of the erc API, assembled from one YAML fragment per resource.
+
+Each fragment (``common.yaml``, ``compendium.yaml``, ``job.yaml``, ``search.yaml``) holds
+``paths`` relative to the API prefix and the ``components`` those paths use; the document
+lists the service's API prefix as its server.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from erchub import __version__
+
+FRAGMENTS = ("common", "compendium", "job", "search")
+
+
+@functools.cache
+def _fragment(name: str) -> dict[str, Any]:
+    text = resources.files(__package__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def build_document(api_prefix: str) -> dict[str, Any]:
+    """The document, with ``api_prefix`` (e.g. /services/erc/api/v1) as its server URL."""
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "erchub erc service",
+            "version": __version__,
+            "description": "Compendia, jobs and search of erchub, the JupyterHub distribution "
+            "for Executable Research Compendia. Resource and field names follow the o2r "
+            "reproducibility service. Authenticate with a hub API token "
+            "(`Authorization: token ...`) or the hub's OAuth cookie.",
+        },
+        "servers": [{"url": api_prefix.rstrip("/")}],
+        "security": [{"hubToken": []}, {"hubCookie": []}],
+        "paths": {},
+        "components": {},
+    }
+    for name in FRAGMENTS:
+        fragment = _fragment(name)
+        for path, item in (fragment.get("paths") or {}).items():
+            if path in document["paths"]:
+                raise ValueError(f"openapi: {path} defined twice ({name}.yaml)")
+            document["paths"][path] = item
+        for section, entries in (fragment.get("components") or {}).items():
+            target = document["components"].setdefault(section, {})
+            for key, value in entries.items():
+                if key in target:
+                    raise ValueError(f"openapi: components.{section}.{key} twice ({name}.yaml)")
+                target[key] = value
+    return document

@@ -1,0 +1,250 @@
+"""The store's one narrow interface: compendia and jobs, three backends behind it.
+
+Backends (chosen by ``db_url`` in :func:`erchub.services.store.open_store`): SQLite (the
+embedded default), PostgreSQL (``postgresql+psycopg://``) and MongoDB (``mongodb://``).
+Records are plain dataclasses; times are POSIX seconds (UTC) as floats. Every method is
+blocking: the API process calls them in an executor, workers call them directly.
+
+Visibility rules (the store applies them, so that paging and totals are right):
+
+- a published compendium (``candidate`` false) is visible to everyone;
+- a candidate is visible only to its author (``user``);
+- a job is visible to whoever can see its compendium, and always to the user who created it;
+- ``viewer=None`` in a query means an administrator: everything is visible.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from erchub.steps import CANCELED, FAILURE, QUEUED, RUNNING, SUCCESS
+
+FINAL_JOB_STATUSES = (SUCCESS, FAILURE, CANCELED)
+
+#: the reason recorded when a job's worker stopped heartbeating too often
+WORKER_LOST = "worker lost"
+
+
+class StoreError(Exception):
+    """A store fault that is not the caller's: connection lost, schema too new, ..."""
+
+
+class Conflict(StoreError):
+    """A record with this id exists already."""
+
+
+@dataclass
+class CompendiumRecord:
+    id: str
+    #: the author: the hub user who uploaded it
+    user: str
+    candidate: bool = True
+    #: the o2r metadata (``.erc/metadata_o2r_1.json``): title, description, creators, ...
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+
+    @property
+    def doi(self) -> str | None:
+        """The DOI recorded in the metadata (``identifier.doi``), lower-cased, or None."""
+        return doi_of(self.metadata)
+
+
+@dataclass
+class JobRecord:
+    id: str
+    compendium_id: str
+    #: who started it
+    user: str
+    status: str = QUEUED
+    #: raw parameter values as sent (validated against the notebook by the runner)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    #: o2r steps: step name -> {"status", "start", "end", "text", "reason"} (runner's Job)
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    #: the worker holding it while running, and its last sign of life
+    worker: str | None = None
+    heartbeat: float | None = None
+    #: how often a worker claimed it (a lost worker's job is re-queued once)
+    attempts: int = 0
+    cancel_requested: bool = False
+    #: why it failed or was canceled, in words a user understands
+    reason: str = ""
+    #: what the runner produced: display, executed, report, check summary, image, ...
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompendiumQuery:
+    #: who asks (None: an administrator)
+    viewer: str | None
+    #: only compendia of this author
+    user: str | None = None
+    #: only compendia with this DOI (compared case-insensitively)
+    doi: str | None = None
+    #: False: published compendia only; True: candidates only, the viewer's own (all for admins)
+    candidate: bool = False
+    start: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    viewer: str | None
+    compendium_id: str | None = None
+    status: str | None = None
+    #: only jobs started by this user
+    user: str | None = None
+    start: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    compendium: CompendiumRecord
+    #: backend-specific relevance, higher is better; only the order is meaningful
+    score: float
+
+
+def doi_of(metadata: dict[str, Any]) -> str | None:
+    identifier = metadata.get("identifier")
+    doi = identifier.get("doi") if isinstance(identifier, dict) else None
+    return doi.strip().lower() if isinstance(doi, str) and doi.strip() else None
+
+
+def search_fields(metadata: dict[str, Any]) -> dict[str, str]:
+    """The text the search covers, by field: title, authors, keywords, description, files."""
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else ""
+
+    creators = metadata.get("creators") or []
+    keywords = metadata.get("keywords") or []
+    files = metadata.get("files") or []
+    return {
+        "title": text(metadata.get("title")),
+        "authors": " ".join(text(c.get("name")) for c in creators if isinstance(c, dict)),
+        "keywords": " ".join(text(k) for k in keywords),
+        "description": text(metadata.get("description")),
+        # "data/temperature_2020.csv" -> "data temperature_2020.csv temperature 2020 csv"
+        "files": " ".join(_file_words(text(f)) for f in files),
+    }
+
+
+def _file_words(path: str) -> str:
+    words = [path]
+    for separator in "/._-":
+        path = path.replace(separator, " ")
+    words.append(path)
+    return " ".join(words)
+
+
+class Store(abc.ABC):
+    """What the service and the workers need from a database, and nothing more."""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # -- compendia -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_compendium(self, record: CompendiumRecord) -> None:
+        """Insert; raises :class:`Conflict` when the id exists."""
+
+    @abc.abstractmethod
+    def get_compendium(self, compendium_id: str) -> CompendiumRecord | None: ...
+
+    @abc.abstractmethod
+    def update_compendium(
+        self,
+        compendium_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        candidate: bool | None = None,
+        now: float,
+    ) -> CompendiumRecord | None:
+        """Change the given fields (and ``updated``); None when the compendium is absent."""
+
+    @abc.abstractmethod
+    def delete_compendium(self, compendium_id: str) -> bool:
+        """Delete the compendium and its jobs; False when it was absent."""
+
+    @abc.abstractmethod
+    def list_compendia(self, query: CompendiumQuery) -> tuple[list[CompendiumRecord], int]:
+        """The visible compendia matching the query, newest first, paged; and their total."""
+
+    @abc.abstractmethod
+    def search_compendia(
+        self, text: str, *, viewer: str | None, start: int = 0, limit: int = 20
+    ) -> tuple[list[SearchHit], int]:
+        """Full-text search over :func:`search_fields`, best first, paged; and the total.
+
+        Every word of ``text`` must match (prefixes of words match too); title and authors
+        weigh more than keywords, keywords more than description and file names. Candidates
+        appear only for their author.
+        """
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_job(self, record: JobRecord) -> None:
+        """Insert; raises :class:`Conflict` when the id exists."""
+
+    @abc.abstractmethod
+    def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    @abc.abstractmethod
+    def list_jobs(self, query: JobQuery) -> tuple[list[JobRecord], int]:
+        """The visible jobs matching the query, newest first, paged; and their total."""
+
+    @abc.abstractmethod
+    def claim_job(self, worker: str, now: float) -> JobRecord | None:
+        """Atomically take the oldest queued job: running, this worker, heartbeat and started
+        set (started only on the first attempt), attempts + 1. Two workers never get the
+        same job. None when nothing is queued."""
+
+    @abc.abstractmethod
+    def update_job(self, job_id: str, *, worker: str | None = None, **changes: Any) -> bool:
+        """Set fields (status, steps, finished, reason, result). With ``worker`` given the
+        update applies only while that worker holds the job; returns whether it applied."""
+
+    @abc.abstractmethod
+    def heartbeat(self, job_id: str, worker: str, now: float) -> JobRecord | None:
+        """Record that ``worker`` still runs the job; the job after the update (its
+        ``cancel_requested`` tells the worker to stop), or None when the worker no longer
+        holds it (re-queued or ended by :meth:`reap_lost_jobs`)."""
+
+    @abc.abstractmethod
+    def request_cancel(self, job_id: str, now: float) -> JobRecord | None:
+        """A queued job ends ``canceled`` at once (finished = now); a running one gets
+        ``cancel_requested``; a finished one is unchanged. The job after that, None if absent."""
+
+    @abc.abstractmethod
+    def reap_lost_jobs(self, cutoff: float, now: float, max_attempts: int = 2) -> list[JobRecord]:
+        """Running jobs whose heartbeat is older than ``cutoff``: queued again (worker cleared)
+        while ``attempts < max_attempts``, else ended ``failure`` with reason
+        :data:`WORKER_LOST` (finished = now). Atomic per job; returns the jobs as changed."""
+
+
+__all__ = [
+    "FINAL_JOB_STATUSES",
+    "QUEUED",
+    "RUNNING",
+    "WORKER_LOST",
+    "CompendiumQuery",
+    "CompendiumRecord",
+    "Conflict",
+    "JobQuery",
+    "JobRecord",
+    "SearchHit",
+    "Store",
+    "StoreError",
+    "doi_of",
+    "search_fields",
+]

@@ -1,0 +1,78 @@
+"""What the backends share: the words of the full-text search, job updates, URLs in messages.
+
+Documents and queries go through one tokenizer here, so that the three backends agree on what a
+word is: a run of letters and digits, lower-cased (``temperature_2020.csv`` -> ``temperature``,
+``2020``, ``csv``). Query words are plain letters and digits, so no user input can carry
+operators into FTS5's or PostgreSQL's query syntax, nor into a MongoDB regular expression.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from erchub.services.store.base import QUEUED, JobRecord, search_fields
+
+#: how much a match in each field counts: title and authors > keywords > description and files,
+#: far enough apart that a word in a better field outweighs it in all the lesser ones
+FIELD_WEIGHTS = {"title": 10.0, "authors": 10.0, "keywords": 4.0, "description": 1.0, "files": 1.0}
+
+_WORD = re.compile(r"[^\W_]+")
+#: longer words are cut: prefix search still finds them, and index keys stay small
+MAX_WORD_LENGTH = 64
+#: words kept per field: a compendium of 100,000 files must not outgrow an index entry
+MAX_FIELD_WORDS = 10_000
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` in order, lower-cased, each at most MAX_WORD_LENGTH long."""
+    return [word[:MAX_WORD_LENGTH] for word in _WORD.findall(text.lower())]
+
+
+def query_words(text: str) -> list[str]:
+    """The distinct words of a search query; empty when nothing searchable is left."""
+    return list(dict.fromkeys(words(text)))
+
+
+def field_words(metadata: dict[str, Any]) -> dict[str, list[str]]:
+    """The words of each search field (see :func:`search_fields`), in FIELD_WEIGHTS' order."""
+    fields = {name: words(text) for name, text in search_fields(metadata).items()}
+    # search_fields lists each path whole and cut at / . _ -, which this tokenizer cuts alike:
+    # a file name's words count once
+    fields["files"] = list(dict.fromkeys(fields["files"]))
+    return {name: fields[name][:MAX_FIELD_WORDS] for name in FIELD_WEIGHTS}
+
+
+#: the reason of a job canceled while it was queued
+CANCELED_BEFORE_START = "canceled before it started"
+
+
+def page(start: int, limit: int) -> tuple[int, int]:
+    """A query's start and limit, negative values taken as 0."""
+    return max(start, 0), max(limit, 0)
+
+
+#: what update_job may change: everything but the job's identity, creation and holder
+JOB_CHANGES = frozenset(JobRecord.__dataclass_fields__) - {
+    "id", "compendium_id", "user", "created", "worker"
+}  # fmt: skip
+
+
+def job_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` checked against JOB_CHANGES: a wrong name is a bug in the caller."""
+    unknown = sorted(set(changes) - JOB_CHANGES)
+    if unknown or not changes:
+        wrong = unknown or "nothing"
+        raise TypeError(f"update_job cannot set {wrong}; it sets {sorted(JOB_CHANGES)}")
+    if changes.get("status") == QUEUED:
+        # Back in the queue (a worker stopping gracefully): no worker holds it any more.
+        return {**changes, "worker": None, "heartbeat": None}
+    return changes
+
+
+_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^/]*@")
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit for logs and error messages."""
+    return _PASSWORD.sub(r"\1:***@", url)

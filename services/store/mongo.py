@@ -1,0 +1,372 @@
+"""The MongoDB backend of the store, through pymongo (and mongomock in the tests).
+
+Documents: ``compendia`` and ``jobs``, the record's id as ``_id``.
+
+Claiming is one ``find_one_and_update`` on the oldest queued job; every conditional change
+(a worker's update, heartbeat, cancel, reaping) is one filtered update, so no two clients can
+both apply it.
+
+Full-text search. MongoDB's ``$text`` cannot do what the store promises: it matches whole
+(stemmed) words only, never prefixes, and any of the words rather than all. So each compendium
+carries its search words (:func:`erchub.services.store.common.field_words`): ``words`` (all of
+them, a multikey index) and ``search`` (the distinct words of each field). A query matches the
+compendia that have, for every query word, a word starting with it (anchored regular
+expressions, which use the index). The score sums, over the query words, the weights of the
+fields that have such a word (:data:`FIELD_WEIGHTS`); best first. The same code runs against
+mongomock, which implements no ``$text`` at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+import pymongo
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from erchub.services.store.base import (
+    CANCELED,
+    FAILURE,
+    QUEUED,
+    RUNNING,
+    WORKER_LOST,
+    CompendiumQuery,
+    CompendiumRecord,
+    Conflict,
+    JobQuery,
+    JobRecord,
+    SearchHit,
+    Store,
+    StoreError,
+    doi_of,
+)
+from erchub.services.store.common import (
+    CANCELED_BEFORE_START,
+    FIELD_WEIGHTS,
+    field_words,
+    job_changes,
+    page,
+    query_words,
+)
+
+log = logging.getLogger(__name__)
+
+_NEWEST = [("created", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]
+_OLDEST = [("created", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]
+#: the search words stay in the database
+_RECORD_FIELDS = {"search": 0, "words": 0}
+_JOB_INCLUDED = {name: 1 for name in JobRecord.__dataclass_fields__ if name != "id"}
+_RECORD_INCLUDED = {name: 1 for name in ("user", "candidate", "metadata", "created", "updated")}
+
+
+def _compendium(doc: dict[str, Any]) -> CompendiumRecord:
+    return CompendiumRecord(
+        id=doc["_id"],
+        user=doc["user"],
+        candidate=doc["candidate"],
+        metadata=doc["metadata"],
+        created=doc["created"],
+        updated=doc["updated"],
+    )
+
+
+def _search_fields(metadata: dict[str, Any]) -> dict[str, Any]:
+    fields = {name: sorted(set(words)) for name, words in field_words(metadata).items()}
+    return {
+        "search": fields,
+        "words": sorted({word for words in fields.values() for word in words}),
+        "doi": doi_of(metadata),
+    }
+
+
+def _job(doc: dict[str, Any]) -> JobRecord:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return JobRecord(**doc)
+
+
+def _prefix(word: str) -> str:
+    return "^" + re.escape(word)
+
+
+class MongoStore(Store):
+    """The store in the database ``database_name`` of a pymongo (or mongomock) client."""
+
+    def __init__(self, client: Any, database_name: str) -> None:
+        self._client = client
+        self._name = f"MongoDB database {database_name}"
+        database = client[database_name]
+        self._compendia = database["compendia"]
+        self._jobs = database["jobs"]
+        with self._translate():
+            self._compendia.create_index([("candidate", 1), *_NEWEST])
+            self._compendia.create_index([("user", 1), ("candidate", 1), *_NEWEST])
+            self._compendia.create_index("doi")
+            self._compendia.create_index("words")
+            self._jobs.create_index([("status", 1), *_OLDEST])
+            self._jobs.create_index([("compendium_id", 1), *_NEWEST])
+            self._jobs.create_index([("user", 1), *_NEWEST])
+            self._jobs.create_index(_NEWEST)
+        log.info("store: %s", self._name)
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except DuplicateKeyError:
+            raise
+        except PyMongoError as exc:
+            raise StoreError(f"{self._name}: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- compendia -----------------------------------------------------------------------------
+
+    def add_compendium(self, record: CompendiumRecord) -> None:
+        doc = {
+            "_id": record.id,
+            "user": record.user,
+            "candidate": record.candidate,
+            "metadata": record.metadata,
+            "created": record.created,
+            "updated": record.updated,
+            **_search_fields(record.metadata),
+        }
+        try:
+            with self._translate():
+                self._compendia.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"compendium {record.id} exists already") from exc
+
+    def get_compendium(self, compendium_id: str) -> CompendiumRecord | None:
+        with self._translate():
+            doc = self._compendia.find_one({"_id": compendium_id}, _RECORD_FIELDS)
+        return _compendium(doc) if doc else None
+
+    def update_compendium(
+        self,
+        compendium_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        candidate: bool | None = None,
+        now: float,
+    ) -> CompendiumRecord | None:
+        changes: dict[str, Any] = {"updated": now}
+        if candidate is not None:
+            changes["candidate"] = candidate
+        if metadata is not None:
+            changes.update(metadata=metadata, **_search_fields(metadata))
+        with self._translate():
+            doc = self._compendia.find_one_and_update(
+                {"_id": compendium_id},
+                {"$set": changes},
+                projection=_RECORD_FIELDS,
+                return_document=ReturnDocument.AFTER,
+            )
+        return _compendium(doc) if doc else None
+
+    def delete_compendium(self, compendium_id: str) -> bool:
+        with self._translate():
+            deleted = self._compendia.delete_one({"_id": compendium_id}).deleted_count
+            # after the compendium: a job created meanwhile would otherwise outlive it
+            self._jobs.delete_many({"compendium_id": compendium_id})
+        return deleted > 0
+
+    def list_compendia(self, query: CompendiumQuery) -> tuple[list[CompendiumRecord], int]:
+        where: list[dict[str, Any]] = [{"candidate": query.candidate}]
+        if query.candidate and query.viewer is not None:
+            where.append({"user": query.viewer})
+        if query.user is not None:
+            where.append({"user": query.user})
+        if query.doi is not None:
+            where.append({"doi": query.doi.strip().lower()})
+        start, limit = page(query.start, query.limit)
+        with self._translate():
+            total = self._compendia.count_documents({"$and": where})
+            # find's limit 0 means no limit
+            found = self._compendia.find({"$and": where}, _RECORD_FIELDS, sort=_NEWEST, skip=start)
+            docs = list(found.limit(limit)) if limit else []
+        return [_compendium(doc) for doc in docs], total
+
+    def search_compendia(
+        self, text: str, *, viewer: str | None, start: int = 0, limit: int = 20
+    ) -> tuple[list[SearchHit], int]:
+        words = query_words(text)
+        if not words:
+            return [], 0
+        match: dict[str, Any] = {"$and": [{"words": {"$regex": _prefix(w)}} for w in words]}
+        if viewer is not None:
+            match["$or"] = [{"candidate": False}, {"user": viewer}]
+        score = {
+            "$add": [
+                {"$cond": [_field_has_prefix(field, word), weight, 0]}
+                for word in words
+                for field, weight in FIELD_WEIGHTS.items()
+            ]
+        }
+        start, limit = page(start, limit)
+        pipeline: list[dict[str, Any]] = [
+            {"$match": match},
+            {"$project": {**_RECORD_INCLUDED, "score": score}},
+            {"$sort": {"score": -1, "created": -1, "_id": -1}},
+            {"$facet": {"total": [{"$count": "n"}], "page": _page_stages(start, limit)}},
+        ]
+        with self._translate():
+            (result,) = self._compendia.aggregate(pipeline)
+        total = result["total"][0]["n"] if result["total"] else 0
+        hits = [SearchHit(_compendium(doc), float(doc["score"])) for doc in result["page"]]
+        return hits[:limit], total
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def add_job(self, record: JobRecord) -> None:
+        doc = asdict(record)
+        doc["_id"] = doc.pop("id")
+        try:
+            with self._translate():
+                self._jobs.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"job {record.id} exists already") from exc
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._translate():
+            doc = self._jobs.find_one({"_id": job_id})
+        return _job(doc) if doc else None
+
+    def list_jobs(self, query: JobQuery) -> tuple[list[JobRecord], int]:
+        where: dict[str, Any] = {}
+        if query.compendium_id is not None:
+            where["compendium_id"] = query.compendium_id
+        if query.status is not None:
+            where["status"] = query.status
+        if query.user is not None:
+            where["user"] = query.user
+        pipeline: list[dict[str, Any]] = [{"$match": where}]
+        if query.viewer is not None:
+            viewer = query.viewer
+            pipeline += [
+                {
+                    "$lookup": {
+                        "from": self._compendia.name,
+                        "localField": "compendium_id",
+                        "foreignField": "_id",
+                        "as": "compendium",
+                    }
+                },
+                {
+                    "$match": {
+                        "$or": [
+                            {"user": viewer},
+                            {"compendium.candidate": False},
+                            {"compendium.user": viewer},
+                        ]
+                    }
+                },
+                {"$project": _JOB_INCLUDED},
+            ]
+        start, limit = page(query.start, query.limit)
+        pipeline += [
+            {"$sort": dict(_NEWEST)},
+            {"$facet": {"total": [{"$count": "n"}], "page": _page_stages(start, limit)}},
+        ]
+        with self._translate():
+            (result,) = self._jobs.aggregate(pipeline)
+        total = result["total"][0]["n"] if result["total"] else 0
+        return [_job(doc) for doc in result["page"][:limit]], total
+
+    def claim_job(self, worker: str, now: float) -> JobRecord | None:
+        # an update pipeline, so that started is set on the first attempt only; $literal keeps
+        # a worker name starting with "$" from being read as a field path
+        claim = {
+            "status": RUNNING,
+            "worker": {"$literal": worker},
+            "heartbeat": now,
+            "started": {"$ifNull": ["$started", now]},
+            "attempts": {"$add": ["$attempts", 1]},
+        }
+        with self._translate():
+            doc = self._jobs.find_one_and_update(
+                {"status": QUEUED},
+                [{"$set": claim}],
+                sort=_OLDEST,
+                return_document=ReturnDocument.AFTER,
+            )
+        return _job(doc) if doc else None
+
+    def update_job(self, job_id: str, *, worker: str | None = None, **changes: Any) -> bool:
+        values = job_changes(changes)
+        where: dict[str, Any] = {"_id": job_id}
+        if worker is not None:
+            where.update(worker=worker, status=RUNNING)
+        with self._translate():
+            return self._jobs.update_one(where, {"$set": values}).matched_count > 0
+
+    def heartbeat(self, job_id: str, worker: str, now: float) -> JobRecord | None:
+        with self._translate():
+            doc = self._jobs.find_one_and_update(
+                {"_id": job_id, "worker": worker, "status": RUNNING},
+                {"$set": {"heartbeat": now}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return _job(doc) if doc else None
+
+    def request_cancel(self, job_id: str, now: float) -> JobRecord | None:
+        cancel_queued = {
+            "status": CANCELED,
+            "finished": now,
+            "cancel_requested": True,
+            "reason": CANCELED_BEFORE_START,
+        }
+        with self._translate():
+            doc = self._jobs.find_one_and_update(
+                {"_id": job_id, "status": QUEUED},
+                {"$set": cancel_queued},
+                return_document=ReturnDocument.AFTER,
+            ) or self._jobs.find_one_and_update(
+                {"_id": job_id, "status": RUNNING},
+                {"$set": {"cancel_requested": True}},
+                return_document=ReturnDocument.AFTER,
+            )
+            doc = doc or self._jobs.find_one({"_id": job_id})
+        return _job(doc) if doc else None
+
+    def reap_lost_jobs(self, cutoff: float, now: float, max_attempts: int = 2) -> list[JobRecord]:
+        lost = {
+            "status": RUNNING,
+            "$or": [{"heartbeat": None}, {"heartbeat": {"$lt": cutoff}}],
+        }
+        requeue = {"$set": {"status": QUEUED, "worker": None, "heartbeat": None}}
+        fail = {"$set": {"status": FAILURE, "reason": WORKER_LOST, "finished": now}}
+        reaped = []
+        with self._translate():
+            for found in self._jobs.find(lost, {"_id": 1}):
+                # each job changes in one conditional update: another reaper, or the worker
+                # coming back, may have changed it since the find
+                doc = self._jobs.find_one_and_update(
+                    {**lost, "_id": found["_id"], "attempts": {"$lt": max_attempts}},
+                    requeue,
+                    return_document=ReturnDocument.AFTER,
+                ) or self._jobs.find_one_and_update(
+                    {**lost, "_id": found["_id"], "attempts": {"$gte": max_attempts}},
+                    fail,
+                    return_document=ReturnDocument.AFTER,
+                )
+                if doc:
+                    reaped.append(_job(doc))
+        return reaped
+
+
+def _field_has_prefix(field: str, word: str) -> dict[str, Any]:
+    has = {"$regexMatch": {"input": "$$this", "regex": _prefix(word)}}
+    return {"$gt": [{"$size": {"$filter": {"input": f"$search.{field}", "cond": has}}}, 0]}
+
+
+def _page_stages(start: int, limit: int) -> list[dict[str, Any]]:
+    # $limit must be positive: for a limit of 0 the caller drops the one document fetched
+    return [{"$skip": start}, {"$limit": max(limit, 1)}]

@@ -1,0 +1,389 @@
+"""Streaming reception of ``multipart/form-data`` uploads, straight to a file on disk.
+
+A compendium upload (o2r's form) has two parts: ``compendium``, the archive file, and
+``content_type``, ``workspace`` or ``compendium``. :class:`UploadHandler` is the base of
+``@web.stream_request_body`` handlers: tornado hands it the body chunk by chunk, each chunk is
+parsed by python-multipart and the file's bytes are written to a private temporary directory
+below ``data_dir/uploads`` (never held in memory), one chunk at a time in the executor, so that
+tornado reads the next chunk only when the previous one is on disk.
+
+The service's ``upload_limit`` (bytes of the request body) is enforced twice: a declared
+``Content-Length`` above it is answered 413 before any of the body is read, and a chunked body
+is answered 413 as soon as it crosses the limit. A body that is not multipart, a part other
+than the two, a part sent twice, a missing part, a bad ``content_type`` or a body that ends
+early are 400s naming the problem. Refusals linger (see :class:`UploadHandler`) so that they
+reach the client through the hub's proxy. On every error, and when the client goes away, the
+temporary directory is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from python_multipart import MultipartParser
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import parse_options_header
+from tornado import ioloop, web
+from tornado.http1connection import HTTP1Connection
+
+from erchub.services.compendia import CONTENT_TYPES, UPLOADS_DIRECTORY
+from erchub.services.handlers.base import BaseHandler
+
+FILE_PART = "compendium"
+CONTENT_TYPE_PART = "content_type"
+PARTS = (FILE_PART, CONTENT_TYPE_PART)
+#: longer than any content_type value: a field is kept in memory only up to this
+MAX_FIELD_BYTES = 64
+#: characters kept of the client's file name (it only appears in messages)
+MAX_FILENAME_CHARS = 100
+UNSAFE_FILENAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+ -]")
+#: seconds a refused request's connection stays open without more of its body arriving
+LINGER_SECONDS = 2.0
+#: tornado's own body limit for an upload request; upload_limit is enforced here instead, so
+#: that a client gets a JSON 413 however it frames the body
+UNLIMITED = 2**62
+
+
+def uploads_dir(handler: BaseHandler) -> Path:
+    return Path(handler.service.data_dir) / UPLOADS_DIRECTORY
+
+
+def too_large(limit: int) -> web.HTTPError:
+    return web.HTTPError(413, f"the upload is larger than the limit of {limit} bytes")
+
+
+@dataclass
+class ReceivedUpload:
+    """A complete upload: the archive on disk and the form's content_type."""
+
+    #: the uploaded file, inside ``directory``
+    path: Path
+    #: the client's name of the file, reduced to safe characters
+    filename: str
+    content_type: str
+    size: int
+    #: the private temporary directory below uploads/ that :meth:`remove` deletes
+    directory: Path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class MultipartReceiver:
+    """Parses one multipart/form-data body fed in chunks; blocking (file writes), thread-safe.
+
+    Raises :class:`tornado.web.HTTPError` (400 or 413) naming the problem; after an error the
+    caller calls :meth:`discard`.
+    """
+
+    def __init__(self, content_type_header: str, uploads: Path, limit: int) -> None:
+        media_type, options = parse_options_header(content_type_header)
+        if media_type != b"multipart/form-data":
+            shown = content_type_header or "none"
+            raise web.HTTPError(
+                400, f"expected a multipart/form-data body, got Content-Type {shown}"
+            )
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise web.HTTPError(400, "the multipart/form-data Content-Type names no boundary")
+        try:
+            self._parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self._on_part_begin,
+                    "on_header_field": self._on_header_field,
+                    "on_header_value": self._on_header_value,
+                    "on_header_end": self._on_header_end,
+                    "on_headers_finished": self._on_headers_finished,
+                    "on_part_data": self._on_part_data,
+                    "on_part_end": self._on_part_end,
+                    "on_end": self._on_end,
+                },
+            )
+        except FormParserError as error:
+            raise web.HTTPError(400, f"bad multipart boundary: {error}") from None
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._received = 0
+        self._ended = False
+        self._closed = False
+        self._handed_over = False
+        # the part being read
+        self._headers: dict[bytes, bytes] = {}
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._sink: IO[bytes] | None = None
+        self._field: bytearray | None = None
+        # what was received
+        self._path: Path | None = None
+        self._filename = ""
+        self._size = 0
+        self._content_type: str | None = None
+        uploads.mkdir(parents=True, exist_ok=True)
+        self.directory = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
+
+    def feed(self, chunk: bytes) -> None:
+        with self._lock:
+            if self._closed:
+                raise web.HTTPError(400, "the upload was abandoned")
+            self._received += len(chunk)
+            if self._received > self._limit:
+                raise too_large(self._limit)
+            if self._ended:
+                return  # an epilogue after the closing boundary means nothing
+            try:
+                self._parser.write(chunk)
+            except FormParserError as error:
+                raise web.HTTPError(400, f"malformed multipart body: {error}") from None
+
+    def finish(self) -> ReceivedUpload:
+        """The complete upload; from now on the caller removes it (:meth:`discard` won't)."""
+        with self._lock:
+            if not self._ended:
+                raise web.HTTPError(400, "the multipart body ends before its closing boundary")
+            if self._path is None:
+                raise web.HTTPError(
+                    400, f"no {FILE_PART} part: send the archive as the form field {FILE_PART}"
+                )
+            if self._content_type is None:
+                raise web.HTTPError(
+                    400, f"no {CONTENT_TYPE_PART} part: send workspace or compendium"
+                )
+            if self._size == 0:
+                raise web.HTTPError(400, f"the {FILE_PART} part is empty")
+            self._handed_over = True
+            return ReceivedUpload(
+                path=self._path,
+                filename=self._filename,
+                content_type=self._content_type,
+                size=self._size,
+                directory=self.directory,
+            )
+
+    def discard(self) -> None:
+        """Remove what was received, unless :meth:`finish` handed it over."""
+        with self._lock:
+            self._closed = True
+            if self._sink is not None:
+                self._sink.close()
+                self._sink = None
+            if not self._handed_over:
+                shutil.rmtree(self.directory, ignore_errors=True)
+
+    # -- parser callbacks (called inside feed, under the lock) --------------------------------
+
+    def _on_part_begin(self) -> None:
+        self._headers = {}
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        self._headers[bytes(self._header_field).strip().lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def _on_headers_finished(self) -> None:
+        disposition, options = parse_options_header(self._headers.get(b"content-disposition"))
+        name = options.get(b"name")
+        if disposition != b"form-data" or name is None:
+            raise web.HTTPError(400, "a part of the multipart body is no named form-data field")
+        field = name.decode("utf-8", errors="replace")
+        if field not in PARTS:
+            raise web.HTTPError(
+                400,
+                f"unknown form field {field[:60]!r}: expected {FILE_PART} and {CONTENT_TYPE_PART}",
+            )
+        if field == FILE_PART:
+            if self._path is not None:
+                raise web.HTTPError(400, f"the form field {FILE_PART} is sent twice")
+            self._filename = _safe_filename(options.get(b"filename", b""))
+            self._path = self.directory / self._filename
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            self._sink = open(os.open(self._path, flags, 0o600), "wb")  # noqa: SIM115
+        else:
+            if self._content_type is not None:
+                raise web.HTTPError(400, f"the form field {CONTENT_TYPE_PART} is sent twice")
+            self._field = bytearray()
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._sink is not None:
+            self._sink.write(memoryview(data)[start:end])
+            self._size += end - start
+        elif self._field is not None:
+            self._field += data[start:end]
+            if len(self._field) > MAX_FIELD_BYTES:
+                raise web.HTTPError(400, f"{CONTENT_TYPE_PART} must be workspace or compendium")
+
+    def _on_part_end(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+        elif self._field is not None:
+            value = self._field.decode("utf-8", errors="replace").strip()
+            self._field = None
+            if value not in CONTENT_TYPES:
+                raise web.HTTPError(
+                    400, f"{CONTENT_TYPE_PART} must be workspace or compendium, got {value!r}"
+                )
+            self._content_type = value
+
+    def _on_end(self) -> None:
+        self._ended = True
+
+
+def _safe_filename(raw: bytes) -> str:
+    name = raw.decode("utf-8", errors="replace").replace("\\", "/").rsplit("/", 1)[-1]
+    name = UNSAFE_FILENAME_CHARACTERS.sub("_", name).strip().lstrip(".")
+    return name[:MAX_FILENAME_CHARS] or "upload"
+
+
+@web.stream_request_body
+class UploadHandler(BaseHandler):
+    """Base of handlers that take a multipart upload in POST.
+
+    A subclass overrides :meth:`check_upload` (identity, scope, arguments); its ``post``
+    awaits :meth:`received_upload`, returns at once when that is None (the request was refused
+    and answered), and removes the upload when done with it.
+
+    A refusal is answered as soon as it is known, but the connection is not closed at once
+    (a lingering close): the rest of the body is read and dropped while it keeps coming, up to
+    :meth:`drain_limit` bytes, and the connection closed after :data:`LINGER_SECONDS` without
+    any. configurable-http-proxy, still sending the body into a connection closed under it,
+    would answer the client with a 503 of its own instead of passing the 413 or 400 on.
+    """
+
+    _receiver: MultipartReceiver | None = None
+    _refused = False
+    _dropped = 0
+    _linger: object | None = None
+
+    @property
+    def drain_limit(self) -> int:
+        """Bytes of a refused body read and dropped before the connection is closed."""
+        return max(int(self.service.upload_limit), 64 * 1024**2)
+
+    def check_upload(self) -> None:
+        """What the caller must be and send for an upload; raises HTTPError (401, 403, 400)."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method == "POST":
+            await self.start_upload()
+
+    async def start_upload(self) -> None:
+        """Refuse what can be refused before the body is read; get ready for the body."""
+        limit = int(self.service.upload_limit)
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(UNLIMITED)
+        declared = self.request.headers.get("Content-Length", "").strip()
+        try:
+            self.check_upload()
+            if declared and not declared.isdigit():
+                raise web.HTTPError(400, f"Content-Length must be a number, got {declared!r}")
+            if declared and int(declared) > limit:
+                raise too_large(limit)
+            self._receiver = await self.blocking(
+                MultipartReceiver,
+                self.request.headers.get("Content-Type", ""),
+                uploads_dir(self),
+                limit,
+            )
+        except web.HTTPError as error:
+            expects_continue = self.request.headers.get("Expect", "").lower() == "100-continue"
+            beyond = declared.isdigit() and int(declared) > limit + self.drain_limit
+            if expects_continue or beyond:
+                # No body is on its way yet (the client awaits "100 Continue"), or too much
+                # of it to wait for: answer and close.
+                raise
+            self.refuse(error)
+
+    def refuse(self, error: web.HTTPError) -> None:
+        """Answer ``error`` now; the rest of the body is dropped as it arrives."""
+        self._refused = True
+        self.log_exception(type(error), error, None)
+        self._linger_on()
+        message = error.log_message or "the upload was refused"
+        if error.args:
+            message %= error.args
+        body = json.dumps({"status": error.status_code, "message": message}).encode()
+        self.set_status(error.status_code)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Content-Length", len(body))
+        self.write(body)
+        self.flush()
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._refused:
+            self._dropped += len(chunk)
+            if self._dropped > self.drain_limit:
+                self._close()
+            else:
+                self._linger_on()
+            return
+        receiver = self._receiver
+        if receiver is None:
+            return
+        try:
+            await self.blocking(receiver.feed, chunk)
+        except Exception as error:
+            await self.blocking(receiver.discard)
+            if not isinstance(error, web.HTTPError):
+                self.log_exception(*sys.exc_info())
+                error = web.HTTPError(500, "internal error; the service log has the details")
+            self.refuse(error)
+
+    async def received_upload(self) -> ReceivedUpload | None:
+        """The complete upload, which the caller removes; None when the request was refused
+        (and answered). 400 when the upload is incomplete."""
+        if self._refused:
+            return None
+        if self._receiver is None:
+            raise web.HTTPError(400, "no upload received")
+        try:
+            return await self.blocking(self._receiver.finish)
+        except web.HTTPError:
+            await self.blocking(self._receiver.discard)
+            raise
+
+    def _linger_on(self) -> None:
+        """(Re)start the wait for more of a refused body."""
+        loop = ioloop.IOLoop.current()
+        if self._linger is not None:
+            loop.remove_timeout(self._linger)
+        self._linger = loop.call_later(LINGER_SECONDS, self._close)
+
+    def _close(self) -> None:
+        connection = self.request.connection
+        if not self._finished and isinstance(connection, HTTP1Connection):
+            connection.close()
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        self._discard_later()
+
+    def on_finish(self) -> None:
+        super().on_finish()
+        if self._linger is not None:
+            ioloop.IOLoop.current().remove_timeout(self._linger)
+        self._discard_later()
+
+    def _discard_later(self) -> None:
+        """Remove an upload that was not handed over, in the executor (it waits for a chunk
+        being written)."""
+        if self._receiver is not None:
+            asyncio.get_running_loop().run_in_executor(None, self._receiver.discard)

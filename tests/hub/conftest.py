@@ -1,0 +1,177 @@
+"""The hub tier: a real JupyterHub with configurable-http-proxy and the managed `erc` service.
+
+One hub per test session runs the repository's own jupyterhub_config.py, with ports, the data
+directory and a small upload limit overridden. A `test-manager` service token creates users
+and their API tokens through the hub's REST API.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROXY = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
+API_PREFIX = "/services/erc/api/v1"
+#: the test hub's upload limit (bytes), small so that 413 is cheap to provoke
+UPLOAD_LIMIT = 5 * 1024**2
+ADMIN = "hubadmin"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Hub:
+    url: str
+    data_dir: Path
+    log_path: Path
+    manager_token: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return self.url + API_PREFIX
+
+    def hub_api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"token {self.manager_token}"}
+        return httpx.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
+
+    def token(self, username: str) -> str:
+        """An API token of ``username`` (created with the user) holding the user's scopes."""
+        if username not in self.tokens:
+            created = self.hub_api("POST", f"/users/{username}")
+            assert created.status_code in (201, 409), created.text
+            response = self.hub_api("POST", f"/users/{username}/tokens", json={"note": "tests"})
+            assert response.status_code == 201, response.text
+            self.tokens[username] = response.json()["token"]
+        return self.tokens[username]
+
+    @property
+    def admin_token(self) -> str:
+        return self.token(ADMIN)
+
+    def request(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """A request to the erc API (``path`` relative to its prefix) with ``token``."""
+        headers = dict(kwargs.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"token {token}"
+        kwargs.setdefault("timeout", 60)
+        return httpx.request(method, self.api_url + path, headers=headers, **kwargs)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def hub_problem() -> str | None:
+    if not PROXY.exists():
+        return f"configurable-http-proxy missing ({PROXY}); run `make install`"
+    return None
+
+
+OVERRIDES = """
+c = get_config()  # noqa: F821
+load_subconfig({config!r})  # noqa: F821
+c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+for service in c.JupyterHub.services:
+    if service["name"] == "erc":
+        service["url"] = "http://127.0.0.1:{service_port}"
+c.JupyterHub.services.append({{"name": "test-manager", "api_token": {manager_token!r}}})
+c.JupyterHub.load_roles.append(
+    {{"name": "test-manager", "scopes": ["admin:users", "tokens"], "services": ["test-manager"]}}
+)
+"""
+
+
+def start_hub(
+    workdir: Path, worker_count: int = 1, environment: dict[str, str] | None = None
+) -> tuple[Hub, subprocess.Popen[bytes]]:
+    """Start a hub in ``workdir`` (``environment`` overrides ERCHUB_* settings)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_dir = workdir / "data"
+    port = free_port()
+    manager_token = secrets.token_hex(16)
+    (workdir / "test_config.py").write_text(
+        OVERRIDES.format(
+            config=str(REPO / "jupyterhub_config.py"),
+            port=port,
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
+            service_port=free_port(),
+            manager_token=manager_token,
+        )
+    )
+    env = {
+        **os.environ,
+        "ERCHUB_DATA_DIR": str(data_dir),
+        "ERCHUB_WORKER_COUNT": str(worker_count),
+        "ERCHUB_UPLOAD_LIMIT": str(UPLOAD_LIMIT),
+        "ERCHUB_ADMIN_USERS": ADMIN,
+        **(environment or {}),
+    }
+    log_path = workdir / "hub.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", "test_config.py", "--debug"],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    hub = Hub(f"http://127.0.0.1:{port}", data_dir, log_path, manager_token)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the hub exited with {process.returncode}:\n{hub.log_tail()}")
+        try:
+            if httpx.get(hub.api_url + "/openapi.json", timeout=2).status_code == 200:
+                return hub, process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_hub(process)
+    raise RuntimeError(f"the hub and its erc service did not answer in 90 s:\n{hub.log_tail()}")
+
+
+def stop_hub(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def erc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    problem = hub_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"hub tier cannot run in CI: {problem}")
+        pytest.skip(problem)
+    hub, process = start_hub(tmp_path_factory.mktemp("hub"))
+    try:
+        yield hub
+    finally:
+        stop_hub(process)

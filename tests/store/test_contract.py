@@ -1,0 +1,690 @@
+"""The store contract: one suite, run against every backend (see conftest.py)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import mongomock
+import pymongo
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from erchub.services.store import (
+    SCHEMES,
+    CompendiumQuery,
+    CompendiumRecord,
+    Conflict,
+    JobQuery,
+    JobRecord,
+    Store,
+    StoreError,
+    open_store,
+)
+from erchub.services.store.base import CANCELED, FAILURE, QUEUED, RUNNING, SUCCESS, WORKER_LOST
+from erchub.services.store.sql import MIGRATIONS, SqlStore, compendia, jobs
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def compendium(
+    id: str, user: str = "alice", *, candidate: bool = False, created: float = 1.0, **metadata: Any
+) -> CompendiumRecord:
+    return CompendiumRecord(
+        id=id, user=user, candidate=candidate, metadata=metadata, created=created, updated=created
+    )
+
+
+def job(id: str, compendium_id: str = "c1", user: str = "alice", created: float = 1.0) -> JobRecord:
+    return JobRecord(id=id, compendium_id=compendium_id, user=user, created=created)
+
+
+def ids(records: list[Any]) -> list[str]:
+    return [getattr(r, "compendium", r).id for r in records]
+
+
+def searched(store: Store, text: str, viewer: str | None = "reader", **paging: int) -> list[str]:
+    hits, total = store.search_compendia(text, viewer=viewer, **paging)
+    if "start" not in paging and "limit" not in paging:
+        assert total == len(hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    return ids(hits)
+
+
+METADATA = {
+    "title": "Sea surface temperature of the North Atlantic",
+    "description": 'Monthly means, 1950\u20132020, with a "quoted" note & more: 100% real.',
+    "creators": [{"name": "Ada M\u00fcller", "orcid": "0000-0001"}, {"name": "Bo Li"}],
+    "keywords": ["ocean", "climate"],
+    "files": ["data/sst_2020.csv", "main.ipynb"],
+    "identifier": {"doi": "10.5281/Zenodo.42"},
+    "nested": {"list": [1, 2.5, None, True, "x"], "empty": {}},
+}
+
+# -- compendia ---------------------------------------------------------------------------------
+
+
+def test_compendium_round_trip(store: Store) -> None:
+    record = compendium("c1", candidate=True, created=12.5, **METADATA)
+    store.add_compendium(record)
+    assert store.get_compendium("c1") == record
+    assert store.get_compendium("c1").doi == "10.5281/zenodo.42"
+    assert store.get_compendium("absent") is None
+
+
+def test_duplicate_compendium_is_a_conflict(store: Store) -> None:
+    store.add_compendium(compendium("c1", title="first"))
+    with pytest.raises(Conflict):
+        store.add_compendium(compendium("c1", "bob", title="second"))
+    assert store.get_compendium("c1").metadata == {"title": "first"}
+    assert searched(store, "second") == []
+
+
+def test_update_compendium(store: Store) -> None:
+    store.add_compendium(compendium("c1", candidate=True, title="Old words", created=1.0))
+    updated = store.update_compendium(
+        "c1", metadata={"title": "Fresh words", "identifier": {"doi": "10.1/X"}}, now=5.0
+    )
+    assert updated == store.get_compendium("c1")
+    assert updated is not None
+    assert (updated.candidate, updated.created, updated.updated) == (True, 1.0, 5.0)
+    assert updated.metadata["title"] == "Fresh words"
+    assert searched(store, "old", viewer="alice") == []
+    assert searched(store, "fresh", viewer="alice") == ["c1"]
+    assert ids(store.list_compendia(CompendiumQuery(viewer=None, doi="10.1/x", candidate=True))[0])
+
+    published = store.update_compendium("c1", candidate=False, now=6.0)
+    assert published is not None
+    assert (published.candidate, published.updated, published.metadata) == (
+        False,
+        6.0,
+        updated.metadata,
+    )
+    assert searched(store, "fresh") == ["c1"]  # now for everyone
+    assert store.update_compendium("absent", candidate=False, now=7.0) is None
+
+
+def test_delete_compendium_deletes_its_jobs(store: Store) -> None:
+    store.add_compendium(compendium("c1", title="gone"))
+    store.add_compendium(compendium("c2", title="stays"))
+    store.add_job(job("j1", "c1"))
+    store.add_job(job("j2", "c1"))
+    store.add_job(job("j3", "c2"))
+    assert store.delete_compendium("c1") is True
+    assert store.get_compendium("c1") is None
+    assert (store.get_job("j1"), store.get_job("j2")) == (None, None)
+    assert store.get_job("j3") is not None
+    assert searched(store, "gone") == []
+    assert store.delete_compendium("c1") is False
+    # the id is free again
+    store.add_compendium(compendium("c1", title="back"))
+    assert searched(store, "back") == ["c1"]
+
+
+# -- listing -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listed(store: Store) -> Store:
+    """Published c1..c5 (alice: c1 c3 c5, bob: c2 c4; c{n} created at n), candidates a6 (alice)
+    and b7 (bob)."""
+    for n in range(1, 6):
+        user = "alice" if n % 2 else "bob"
+        doi = {"identifier": {"doi": f"10.1/DOI{n}"}} if n in (2, 3) else {}
+        store.add_compendium(compendium(f"c{n}", user, created=float(n), **doi))
+    store.add_compendium(compendium("a6", "alice", candidate=True, created=6.0))
+    store.add_compendium(compendium("b7", "bob", candidate=True, created=7.0))
+    return store
+
+
+def listing(store: Store, **query: Any) -> tuple[list[str], int]:
+    query.setdefault("viewer", "reader")
+    records, total = store.list_compendia(CompendiumQuery(**query))
+    return ids(records), total
+
+
+def test_list_published_newest_first(listed: Store) -> None:
+    assert listing(listed) == (["c5", "c4", "c3", "c2", "c1"], 5)
+    assert listing(listed, viewer=None) == (["c5", "c4", "c3", "c2", "c1"], 5)
+
+
+def test_list_filters(listed: Store) -> None:
+    assert listing(listed, user="bob") == (["c4", "c2"], 2)
+    assert listing(listed, doi="10.1/doi3") == (["c3"], 1)
+    assert listing(listed, doi=" 10.1/DOI2 ") == (["c2"], 1)
+    assert listing(listed, doi="10.1/none") == ([], 0)
+    assert listing(listed, user="alice", doi="10.1/doi2") == ([], 0)
+
+
+def test_list_candidates_own_only(listed: Store) -> None:
+    assert listing(listed, candidate=True) == ([], 0)
+    assert listing(listed, viewer="alice", candidate=True) == (["a6"], 1)
+    assert listing(listed, viewer="bob", candidate=True) == (["b7"], 1)
+    assert listing(listed, viewer="bob", candidate=True, user="alice") == ([], 0)
+    assert listing(listed, viewer=None, candidate=True) == (["b7", "a6"], 2)
+    assert listing(listed, viewer=None, candidate=True, user="alice") == (["a6"], 1)
+
+
+def test_list_paging(listed: Store) -> None:
+    assert listing(listed, start=1, limit=2) == (["c4", "c3"], 5)
+    assert listing(listed, start=4, limit=2) == (["c1"], 5)
+    assert listing(listed, start=9, limit=2) == ([], 5)
+    assert listing(listed, limit=0) == ([], 5)
+    assert listing(listed, start=-3, limit=1) == (["c5"], 5)
+
+
+def test_list_ties_are_ordered_by_id(store: Store) -> None:
+    for name in ("x1", "x3", "x2"):
+        store.add_compendium(compendium(name, created=1.0))
+    pages = [listing(store, start=n, limit=1)[0] for n in range(3)]
+    assert pages == [["x3"], ["x2"], ["x1"]]
+
+
+# -- search ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def corpus(store: Store) -> Store:
+    store.add_compendium(
+        compendium("title", title="Ocean temperature", description="lorem ipsum", created=1.0)
+    )
+    store.add_compendium(
+        compendium(
+            "description",
+            title="Lorem ipsum",
+            description="A study of ocean temperature and salinity records",
+            created=2.0,
+        )
+    )
+    store.add_compendium(
+        compendium(
+            "keywords",
+            title="Dolor sit",
+            keywords=["ocean", "temperature"],
+            description="ipsum",
+            created=3.0,
+        )
+    )
+    store.add_compendium(
+        compendium(
+            "authors",
+            title="Amet",
+            creators=[{"name": "Oceane Temperley"}],
+            description="lorem",
+            created=4.0,
+        )
+    )
+    store.add_compendium(
+        compendium("files", title="Consectetur", files=["data/oceanic_temps.csv"], created=5.0)
+    )
+    store.add_compendium(
+        compendium("draft", "alice", candidate=True, title="Ocean draft", created=6.0)
+    )
+    return store
+
+
+def test_search_ranks_title_and_authors_over_keywords_over_description(corpus: Store) -> None:
+    found = searched(corpus, "ocean temp")
+    assert set(found) == {"title", "description", "keywords", "authors", "files"}
+    assert set(found[:2]) == {"title", "authors"}
+    assert found[2] == "keywords"
+    assert set(found[3:]) == {"description", "files"}
+
+
+def test_search_matches_prefixes_case_insensitively(corpus: Store) -> None:
+    assert searched(corpus, "SALIN") == ["description"]
+    assert searched(corpus, "salinity") == ["description"]
+    assert searched(corpus, "salinitys") == []
+    assert searched(corpus, "csv") == ["files"]
+    assert searched(corpus, "temps") == ["files"]  # a word of a file name
+
+
+def test_search_needs_every_word(corpus: Store) -> None:
+    assert searched(corpus, "ocean salinity") == ["description"]
+    assert searched(corpus, "ocean zebra") == []
+    assert searched(corpus, "ocean OR zebra") == []
+
+
+def test_search_finds_accented_authors(store: Store) -> None:
+    store.add_compendium(compendium("c1", creators=[{"name": "Ada M\u00fcller"}]))
+    assert searched(store, "m\u00fcll") == ["c1"]
+    assert searched(store, "M\u00dcLLER ada") == ["c1"]
+
+
+def test_search_shows_candidates_to_their_author_only(corpus: Store) -> None:
+    assert "draft" not in searched(corpus, "ocean")
+    assert "draft" not in searched(corpus, "ocean", viewer="bob")
+    assert searched(corpus, "draft", viewer="alice") == ["draft"]
+    assert searched(corpus, "draft", viewer=None) == ["draft"]
+    assert "draft" in searched(corpus, "ocean", viewer="alice")
+
+
+def test_search_paging(corpus: Store) -> None:
+    everything = searched(corpus, "ocean")
+    assert len(everything) == 5
+    pages = [corpus.search_compendia("ocean", viewer="bob", start=n, limit=2) for n in (0, 2, 4)]
+    assert [total for _, total in pages] == [5, 5, 5]
+    assert [ids(hits) for hits, _ in pages] == [everything[0:2], everything[2:4], everything[4:]]
+    assert corpus.search_compendia("ocean", viewer="bob", start=10, limit=2) == ([], 5)
+    assert corpus.search_compendia("ocean", viewer="bob", limit=0) == ([], 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"ocean', ["title", "authors", "keywords", "description", "files"]),
+        ("ocean:* & temperature", ["title", "keywords", "description"]),
+        ("salinity)", ["description"]),
+        ("'salinity'", ["description"]),
+        ("NEAR(ocean salinity)", []),
+        ("ocean NOT lorem", []),
+        ("-lorem", ["title", "description", "authors"]),
+        ("salin*", ["description"]),
+        ("^salin.*", ["description"]),
+        ("$where salinity", []),
+        ("", []),
+        ("   ", []),
+        ("*", []),
+        (":", []),
+        ("&|!()", []),
+        ("\"'*:&|!()<->\\%_.^$[]{}+?", []),
+        ("\x00", []),
+    ],
+)
+def test_search_takes_any_input_as_words(corpus: Store, text: str, expected: list[str]) -> None:
+    assert sorted(searched(corpus, text)) == sorted(expected)
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+
+def test_job_round_trip(store: Store) -> None:
+    record = JobRecord(
+        id="j1",
+        compendium_id="c1",
+        user="alice",
+        parameters={"n": 3, "label": "x\u00e9", "ratio": 0.5, "flags": [True, None]},
+        steps={"validate_compendium": {"status": "queued", "text": []}},
+        created=3.5,
+    )
+    store.add_job(record)
+    assert store.get_job("j1") == record
+    assert store.get_job("absent") is None
+    with pytest.raises(Conflict):
+        store.add_job(replace(record, user="bob"))
+    assert store.get_job("j1") == record
+
+
+@pytest.fixture
+def job_listing(store: Store) -> Store:
+    """alice's published c1 and candidate c2; jobs: j1 (c1, alice), j2 (c1, bob), j3 (c2, alice),
+    j4 (c2, bob: who could not see c2, but sees his own job); j{n} created at n."""
+    store.add_compendium(compendium("c1"))
+    store.add_compendium(compendium("c2", candidate=True))
+    for n, (cid, user) in enumerate(
+        [("c1", "alice"), ("c1", "bob"), ("c2", "alice"), ("c2", "bob")], start=1
+    ):
+        store.add_job(job(f"j{n}", cid, user, created=float(n)))
+    store.update_job("j2", status=SUCCESS)
+    return store
+
+
+def job_list(store: Store, **query: Any) -> tuple[list[str], int]:
+    records, total = store.list_jobs(JobQuery(**query))
+    return ids(records), total
+
+
+def test_list_jobs_filters(job_listing: Store) -> None:
+    assert job_list(job_listing, viewer=None) == (["j4", "j3", "j2", "j1"], 4)
+    assert job_list(job_listing, viewer=None, compendium_id="c1") == (["j2", "j1"], 2)
+    assert job_list(job_listing, viewer=None, status=SUCCESS) == (["j2"], 1)
+    assert job_list(job_listing, viewer=None, user="bob") == (["j4", "j2"], 2)
+    assert job_list(job_listing, viewer=None, start=1, limit=2) == (["j3", "j2"], 4)
+    assert job_list(job_listing, viewer=None, limit=0) == ([], 4)
+
+
+def test_list_jobs_visibility(job_listing: Store) -> None:
+    assert job_list(job_listing, viewer="alice") == (["j4", "j3", "j2", "j1"], 4)
+    assert job_list(job_listing, viewer="bob") == (["j4", "j2", "j1"], 3)
+    assert job_list(job_listing, viewer="carol") == (["j2", "j1"], 2)
+    assert job_list(job_listing, viewer="carol", compendium_id="c2") == ([], 0)
+    assert job_list(job_listing, viewer="carol", start=1, limit=5) == (["j1"], 2)
+
+
+def test_claim_takes_the_oldest_queued_job(store: Store) -> None:
+    assert store.claim_job("w1", now=10.0) is None
+    store.add_job(job("late", created=5.0))
+    store.add_job(job("early", created=2.0))
+    store.add_job(job("done", created=1.0))
+    store.update_job("done", status=SUCCESS)
+    first = store.claim_job("w1", now=10.0)
+    assert first is not None
+    assert (first.id, first.status, first.worker, first.heartbeat, first.started) == (
+        "early",
+        RUNNING,
+        "w1",
+        10.0,
+        10.0,
+    )
+    assert first.attempts == 1
+    assert store.get_job("early") == first
+    second = store.claim_job("w2", now=11.0)
+    assert second is not None and (second.id, second.worker) == ("late", "w2")
+    assert store.claim_job("w3", now=12.0) is None
+
+
+def test_update_job_with_and_without_worker(store: Store) -> None:
+    store.add_job(job("j1"))
+    assert store.update_job("j1", steps={"image_build": {"status": "queued"}}) is True
+    store.claim_job("w1", now=10.0)
+    assert store.update_job("j1", worker="w2", status=SUCCESS) is False
+    assert store.get_job("j1").status == RUNNING
+    result = {"display": "display.html", "check": {"ok": True}}
+    steps = {"image_execute": {"status": "success", "text": ["done"]}}
+    assert (
+        store.update_job(
+            "j1",
+            worker="w1",
+            status=SUCCESS,
+            finished=20.0,
+            result=result,
+            steps=steps,
+            reason="",
+        )
+        is True
+    )
+    done = store.get_job("j1")
+    assert done is not None
+    assert (done.status, done.finished, done.result, done.steps) == (SUCCESS, 20.0, result, steps)
+    # the worker let go of it when it ended
+    assert store.update_job("j1", worker="w1", reason="late") is False
+    assert store.update_job("absent", status=FAILURE) is False
+    with pytest.raises(TypeError):
+        store.update_job("j1", worker_name="w1")
+    with pytest.raises(TypeError):
+        store.update_job("j1", id="other")
+
+
+def test_heartbeat(store: Store) -> None:
+    store.add_job(job("j1"))
+    assert store.heartbeat("j1", "w1", now=9.0) is None  # queued: nobody holds it
+    store.claim_job("w1", now=10.0)
+    beat = store.heartbeat("j1", "w1", now=15.0)
+    assert beat is not None and (beat.heartbeat, beat.cancel_requested) == (15.0, False)
+    assert store.heartbeat("j1", "w2", now=15.0) is None
+    store.request_cancel("j1", now=16.0)
+    beat = store.heartbeat("j1", "w1", now=17.0)
+    assert beat is not None and beat.cancel_requested is True
+    assert store.heartbeat("absent", "w1", now=17.0) is None
+
+
+def test_request_cancel(store: Store) -> None:
+    for name in ("queued", "running", "done"):
+        store.add_job(job(name, created={"queued": 3.0, "running": 1.0, "done": 2.0}[name]))
+    store.claim_job("w1", now=10.0)  # "running", the oldest
+    store.update_job("done", status=SUCCESS, finished=11.0)
+
+    canceled = store.request_cancel("queued", now=12.0)
+    assert canceled is not None
+    assert (canceled.status, canceled.finished) == (CANCELED, 12.0)
+    assert canceled.reason
+    assert store.claim_job("w2", now=13.0) is None  # canceled jobs are never claimed
+
+    flagged = store.request_cancel("running", now=14.0)
+    assert flagged is not None
+    assert (flagged.status, flagged.cancel_requested, flagged.finished) == (RUNNING, True, None)
+
+    before = store.get_job("done")
+    assert store.request_cancel("done", now=15.0) == before
+    assert store.request_cancel("absent", now=15.0) is None
+
+
+def test_reap_requeues_once_then_fails(store: Store) -> None:
+    store.add_job(job("lost", created=1.0))
+    store.add_job(job("alive", created=2.0))
+    store.claim_job("w1", now=10.0)
+    store.claim_job("w2", now=10.0)
+    store.heartbeat("alive", "w2", now=30.0)
+    assert store.reap_lost_jobs(cutoff=5.0, now=31.0) == []
+
+    (requeued,) = store.reap_lost_jobs(cutoff=25.0, now=31.0)
+    assert (requeued.id, requeued.status, requeued.worker, requeued.attempts) == (
+        "lost",
+        QUEUED,
+        None,
+        1,
+    )
+    assert store.get_job("lost") == requeued
+    assert store.heartbeat("lost", "w1", now=32.0) is None
+    assert store.update_job("lost", worker="w1", status=SUCCESS) is False
+
+    again = store.claim_job("w3", now=40.0)
+    assert again is not None
+    assert (again.id, again.attempts, again.started, again.heartbeat) == ("lost", 2, 10.0, 40.0)
+
+    store.heartbeat("alive", "w2", now=46.0)
+    (failed,) = store.reap_lost_jobs(cutoff=45.0, now=50.0, max_attempts=2)
+    assert (failed.id, failed.status, failed.reason, failed.finished) == (
+        "lost",
+        FAILURE,
+        WORKER_LOST,
+        50.0,
+    )
+    assert store.get_job("lost") == failed
+    assert store.heartbeat("lost", "w3", now=51.0) is None
+    assert store.claim_job("w4", now=52.0) is None
+    assert store.get_job("alive").status == RUNNING
+
+
+# -- concurrency -------------------------------------------------------------------------------
+
+JOBS = 40
+
+
+def add_queued_jobs(store: Store) -> set[str]:
+    names = {f"j{n:02}" for n in range(JOBS)}
+    for n, name in enumerate(sorted(names)):
+        store.add_job(job(name, created=float(n)))
+    return names
+
+
+def claim_all(store: Store, worker: str) -> list[str]:
+    claimed = []
+    while (record := store.claim_job(worker, now=100.0)) is not None:
+        assert record.worker == worker
+        claimed.append(record.id)
+    return claimed
+
+
+def test_threads_claim_every_job_once(store: Store, request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["store"] == "mongomock":
+        pytest.skip("mongomock's find_one_and_update is not atomic across threads")
+    names = add_queued_jobs(store)
+    results: dict[str, list[str]] = {}
+    start = threading.Barrier(8)
+
+    def work(worker: str) -> None:
+        start.wait()
+        results[worker] = claim_all(store, worker)
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    claimed = [name for worker_claims in results.values() for name in worker_claims]
+    assert sorted(claimed) == sorted(names)
+    assert len(results) == 8
+    assert all(store.get_job(n).status == RUNNING for n in names)
+
+
+def claim_in_process(url: str, worker: str, start: Any, out: Any) -> None:
+    """A worker process: open the store, wait for the others, claim until nothing is left."""
+    store = open_store(url)
+    start.wait()
+    claimed = []
+    while (record := store.claim_job(worker, now=100.0)) is not None:
+        claimed.append(record.id)
+        time.sleep(0.002)  # as if working: lets the other processes in
+    store.close()
+    out.put((worker, claimed))
+
+
+def test_processes_claim_every_job_once(sql_url: str) -> None:
+    store = open_store(sql_url)
+    names = add_queued_jobs(store)
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Barrier(3), ctx.Queue()
+    processes = [
+        ctx.Process(target=claim_in_process, args=(sql_url, f"p{n}", start, out)) for n in range(3)
+    ]
+    for process in processes:
+        process.start()
+    results = dict(out.get(timeout=60) for _ in processes)
+    for process in processes:
+        process.join(timeout=10)
+        assert process.exitcode == 0
+    claimed = [name for worker_claims in results.values() for name in worker_claims]
+    assert sorted(claimed) == sorted(names)
+    assert all(results.values()), f"a process claimed nothing: {results}"
+    assert {store.get_job(n).worker for n in names} == set(results)
+    store.close()
+
+
+def test_sqlite_writes_begin_immediate_and_reads_do_not(tmp_path: Any) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/erchub.sqlite")
+    assert isinstance(store, SqlStore)
+    statements: list[str] = []
+    sa.event.listen(
+        store._engine, "before_cursor_execute", lambda *args: statements.append(args[2])
+    )
+    store.add_compendium(compendium("c1"))
+    store.update_compendium("c1", candidate=True, now=2.0)
+    store.get_compendium("c1")
+    begins = [s for s in statements if s.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN IMMEDIATE", "BEGIN"]
+    store.close()
+
+
+def test_sqlite_writers_wait_for_each_other_and_readers_do_not(tmp_path: Any) -> None:
+    path = tmp_path / "erchub.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    store.add_job(job("j0"))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    writer = threading.Thread(target=store.add_job, args=(job("j1"),))
+    writer.start()
+    writer.join(timeout=0.5)
+    assert writer.is_alive(), "the write should wait for the other writer"
+    assert store.get_job("j0") is not None  # WAL: reading goes on meanwhile
+    other.execute("COMMIT")
+    writer.join(timeout=10)
+    assert store.get_job("j1") is not None
+    other.close()
+    store.close()
+
+
+# -- migrations and opening --------------------------------------------------------------------
+
+
+def head_revision() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+def recorded_revision(url: str) -> str:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    engine.dispose()
+    return str(version)
+
+
+def open_in_process(url: str, start: Any) -> None:
+    start.wait()
+    open_store(url).close()
+
+
+def test_migrations_are_idempotent(sql_url: str) -> None:
+    store = open_store(sql_url)
+    store.add_compendium(compendium("c1", title="kept"))
+    store.close()
+    store = open_store(sql_url)
+    assert searched(store, "kept") == ["c1"]
+    store.close()
+    assert recorded_revision(sql_url) == head_revision()
+
+
+def test_a_schema_from_a_newer_erchub_is_refused(sql_url: str) -> None:
+    open_store(sql_url).close()
+    engine = sa.create_engine(sql_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="newer erchub"):
+        open_store(sql_url)
+
+
+def test_schema_matches_the_code(sql_url: str) -> None:
+    open_store(sql_url).close()
+    engine = sa.create_engine(sql_url)
+    inspector = sa.inspect(engine)
+    postgres = engine.dialect.name == "postgresql"
+    for table in (compendia, jobs):
+        expected = {c.name for c in table.columns if postgres or c.name != "search"}
+        assert {c["name"] for c in inspector.get_columns(table.name)} == expected
+    engine.dispose()
+
+
+def test_processes_opening_a_new_database_together(sql_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(3)
+    processes = [ctx.Process(target=open_in_process, args=(sql_url, start)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0, 0, 0]
+    assert recorded_revision(sql_url) == head_revision()
+
+
+def test_open_store_rejects_unknown_schemes() -> None:
+    with pytest.raises(ValueError) as raised:
+        open_store("mysql://root:hunter2@db/erchub")
+    message = str(raised.value)
+    assert "hunter2" not in message and "\n" not in message
+    assert all(f"{scheme}://" in message for scheme in SCHEMES)
+    with pytest.raises(ValueError, match="file"):
+        open_store("sqlite:///:memory:")
+
+
+def test_open_store_makes_the_sqlite_folder(tmp_path: Any) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/a/b/erchub.sqlite")
+    assert isinstance(store, SqlStore)
+    store.close()
+    assert (tmp_path / "a" / "b" / "erchub.sqlite").is_file()
+
+
+def test_open_store_hides_the_password_of_an_unreachable_server() -> None:
+    with pytest.raises(StoreError) as raised:
+        open_store("postgresql://erchub:hunter2@127.0.0.1:1/erchub?connect_timeout=2")
+    assert "hunter2" not in str(raised.value)
+    assert "127.0.0.1" in str(raised.value)
+
+
+def test_open_store_names_the_mongodb_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no MongoDB server here: the client is mongomock's, the URL handling is the store's
+    monkeypatch.setattr(pymongo, "MongoClient", mongomock.MongoClient)
+    named = open_store("mongodb://user:pw@db.example:27017/ercs?authSource=admin")
+    default = open_store("mongodb://db.example:27017/")
+    assert named._compendia.database.name == "ercs"
+    assert default._compendia.database.name == "erchub"
