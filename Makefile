@@ -53,6 +53,8 @@ demo: install provision
 
 bench: install provision
 	$(PY) bench/run.py
+	$(PY) bench/store.py
+	$(PY) bench/service.py
 
 clean:
 	rm -rf $(VENV) erchub-data build *.egg-info

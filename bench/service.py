@@ -121,6 +121,7 @@ def workspace_zip(path: Path, size: int) -> None:
 
 
 def measure_upload(size_mib: int, workdir: Path) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
     archive = workdir / "workspace.zip"
     workspace_zip(archive, size_mib * MIB)
     started = time.perf_counter()
@@ -149,14 +150,7 @@ def measure_upload(size_mib: int, workdir: Path) -> dict[str, Any]:
         token = hub.token("uploader")
         started = time.perf_counter()
         with open(archive, "rb") as stream:
-            response = hub.request(
-                "POST",
-                "/compendium",
-                token,
-                files={"compendium": ("workspace.zip", stream, "application/zip")},
-                data={"content_type": "workspace"},
-                timeout=1800,
-            )
+            response = hub.upload(token, stream, timeout=1800)
         upload_seconds = time.perf_counter() - started
         done.set()
         sampler.join()

@@ -30,11 +30,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from erchub.services.store import CompendiumQuery, CompendiumRecord, Store, open_store
 from erchub.services.store.common import redact
+from tests.conftest import DEFAULT_POSTGRES_URL
+from tests.store.conftest import postgres_schema as fresh_schema
 
 GOAL_MS = 50.0
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://erchub:erchub@127.0.0.1:5432/erchub_test"
 
 # Vocabulary in rough order of frequency: words are drawn Zipf-like, so the first are common.
 VOCABULARY = """
@@ -162,24 +165,22 @@ def measure(store: Store, records: list[CompendiumRecord], requests: int) -> dic
 
 @contextmanager
 def postgres_schema(url: str) -> Iterator[str | None]:
-    """A URL on a new schema of the server at ``url`` (dropped afterwards), or None."""
+    """A URL on a new schema of the server at ``url`` (dropped afterwards), or None when the
+    server is unreachable (said so)."""
     engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-    schema = f"erchub_bench_{uuid.uuid4().hex[:8]}"
     try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        with engine.connect():
+            reachable = True
     except sa.exc.OperationalError as exc:
         print(f"PostgreSQL skipped: {redact(url)} unreachable ({type(exc.orig).__name__})")
+        reachable = False
+    finally:
         engine.dispose()
+    if not reachable:
         yield None
         return
-    try:
-        search_path = sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield search_path.render_as_string(hide_password=False)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+    with fresh_schema(url) as schema_url:
+        yield schema_url
 
 
 def report(backend: str, figures: dict[str, Any]) -> None:

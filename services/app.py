@@ -24,14 +24,15 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import httpserver, ioloop, web
 from traitlets import Any as AnyTrait
-from traitlets import Float, Int, Integer, List, Unicode, default
-from traitlets.config import Application, catch_config_error
+from traitlets import Float, Int, Integer, List, TraitError, Unicode, default
+from traitlets.config import Application
+from traitlets.config.loader import ArgumentError
 
 from erchub import __version__
 from erchub.services.handlers import api_handlers
 from erchub.services.handlers.base import NotFoundHandler
 from erchub.services.runtime import default_data_dir
-from erchub.services.store import open_store
+from erchub.services.store import StoreError, open_store
 from erchub.services.worker import default_db_url
 
 GIB = 1024**3
@@ -45,10 +46,13 @@ class ERCService(Application):
     description = "The erc hub service: compendium, job and search API (see erchub README)."
 
     config_file = Unicode(
-        "erchub_service_config.py",
-        help="Python config file to load, if it exists (default erchub_service_config.py in "
-        "the working directory).",
+        help="Python config file to load, if it exists; workers load it too (default "
+        "$ERCHUB_CONFIG_FILE, else erchub_service_config.py in the working directory)."
     ).tag(config=True)
+
+    @default("config_file")
+    def _default_config_file(self) -> str:
+        return self._env("config_file", "erchub_service_config.py")
 
     data_dir = Unicode(
         help="Directory for compendia, jobs, uploads and the SQLite store (default "
@@ -69,8 +73,9 @@ class ERCService(Application):
         return self._env("db_url", default_db_url(self.data_dir))
 
     upload_limit = Integer(
+        min=1,
         help="Largest upload accepted, in bytes; larger ones get 413 (default "
-        "$ERCHUB_UPLOAD_LIMIT, else 2 GiB)."
+        "$ERCHUB_UPLOAD_LIMIT, else 2 GiB).",
     ).tag(config=True)
 
     @default("upload_limit")
@@ -78,9 +83,10 @@ class ERCService(Application):
         return self._env("upload_limit", 2 * GIB)
 
     worker_count = Int(
+        min=0,
         help="Number of `erchub worker` processes the service starts and keeps running; 0 "
         "when an operator runs workers elsewhere against the same store and data directory "
-        "(default $ERCHUB_WORKER_COUNT, else 1)."
+        "(default $ERCHUB_WORKER_COUNT, else 1).",
     ).tag(config=True)
 
     @default("worker_count")
@@ -98,8 +104,14 @@ class ERCService(Application):
         return [sys.executable, "-m", "erchub", "worker"]
 
     supervise_interval = Float(
-        5.0, help="Seconds between the service's checks for exited workers (default 5)."
+        min=0.1,
+        help="Seconds between the service's checks for exited workers (default "
+        "$ERCHUB_SUPERVISE_INTERVAL, else 5).",
     ).tag(config=True)
+
+    @default("supervise_interval")
+    def _default_supervise_interval(self) -> float:
+        return self._env("supervise_interval", 5.0)
 
     bind_url = Unicode(
         help="Where the service listens (default $JUPYTERHUB_SERVICE_URL, set by the hub for "
@@ -122,20 +134,27 @@ class ERCService(Application):
     workers: list[subprocess.Popen[bytes]]
 
     def _env(self, name: str, fallback: Any) -> Any:
-        raw = os.environ.get(f"ERCHUB_{name.upper()}")
+        """The value of $ERCHUB_<NAME> for the trait ``name``, else ``fallback``."""
+        variable = f"ERCHUB_{name.upper()}"
+        raw = os.environ.get(variable)
         if not raw:
             return fallback
-        return self.traits()[name].from_string(raw)
+        try:
+            return self.traits()[name].from_string(raw)
+        except (TraitError, ValueError) as error:
+            raise TraitError(f"{variable}={raw!r} is not a valid {name}: {error}") from None
 
     @property
     def api_prefix(self) -> str:
         return url_path_join(self.base_url, "api/v1")
 
-    @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
         super().initialize(argv)
         if self.config_file and os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
+        # Every setting is read now, so that a bad value stops the start with its message.
+        for name in self.class_trait_names(config=True):
+            getattr(self, name)
         self.workers = []
         for sub in ("compendia", "jobs", "uploads"):
             os.makedirs(os.path.join(self.data_dir, sub), exist_ok=True)
@@ -249,4 +268,9 @@ class ERCService(Application):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ERCService.launch_instance(argv)
+    try:
+        ERCService.launch_instance(argv)
+    except (TraitError, ArgumentError, ValueError, StoreError) as error:
+        # A bad setting or an unreachable store: one line, no traceback.
+        print(f"erchub-service: {error}", file=sys.stderr)
+        sys.exit(2)

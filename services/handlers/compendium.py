@@ -58,7 +58,7 @@ from erchub.services.store import (
 )
 from erchub.services.upload import UploadHandler
 
-#: query arguments every request may carry: the hub token, tornado's xsrf field
+#: the filters of GET /compendium
 LIST_ARGUMENTS = ("user", "doi", "candidate", "summary", "start", "limit")
 #: how often an upload draws a fresh id when the drawn one is taken
 ID_ATTEMPTS = 20

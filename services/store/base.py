@@ -19,7 +19,12 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
-from erchub.steps import CANCELED, FAILURE, QUEUED, RUNNING, SUCCESS
+# The job statuses, re-exported: the backends and callers take them from the store.
+from erchub.steps import CANCELED as CANCELED
+from erchub.steps import FAILURE as FAILURE
+from erchub.steps import QUEUED as QUEUED
+from erchub.steps import RUNNING as RUNNING
+from erchub.steps import SUCCESS as SUCCESS
 
 FINAL_JOB_STATUSES = (SUCCESS, FAILURE, CANCELED)
 
@@ -230,21 +235,3 @@ class Store(abc.ABC):
         """Running jobs whose heartbeat is older than ``cutoff``: queued again (worker cleared)
         while ``attempts < max_attempts``, else ended ``failure`` with reason
         :data:`WORKER_LOST` (finished = now). Atomic per job; returns the jobs as changed."""
-
-
-__all__ = [
-    "FINAL_JOB_STATUSES",
-    "QUEUED",
-    "RUNNING",
-    "WORKER_LOST",
-    "CompendiumQuery",
-    "CompendiumRecord",
-    "Conflict",
-    "JobQuery",
-    "JobRecord",
-    "SearchHit",
-    "Store",
-    "StoreError",
-    "doi_of",
-    "search_fields",
-]

@@ -8,6 +8,7 @@ and their API tokens through the hub's REST API.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -75,6 +76,24 @@ class Hub:
             headers["Authorization"] = f"token {token}"
         kwargs.setdefault("timeout", 60)
         return httpx.request(method, self.api_url + path, headers=headers, **kwargs)
+
+    def upload(
+        self,
+        token: str | None,
+        archive: Any,
+        content_type: str = "workspace",
+        filename: str = "workspace.zip",
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """``POST /compendium`` of ``archive`` (bytes or a binary file, streamed)."""
+        return self.request(
+            "POST",
+            "/compendium",
+            token,
+            files={"compendium": (filename, archive, "application/zip")},
+            data={"content_type": content_type},
+            **kwargs,
+        )
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -175,3 +194,6 @@ def erc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         yield hub
     finally:
         stop_hub(process)
+    # Bad input must never end in a 500: the service logs every request with its status.
+    errors = re.findall(r"\b5\d\d (?:GET|POST|PUT|DELETE) /services/erc/\S*", hub.log_tail(10**6))
+    assert errors == [], f"server errors during the hub tier: {errors}"

@@ -65,24 +65,8 @@ def link(name: str, destination: str) -> tuple[zipfile.ZipInfo, bytes]:
     return info, destination.encode()
 
 
-def upload(
-    hub: Hub,
-    token: str | None,
-    archive: bytes,
-    content_type: str = "workspace",
-    filename: str = "workspace.zip",
-) -> httpx.Response:
-    return hub.request(
-        "POST",
-        "/compendium",
-        token=token,
-        files={"compendium": (filename, archive, "application/zip")},
-        data={"content_type": content_type},
-    )
-
-
 def created(hub: Hub, token: str, archive: bytes, content_type: str = "workspace") -> str:
-    response = upload(hub, token, archive, content_type)
+    response = hub.upload(token, archive, content_type)
     assert response.status_code == 201, response.text
     compendium_id = response.json()["id"]
     assert re.fullmatch(r"[A-Za-z0-9]{5,6}", compendium_id)
@@ -121,15 +105,6 @@ def scoped_token(hub: Hub, username: str, scopes: list[str]) -> str:
     )
     assert response.status_code == 201, response.text
     return str(response.json()["token"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_server_errors(erc_hub: Hub) -> Iterator[None]:
-    """After this module, the service log shows no 500 for a compendium request."""
-    yield
-    log = erc_hub.log_path.read_text(errors="replace")
-    errors = re.findall(rf"\b5\d\d (?:GET|POST|PUT|DELETE) {API_PREFIX}/compendium\S*", log)
-    assert errors == [], errors
 
 
 @pytest.fixture
@@ -171,7 +146,7 @@ def test_a_read_only_token_may_read_but_not_upload_or_change(
     compendium_id = created(erc_hub, alice, workspace_zip(tmp_path))
     reader = scoped_token(erc_hub, "alice", ["access:services!service=erc", "custom:erc:read"])
     assert erc_hub.request("GET", f"/compendium/{compendium_id}", token=reader).status_code == 200
-    assert_error(upload(erc_hub, reader, workspace_zip(tmp_path)), 403, "custom:erc:create")
+    assert_error(erc_hub.upload(reader, workspace_zip(tmp_path)), 403, "custom:erc:create")
     put = erc_hub.request(
         "PUT", f"/compendium/{compendium_id}/metadata", token=reader, json={"o2r": {"title": "x"}}
     )
@@ -400,7 +375,7 @@ def test_bad_archives_are_400_and_leave_nothing(
     erc_hub: Hub, tmp_path: Path, alice: str, build: Any, text: str
 ) -> None:
     compendia_before = sorted(os.listdir(erc_hub.data_dir / "compendia"))
-    response = upload(erc_hub, alice, build(notebook(tmp_path, "Bad")), filename="bad.zip")
+    response = erc_hub.upload(alice, build(notebook(tmp_path, "Bad")), filename="bad.zip")
     message = assert_error(response, 400, text)
     assert str(erc_hub.data_dir) not in message
     assert wait_until_empty(erc_hub.data_dir / "uploads") == []
@@ -410,7 +385,7 @@ def test_bad_archives_are_400_and_leave_nothing(
 
 
 def test_a_compendium_without_erc_yml_is_400(erc_hub: Hub, tmp_path: Path, alice: str) -> None:
-    response = upload(erc_hub, alice, workspace_zip(tmp_path), "compendium")
+    response = erc_hub.upload(alice, workspace_zip(tmp_path), "compendium")
     assert_error(response, 400, "no erc.yml")
     assert wait_until_empty(erc_hub.data_dir / "uploads") == []
 
@@ -449,7 +424,7 @@ def test_a_body_that_is_not_multipart_is_400(erc_hub: Hub, alice: str) -> None:
 
 def test_an_upload_over_the_limit_is_413(erc_hub: Hub, alice: str) -> None:
     big = os.urandom(UPLOAD_LIMIT + MIB)
-    response = upload(erc_hub, alice, big, filename="big.zip")
+    response = erc_hub.upload(alice, big, filename="big.zip")
     assert_error(response, 413, f"limit of {UPLOAD_LIMIT} bytes")
     assert wait_until_empty(erc_hub.data_dir / "uploads") == []
 
@@ -460,9 +435,9 @@ def test_refusals_of_large_uploads_reach_the_client_through_the_proxy(
     """Refused before the body is read, and the body still coming: the answer is the
     service's JSON error, not a proxy's 503."""
     body = os.urandom(UPLOAD_LIMIT - MIB)
-    assert_error(upload(erc_hub, None, body), 401)
+    assert_error(erc_hub.upload(None, body), 401)
     reader = scoped_token(erc_hub, "dave", ["access:services!service=erc", "custom:erc:read"])
-    assert_error(upload(erc_hub, reader, body), 403, "custom:erc:create")
+    assert_error(erc_hub.upload(reader, body), 403, "custom:erc:create")
     response = erc_hub.request(
         "POST", "/compendium", token=erc_hub.token("dave"), content=body,
         headers={"Content-Type": "application/octet-stream"},

@@ -39,13 +39,7 @@ def workspace_zip(tmp_path: Path, title: str) -> bytes:
 
 
 def upload(hub: Hub, token: str, data: bytes) -> str:
-    response = hub.request(
-        "POST",
-        "/compendium",
-        token,
-        files={"compendium": ("workspace.zip", data, "application/zip")},
-        data={"content_type": "workspace"},
-    )
+    response = hub.upload(token, data)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
