@@ -10,6 +10,7 @@ case: ``ERCHUB_DB_URL``, ``ERCHUB_UPLOAD_LIMIT``, ...).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import signal
@@ -150,6 +151,12 @@ class ERCService(Application):
 
     def initialize(self, argv: list[str] | None = None) -> None:
         super().initialize(argv)
+        # tornado reports malformed requests and uncaught errors on its own loggers
+        for name in ("tornado.general", "tornado.application"):
+            tornado_log = logging.getLogger(name)
+            tornado_log.handlers = list(self.log.handlers)
+            tornado_log.setLevel(self.log.level)
+            tornado_log.propagate = False
         if self.config_file and os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
         # Every setting is read now, so that a bad value stops the start with its message.

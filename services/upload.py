@@ -19,7 +19,6 @@ temporary directory is removed.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -33,7 +32,7 @@ from typing import IO
 from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
-from tornado import ioloop, web
+from tornado import web
 from tornado.http1connection import HTTP1Connection
 
 from erchub.services.compendia import CONTENT_TYPES, UPLOADS_DIRECTORY
@@ -47,8 +46,6 @@ MAX_FIELD_BYTES = 64
 #: characters kept of the client's file name (it only appears in messages)
 MAX_FILENAME_CHARS = 100
 UNSAFE_FILENAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+ -]")
-#: seconds a refused request's connection stays open without more of its body arriving
-LINGER_SECONDS = 2.0
 #: tornado's own body limit for an upload request; upload_limit is enforced here instead, so
 #: that a client gets a JSON 413 however it frames the body
 UNLIMITED = 2**62
@@ -256,20 +253,18 @@ class UploadHandler(BaseHandler):
     """Base of handlers that take a multipart upload in POST.
 
     A subclass overrides :meth:`check_upload` (identity, scope, arguments); its ``post``
-    awaits :meth:`received_upload`, returns at once when that is None (the request was refused
-    and answered), and removes the upload when done with it.
+    awaits :meth:`received_upload` and removes the upload when done with it.
 
-    A refusal is answered as soon as it is known, but the connection is not closed at once
-    (a lingering close): the rest of the body is read and dropped while it keeps coming, up to
-    :meth:`drain_limit` bytes, and the connection closed after :data:`LINGER_SECONDS` without
-    any. configurable-http-proxy, still sending the body into a connection closed under it,
-    would answer the client with a 503 of its own instead of passing the 413 or 400 on.
+    A refusal known before the end of the body (no identity, a bad part, the limit crossed)
+    is answered once the body has arrived: the rest is read and dropped, up to
+    :meth:`drain_limit` bytes, beyond which the connection is closed. Answering earlier is
+    fragile behind a proxy: configurable-http-proxy, still sending the body, may pass on a
+    503 of its own or reuse the connection for the next request.
     """
 
     _receiver: MultipartReceiver | None = None
-    _refused = False
+    _refusal: web.HTTPError | None = None
     _dropped = 0
-    _linger: object | None = None
 
     @property
     def drain_limit(self) -> int:
@@ -313,27 +308,15 @@ class UploadHandler(BaseHandler):
             self.refuse(error)
 
     def refuse(self, error: web.HTTPError) -> None:
-        """Answer ``error`` now; the rest of the body is dropped as it arrives."""
-        self._refused = True
-        self.log_exception(type(error), error, None)
-        self._linger_on()
-        message = error.log_message or "the upload was refused"
-        if error.args:
-            message %= error.args
-        body = json.dumps({"status": error.status_code, "message": message}).encode()
-        self.set_status(error.status_code)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Content-Length", len(body))
-        self.write(body)
-        self.flush()
+        """Refuse the upload with ``error``, answered when the body has arrived."""
+        self._refusal = error
 
     async def data_received(self, chunk: bytes) -> None:
-        if self._refused:
+        if self._refusal is not None:
             self._dropped += len(chunk)
-            if self._dropped > self.drain_limit:
-                self._close()
-            else:
-                self._linger_on()
+            connection = self.request.connection
+            if self._dropped > self.drain_limit and isinstance(connection, HTTP1Connection):
+                connection.close()
             return
         receiver = self._receiver
         if receiver is None:
@@ -347,11 +330,11 @@ class UploadHandler(BaseHandler):
                 error = web.HTTPError(500, "internal error; the service log has the details")
             self.refuse(error)
 
-    async def received_upload(self) -> ReceivedUpload | None:
-        """The complete upload, which the caller removes; None when the request was refused
-        (and answered). 400 when the upload is incomplete."""
-        if self._refused:
-            return None
+    async def received_upload(self) -> ReceivedUpload:
+        """The complete upload, which the caller removes; raises the refusal, if any, or 400
+        when the upload is incomplete."""
+        if self._refusal is not None:
+            raise self._refusal
         if self._receiver is None:
             raise web.HTTPError(400, "no upload received")
         try:
@@ -360,26 +343,12 @@ class UploadHandler(BaseHandler):
             await self.blocking(self._receiver.discard)
             raise
 
-    def _linger_on(self) -> None:
-        """(Re)start the wait for more of a refused body."""
-        loop = ioloop.IOLoop.current()
-        if self._linger is not None:
-            loop.remove_timeout(self._linger)
-        self._linger = loop.call_later(LINGER_SECONDS, self._close)
-
-    def _close(self) -> None:
-        connection = self.request.connection
-        if not self._finished and isinstance(connection, HTTP1Connection):
-            connection.close()
-
     def on_connection_close(self) -> None:
         super().on_connection_close()
         self._discard_later()
 
     def on_finish(self) -> None:
         super().on_finish()
-        if self._linger is not None:
-            ioloop.IOLoop.current().remove_timeout(self._linger)
         self._discard_later()
 
     def _discard_later(self) -> None:

@@ -41,6 +41,11 @@ SCOPE_RUN = "custom:erc:run"
 SCOPE_ADMIN = "custom:erc:admin"
 
 MAX_PAGE = 1000
+#: the largest ``start`` (databases take 64-bit integers; no listing is longer)
+MAX_START = 10**9
+#: problems of a request body listed in one 400, and characters shown of each
+MAX_PROBLEMS = 10
+MAX_PROBLEM_CHARS = 200
 #: query arguments every endpoint accepts: how a hub token or the XSRF token may travel
 AUTH_ARGUMENTS = ("token", "_xsrf")
 
@@ -164,7 +169,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def paging(self, default_limit: int = 100) -> tuple[int, int]:
         """``start`` and ``limit`` query arguments, checked."""
-        start = self.int_argument("start", 0, minimum=0)
+        start = self.int_argument("start", 0, minimum=0, maximum=MAX_START)
         limit = self.int_argument("limit", default_limit, minimum=1, maximum=MAX_PAGE)
         return start, limit
 
@@ -261,10 +266,18 @@ def _file_size(path: Path) -> int | None:
 def schema_problems(document: Any, schema: dict[str, Any]) -> list[str]:
     """Every way ``document`` breaks ``schema``, each naming its field: ``title: ...``."""
     validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(
+        validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]
+    )
     problems = []
-    for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
+    for error in errors[:MAX_PROBLEMS]:
         where = ".".join(str(part) for part in error.absolute_path) or "body"
-        problems.append(f"{where}: {_plain(error)}")
+        text = f"{where}: {_plain(error)}"
+        if len(text) > MAX_PROBLEM_CHARS:
+            text = text[: MAX_PROBLEM_CHARS - 3] + "..."
+        problems.append(text)
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(f"and {len(errors) - MAX_PROBLEMS} more problems")
     return problems
 
 

@@ -185,8 +185,6 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
     async def post(self) -> None:
         user = self.require(SCOPE_CREATE)
         upload = await self.received_upload()
-        if upload is None:
-            return
         data_dir = self.service.data_dir
         try:
             staged = await self.blocking(

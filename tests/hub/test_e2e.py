@@ -154,6 +154,17 @@ def test_bad_job_requests(erc_hub: Hub, tmp_path: Path) -> None:
         ("GET", "/search", alice, None, 400),
         ("GET", "/search?q=" + "x" * 600, alice, None, 400),
         ("GET", "/nothing/here", alice, None, 404),
+        # found by the fuzz test: beyond 64 bits, or more problems than a message can hold
+        ("GET", f"/compendium?start={10**30}", alice, None, 400),
+        ("GET", f"/job?start={10**30}", alice, None, 400),
+        ("GET", f"/search?q=x&start={10**30}", alice, None, 400),
+        (
+            "PUT",
+            f"/compendium/{candidate}/metadata",
+            alice,
+            {"o2r": {"title": "t", "keywords": [0, [None], "x" * 5000, False] * 300}},
+            400,
+        ),
     ]
     for method, path, token, body, status in cases:
         kwargs: dict[str, Any] = {}
@@ -165,6 +176,7 @@ def test_bad_job_requests(erc_hub: Hub, tmp_path: Path) -> None:
         assert response.status_code == status, (method, path, body, response.text)
         error = response.json()
         assert error["status"] == status and error["message"], error
+        assert len(error["message"]) < 3000, "messages stay readable"
     # Another user's candidate is invisible to search as well.
     hits = erc_hub.request("GET", "/search", bob, params={"q": "hidden draft"}).json()
     assert candidate not in [hit["id"] for hit in hits["results"]]
