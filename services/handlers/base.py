@@ -100,11 +100,22 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     @property
     def username(self) -> str:
-        """The caller's name (a user or a service); 401 without identity."""
+        """The caller's name (a user or a service). Without identity, a browser opening a page
+        (a display HTML, a report) is sent through the hub's login; anything else gets 401."""
         user = self.current_user
         if not user:
+            if self.request.method == "GET" and self.is_page_request():
+                self.redirect(self.get_login_url())
+                raise web.Finish()
             raise web.HTTPError(401, "authentication required: log in or send a hub API token")
         return str(user["name"])
+
+    def is_page_request(self) -> bool:
+        """Whether a browser navigates here (rather than a script or a fetch() asking)."""
+        mode = self.request.headers.get("Sec-Fetch-Mode")
+        if mode is not None:
+            return mode == "navigate"
+        return "text/html" in self.request.headers.get("Accept", "")
 
     def require(self, scope: str) -> str:
         """The caller's name when the token carries ``scope``: else 401 or 403."""

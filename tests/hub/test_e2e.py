@@ -203,3 +203,24 @@ def test_cancel_queued_job(erc_hub: Hub, tmp_path: Path) -> None:
     assert again.status_code == 409
     for job_id in jobs[:-1]:
         erc_hub.request("POST", f"/job/{job_id}/cancel", alice)
+
+
+def test_a_browser_logs_in_through_the_hub_to_see_a_page(erc_hub: Hub, tmp_path: Path) -> None:
+    """A page of the API opened without identity goes through the hub's login (OAuth) and
+    comes back; a script without identity gets a 401 instead."""
+    alice = erc_hub.token("alice")
+    compendium_id = upload(erc_hub, alice, workspace_zip(tmp_path, "Seen in a browser"))
+    page = f"{erc_hub.api_url}/compendium/{compendium_id}/data/main.ipynb"
+    assert httpx.get(page, headers={"Accept": "application/json"}).status_code == 401
+    browser = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
+    with httpx.Client(headers=browser, follow_redirects=True, timeout=30) as client:
+        login_page = client.get(page)
+        assert login_page.url.path.endswith("/hub/login"), login_page.url
+        xsrf = client.cookies.get("_xsrf", path="/hub/")
+        done = client.post(
+            str(login_page.url), data={"username": "alice", "password": "x", "_xsrf": xsrf}
+        )
+        assert done.status_code == 200, done.text[:300]
+        assert str(done.url).split("?")[0] == page
+        assert done.headers["content-security-policy"].startswith("sandbox")
+        assert json.loads(done.text)["cells"]  # the notebook itself
