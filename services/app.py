@@ -33,8 +33,7 @@ from erchub import __version__
 from erchub.services.handlers import api_handlers
 from erchub.services.handlers.base import NotFoundHandler
 from erchub.services.runtime import default_data_dir
-from erchub.services.store import StoreError, open_store
-from erchub.services.worker import default_db_url
+from erchub.services.store import StoreError, default_db_url, open_store
 
 GIB = 1024**3
 #: the largest request body any endpoint but the upload reads (bytes)

@@ -41,7 +41,7 @@ from traitlets.config import LoggingConfigurable
 from erchub.services.events import EVENTS_FILE, EventLog, events_path, status_event, step_event
 from erchub.services.runner import JOB_LABEL, JobEvent, JobRunner
 from erchub.services.runtime import default_data_dir
-from erchub.services.store import open_store
+from erchub.services.store import default_db_url, open_store
 from erchub.services.store.base import WORKER_LOST, JobRecord, Store, StoreError
 from erchub.steps import CANCELED, FAILURE, QUEUED, RUNNING, JobOptions, plan_job
 
@@ -66,11 +66,6 @@ RESULT_FIELDS = (
     "image_tar",
 )
 USER_CANCELED = "canceled by the user"
-
-
-def default_db_url(data_dir: str) -> str:
-    """The embedded default store: a SQLite file in the data directory."""
-    return f"sqlite:///{Path(data_dir).resolve() / 'erchub.sqlite'}"
 
 
 # -- snapshots -------------------------------------------------------------------------------

@@ -75,6 +75,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def log(self) -> logging.Logger:
         return self.service.log
 
+    def job_dir(self, job_id: str) -> Path:
+        """Where a job's files are (``data_dir/jobs/<id>``)."""
+        return Path(self.service.data_dir) / "jobs" / job_id
+
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call (store, file system) in the executor, off the event loop."""
         loop = asyncio.get_running_loop()

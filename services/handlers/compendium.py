@@ -250,9 +250,8 @@ class CompendiumHandler(CompendiumBase):
 
     def _remove_files(self, compendium_id: str, job_ids: list[str]) -> None:
         compendia.delete_compendium_dir(self.service.data_dir, compendium_id)
-        jobs = Path(self.service.data_dir) / "jobs"
         for job_id in job_ids:
-            shutil.rmtree(jobs / job_id, ignore_errors=True)
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
 
 class MetadataHandler(CompendiumBase):

@@ -17,6 +17,7 @@ from tornado.iostream import StreamClosedError
 
 from erchub import parameters, workspace
 from erchub.errors import ErchubError
+from erchub.services import compendia
 from erchub.services.events import EventLog, events_path, is_final, status_event
 from erchub.services.handlers.base import (
     SCOPE_READ,
@@ -89,9 +90,6 @@ def check_parameters(compendium_dir: Path, raw: dict[str, Any]) -> None:
 
 
 class JobBaseHandler(BaseHandler):
-    def job_dir(self, job_id: str) -> Path:
-        return Path(self.service.data_dir) / "jobs" / job_id
-
     async def visible_job(self, job_id: str) -> JobRecord:
         """The job if the caller started it or may see its compendium, else 404."""
         job = await self.blocking(self.store.get_job, job_id)
@@ -128,7 +126,7 @@ class JobListHandler(JobBaseHandler):
         self.check_arguments()
         body = self.json_body(CREATE_SCHEMA)
         compendium = await self.visible_compendium(body["compendium_id"])
-        compendium_dir = Path(self.service.data_dir) / "compendia" / compendium.id
+        compendium_dir = compendia.compendium_path(self.service.data_dir, compendium.id)
         values = body.get("parameters") or {}
         try:
             await self.blocking(check_parameters, compendium_dir, values)

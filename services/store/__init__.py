@@ -35,6 +35,11 @@ SCHEMES = ("sqlite", "postgresql+psycopg", "postgresql", "mongodb", "mongodb+srv
 DEFAULT_MONGODB_DATABASE = "erchub"
 
 
+def default_db_url(data_dir: str) -> str:
+    """The embedded default store: a SQLite file in the data directory."""
+    return f"sqlite:///{Path(data_dir).resolve() / 'erchub.sqlite'}"
+
+
 def open_store(db_url: str) -> Store:
     """The store at ``db_url``, its schema brought up to date (SQL) or its indexes made (MongoDB).
 
