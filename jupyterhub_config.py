@@ -9,7 +9,12 @@ hub users who administer the hub and the erc service).
 import os
 import shutil
 
-from erchub.hub.config import configure_erc_service
+from erchub.hub.config import (
+    configure_authenticator,
+    configure_erc_service,
+    configure_spawner,
+    configure_templates,
+)
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (provided by JupyterHub)
 
@@ -33,9 +38,15 @@ admin_users = {name.strip() for name in os.environ.get("ERCHUB_ADMIN_USERS", "")
 admin_users.discard("")
 c.Authenticator.admin_users = admin_users
 
-# Login: the hub issue brings ORCID; until then any name logs in (development only).
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
+# ORCID login when ORCID_CLIENT_ID (and ORCID_CLIENT_SECRET) are set; else DummyAuthenticator,
+# development only, with a warning in the log and on the login page.
+configure_authenticator(c, data_dir=data_dir, environ=os.environ)
+configure_templates(c)
+
+# ERCSpawner: one named server per ERC in its runtime image on the local Docker engine (the
+# hub's API then listens on the sessions network's gateway); without Docker, LocalERCSpawner
+# runs sessions as local processes (development only).
+configure_spawner(c, data_dir=data_dir)
 
 configure_erc_service(
     c,

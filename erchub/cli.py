@@ -115,6 +115,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     ws = workspace.prepare_compendium(workspace_dir(args.dir), write=False)
     builder = ImageBuilder(config=load_config(args.config))
+    if args.events:
+        return build_with_events(builder, ws)
     plan = builder.plan(ws.root, ws.erc.id)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:  # fmt: skip
@@ -133,6 +135,28 @@ def cmd_build(args: argparse.Namespace) -> int:
     table.add_row("cache", "hit (reused)" if result.cache_hit else "miss (built)")
     table.add_row("seconds", f"{result.seconds:.1f}")
     out.print(table)
+    return EXIT_OK
+
+
+def build_with_events(builder: Any, ws: workspace.Workspace) -> int:
+    """``erchub build --events``: one JSON object per line on stdout, for a program to follow
+    (the hub's spawner): ``{"event": "plan", "image", "buildpack", "exists"}``, then ``{"event":
+    "log", "line"}`` per build log line, then ``{"event": "done", "image", "cache_hit",
+    "seconds"}``, or ``{"event": "error", "message", "log_tail"}`` and exit code 1."""
+    from erchub.spawner.builder import BuildFailed
+
+    def emit(**event: Any) -> None:
+        print(json.dumps(event), flush=True)
+
+    try:
+        plan = builder.plan(ws.root, ws.erc.id)
+        exists = builder.image_exists(plan.image)
+        emit(event="plan", image=plan.image, buildpack=plan.buildpack, exists=exists)
+        result = builder.build(plan, on_log=lambda line: emit(event="log", line=line))
+    except ErchubError as exc:
+        emit(event="error", message=str(exc), log_tail=getattr(exc, "log_tail", []))
+        return EXIT_FAILED if isinstance(exc, BuildFailed) else exc.exit_code
+    emit(event="done", image=result.image, cache_hit=result.cache_hit, seconds=result.seconds)
     return EXIT_OK
 
 
@@ -347,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="build (or reuse) the runtime image")
     build.add_argument("dir")
+    build.add_argument(
+        "--events", action="store_true", help="print progress as JSON lines (for programs)"
+    )
     build.set_defaults(func=cmd_build)
 
     run = sub.add_parser("run", help="run a job: build, execute, optionally check")

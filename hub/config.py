@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -97,6 +99,14 @@ def configure_erc_service(
     )
     roles.append(
         {
+            "name": "erc-service",
+            "description": "The erc service starts users' ERC sessions (launch links).",
+            "scopes": ["servers", "read:users:name"],
+            "services": [SERVICE_NAME],
+        }
+    )
+    roles.append(
+        {
             "name": ERC_ADMIN_ROLE,
             "description": "Administers the erc service.",
             "scopes": [f"access:services!service={SERVICE_NAME}", *ERC_SCOPES],
@@ -105,3 +115,110 @@ def configure_erc_service(
         }
     )
     c.JupyterHub.load_roles = roles
+
+
+#: where erchub's hub templates are (they extend JupyterHub's own)
+TEMPLATE_DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
+DUMMY_LOGIN_WARNING = (
+    "ORCID_CLIENT_ID is not set: DummyAuthenticator lets ANYONE log in under ANY name "
+    "without a password. Development only; set ORCID_CLIENT_ID and ORCID_CLIENT_SECRET."
+)
+
+
+def crypt_key(data_dir: str, environ: Mapping[str, str]) -> str:
+    """The key that encrypts auth_state: $JUPYTERHUB_CRYPT_KEY, else one kept (0600) in the
+    data directory, made on first use."""
+    if environ.get("JUPYTERHUB_CRYPT_KEY"):
+        return environ["JUPYTERHUB_CRYPT_KEY"]
+    path = os.path.join(data_dir, "jupyterhub_crypt_key")
+    if not os.path.exists(path):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(secrets.token_hex(32))
+    with open(path) as stream:
+        return stream.read().strip()
+
+
+def configure_authenticator(c: Any, *, data_dir: str, environ: Mapping[str, str]) -> bool:
+    """ORCID login when ``ORCID_CLIENT_ID`` is set, else DummyAuthenticator (development only,
+    announced in the log and on the login page). Returns whether ORCID is used.
+
+    With ORCID, every ORCID iD may log in (set ``c.Authenticator.allow_all = False`` and
+    ``allowed_users`` to restrict); auth_state (the name from ORCID) is kept encrypted.
+    """
+    orcid = bool(environ.get("ORCID_CLIENT_ID"))
+    if orcid:
+        c.JupyterHub.authenticator_class = "orcid"
+        c.Authenticator.enable_auth_state = True
+        c.CryptKeeper.keys = [bytes.fromhex(crypt_key(data_dir, environ))]
+    else:
+        c.JupyterHub.authenticator_class = "dummy"
+        # JupyterHub logs as "JupyterHub": the warning lands in its log, formatted as its own
+        logging.getLogger("JupyterHub").warning(DUMMY_LOGIN_WARNING)
+    c.Authenticator.allow_all = True
+    template_vars = dict(c.JupyterHub.get("template_vars", {}))
+    template_vars["erchub_dummy_login_warning"] = "" if orcid else DUMMY_LOGIN_WARNING
+    c.JupyterHub.template_vars = template_vars
+    return orcid
+
+
+def configure_templates(c: Any, service_prefix: str = f"/services/{SERVICE_NAME}/") -> None:
+    """erchub's home, login and spawn-pending pages (extending JupyterHub's)."""
+    c.JupyterHub.template_paths = [TEMPLATE_DIRECTORY, *c.JupyterHub.get("template_paths", [])]
+    template_vars = dict(c.JupyterHub.get("template_vars", {}))
+    template_vars["erc_service_url"] = service_prefix
+    c.JupyterHub.template_vars = template_vars
+
+
+#: the Docker network of sessions: internal (no route off the host), its gateway is the host
+SESSION_NETWORK = "erchub-sessions"
+#: the hub API's port on the sessions network's gateway
+HUB_API_PORT = 8081
+
+
+def docker_engine_problem() -> str | None:
+    """Why the local Docker engine cannot run sessions, or None."""
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def configure_spawner(c: Any, *, data_dir: str, hub_port: int = HUB_API_PORT) -> str:
+    """ERCSpawner on the local Docker engine, or LocalERCSpawner (development only) without
+    one. Returns the spawner's entry point name (``erc`` or ``erc-local``).
+
+    With Docker, sessions run on the internal network ``erchub-sessions`` (created here when
+    missing) and the hub's API listens on that network's gateway, the only address of the host
+    a session needs. Each user gets one named server per ERC.
+    """
+    c.JupyterHub.allow_named_servers = True
+    # Starting a session answers at once: the progress page shows the build, not a wait.
+    c.JupyterHub.tornado_settings = {
+        **dict(c.JupyterHub.get("tornado_settings", {})),
+        "slow_spawn_timeout": 0,
+    }
+    # One server per ERC: no limit but the machine's; idle sessions are for a culler to stop.
+    c.JupyterHub.named_server_limit_per_user = 0
+    problem = docker_engine_problem()
+    if problem is not None:
+        logging.getLogger("JupyterHub").warning(
+            "no Docker engine (%s): sessions run as local processes with LocalERCSpawner, "
+            "without runtime images or isolation (development only)",
+            problem,
+        )
+        c.JupyterHub.spawner_class = "erc-local"
+        c.LocalERCSpawner.sessions_dir = os.path.join(data_dir, "sessions")
+        return "erc-local"
+    from erchub.spawner.network import ensure_session_network
+
+    gateway = ensure_session_network(SESSION_NETWORK)
+    c.JupyterHub.spawner_class = "erc"
+    c.JupyterHub.hub_bind_url = f"http://{gateway}:{hub_port}"
+    c.JupyterHub.hub_connect_url = f"http://{gateway}:{hub_port}"
+    c.ERCSpawner.network_name = SESSION_NETWORK
+    return "erc"

@@ -30,7 +30,7 @@ from traitlets.config import Application
 from traitlets.config.loader import ArgumentError
 
 from erchub import __version__
-from erchub.services.handlers import api_handlers
+from erchub.services.handlers import api_handlers, page_handlers
 from erchub.services.handlers.base import NotFoundHandler
 from erchub.services.runtime import default_data_dir
 from erchub.services.store import StoreError, default_db_url, open_store
@@ -179,6 +179,9 @@ class ERCService(Application):
         handlers: list[Any] = [
             (url_path_join(self.api_prefix, pattern), handler)
             for pattern, handler in api_handlers()
+        ]
+        handlers += [
+            (url_path_join(self.base_url, pattern), handler) for pattern, handler in page_handlers()
         ]
         handlers += [
             (url_path_join(self.base_url, "oauth_callback"), HubOAuthCallbackHandler),

@@ -510,6 +510,9 @@ class ImageBuilder(LoggingConfigurable):
         self.log.info("runtime of %s: %s builds %s", erc_id, name, image)
         return BuildPlan(root, erc_id, name, dockerfile, env_hash, image, labels)
 
+    def image_exists(self, image: str) -> bool:
+        return self._image_attrs(image) is not None
+
     def build(self, plan: BuildPlan, on_log: Callable[[str], None] | None = None) -> BuildResult:
         """Build ``plan.image`` unless it exists, passing each log line to ``on_log``.
 

@@ -109,7 +109,10 @@ OVERRIDES = """
 c = get_config()  # noqa: F821
 load_subconfig({config!r})  # noqa: F821
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
-c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+# the hub's API keeps its host (the sessions network's gateway with Docker), on a free port
+for name in ("hub_bind_url", "hub_connect_url"):
+    url = c.JupyterHub.get(name) or "http://127.0.0.1:8081"
+    setattr(c.JupyterHub, name, url.rsplit(":", 1)[0] + ":{hub_port}")
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 for service in c.JupyterHub.services:
     if service["name"] == "erc":
@@ -122,9 +125,13 @@ c.JupyterHub.load_roles.append(
 
 
 def start_hub(
-    workdir: Path, worker_count: int = 1, environment: dict[str, str] | None = None
+    workdir: Path,
+    worker_count: int = 1,
+    environment: dict[str, str] | None = None,
+    extra_config: str = "",
 ) -> tuple[Hub, subprocess.Popen[bytes]]:
-    """Start a hub in ``workdir`` (``environment`` overrides ERCHUB_* settings)."""
+    """Start a hub in ``workdir`` (``environment`` overrides ERCHUB_* settings; ``extra_config``
+    is appended to the test's jupyterhub config file)."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     port = free_port()
@@ -138,6 +145,7 @@ def start_hub(
             service_port=free_port(),
             manager_token=manager_token,
         )
+        + extra_config
     )
     env = {
         **os.environ,

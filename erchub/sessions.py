@@ -1,0 +1,69 @@
+"""Interactive sessions of ERCs: what a launch asks for, and the hub's names for it (pure logic).
+
+A session is a named JupyterHub server, one per ERC and user. Its ``user_options`` name the
+compendium to open, or a job (its compendium, with the job's executed notebook opened instead
+of the main notebook). JupyterHub 6 requires server names to be safe slugs: 1-30 characters,
+lower-case ASCII letters, digits and single hyphens, starting with a letter. Compendium ids
+are case-sensitive, so the name carries a hash of the exact id besides its lower-cased form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from erchub.errors import ErchubError
+
+#: what a compendium or job id may look like (the service's ids: letters, digits, - and _)
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SERVER_NAME_PREFIX = "erc-"
+#: JupyterHub 6's longest server name
+MAX_SERVER_NAME = 30
+_HASH_CHARS = 6
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
+
+
+class InvalidSessionOptions(ErchubError):
+    """user_options that name nothing a session can open."""
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """What a session opens: ``kind`` is ``compendium`` or ``job``."""
+
+    kind: str
+    id: str
+
+
+def parse_user_options(options: Any) -> SessionTarget:
+    """The compendium or job named by a spawn's ``user_options``, or InvalidSessionOptions."""
+    if not isinstance(options, dict):
+        raise InvalidSessionOptions("user_options must be an object naming a compendium or a job")
+    named = {key: options[key] for key in ("compendium", "job") if key in options}
+    unknown = sorted(set(options) - {"compendium", "job"})
+    if unknown:
+        raise InvalidSessionOptions(
+            f"unknown user_options: {', '.join(map(str, unknown[:5]))} (expected compendium or job)"
+        )
+    if len(named) != 1:
+        raise InvalidSessionOptions("user_options must name exactly one compendium or job")
+    ((kind, value),) = named.items()
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise InvalidSessionOptions(f"user_options.{kind} is not a valid id: {str(value)[:80]!r}")
+    return SessionTarget(kind, value)
+
+
+def server_name_for(target_id: str) -> str:
+    """The named server of a compendium: ``erc-<lower-cased id>-<hash of the exact id>``."""
+    digest = hashlib.sha256(target_id.encode()).hexdigest()[:_HASH_CHARS]
+    room = MAX_SERVER_NAME - len(SERVER_NAME_PREFIX) - _HASH_CHARS - 1
+    slug = _SLUG_UNSAFE.sub("-", target_id.lower()).strip("-")[:room].strip("-")
+    return f"{SERVER_NAME_PREFIX}{slug}-{digest}" if slug else f"{SERVER_NAME_PREFIX}{digest}"
+
+
+def lab_url_for(notebook: str) -> str:
+    """The JupyterLab path (relative to the server) that opens ``notebook``."""
+    return "/lab/tree/" + quote(notebook.lstrip("/"))

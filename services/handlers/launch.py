@@ -1,0 +1,132 @@
+"""Launch links: a reviewer's way into an ERC.
+
+- ``GET launch/{compendium_id}``
+- ``GET launch/doi/{doi}``: the compendium whose metadata records the DOI (resolving DOIs of
+  external repositories comes with loading).
+
+A browser without identity goes through the hub's login and comes back. The compendium must be
+visible to the caller (else the 404 page; nothing is spawned). The service then starts the
+caller's named server of that ERC through the hub's REST API, ``user_options`` naming the
+compendium, and sends the browser to the hub's progress page, which ends in JupyterLab with
+the main notebook open. A session already running is opened at once; one starting is followed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import quote
+
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from erchub.services.handlers.base import SCOPE_READ
+from erchub.services.handlers.pages import PageHandler
+from erchub.services.store import CompendiumQuery, CompendiumRecord
+from erchub.sessions import server_name_for
+
+DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S{1,200}$")
+HUB_API_TIMEOUT = 30
+_SPACES = re.compile(r"\s+")
+
+
+def display_name_of(record: CompendiumRecord) -> str | None:
+    """The session's display name in the hub: the compendium's title, made valid for
+    JupyterHub (printable, single spaces, at most 255 characters), else None."""
+    title = record.metadata.get("title")
+    if not isinstance(title, str):
+        return None
+    text = _SPACES.sub(" ", "".join(ch for ch in title if ch.isprintable())).strip()[:255]
+    return text.strip() or None
+
+
+class BaseLaunchHandler(PageHandler):
+    async def hub_api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A request to the hub's REST API with the service's own token (it may start users'
+        servers: role erc-service). Returns status and parsed body (None when not JSON)."""
+        request = HTTPRequest(
+            url_path_join(self.hub_auth.api_url, path),
+            method=method,
+            headers={"Authorization": f"token {self.hub_auth.api_token}"},
+            body=None if body is None else json.dumps(body),
+            request_timeout=HUB_API_TIMEOUT,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as exc:
+            if exc.response is None:
+                raise web.HTTPError(502, f"the hub did not answer: {exc}") from None
+            response = exc.response
+        except OSError as exc:
+            raise web.HTTPError(502, f"the hub cannot be reached: {exc}") from None
+        try:
+            parsed = json.loads(response.body) if response.body else None
+        except ValueError:
+            parsed = None
+        return response.code, parsed
+
+    async def launch(self, record: CompendiumRecord) -> None:
+        user = self.username
+        server_name = server_name_for(record.id)
+        escaped_user = quote(user, safe="")
+        pending_page = url_path_join(self.hub_url, "spawn-pending", escaped_user, server_name)
+        status, model = await self.hub_api("GET", f"/users/{escaped_user}")
+        if status != 200 or not isinstance(model, dict):
+            raise web.HTTPError(502, f"the hub answered {status} when asked about {user}")
+        server = (model.get("servers") or {}).get(server_name)
+        if server and server.get("ready"):
+            self.redirect(server["url"])
+            return
+        if server and server.get("pending") == "spawn":
+            self.redirect(pending_page)
+            return
+        if server and server.get("pending"):
+            raise web.HTTPError(
+                409, f"your session of {record.id} is {server['pending']}ing; try again shortly"
+            )
+        body: dict[str, Any] = {"user_options": {"compendium": record.id}}
+        display_name = display_name_of(record)
+        if display_name:
+            body["display_name"] = display_name
+        self.log.info("launching %s for %s as server %s", record.id, user, server_name)
+        status, answer = await self.hub_api(
+            "POST", f"/users/{escaped_user}/servers/{server_name}", body
+        )
+        if status in (201, 202):
+            self.redirect(pending_page)
+            return
+        message = answer.get("message") if isinstance(answer, dict) else None
+        self.log.warning("the hub refused to start %s for %s: %s %s", server_name, user,
+                         status, message)  # fmt: skip
+        if 400 <= status < 500:
+            raise web.HTTPError(409, f"the hub cannot start this session: {message or status}")
+        raise web.HTTPError(502, f"the hub could not start this session ({status})")
+
+
+class LaunchHandler(BaseLaunchHandler):
+    async def get(self, compendium_id: str) -> None:
+        self.require(SCOPE_READ)
+        self.check_arguments()
+        await self.launch(await self.visible_compendium(compendium_id))
+
+
+class DOILaunchHandler(BaseLaunchHandler):
+    async def get(self, doi: str) -> None:
+        self.require(SCOPE_READ)
+        self.check_arguments()
+        doi = doi.strip().lower()
+        if not DOI_PATTERN.match(doi):
+            raise web.HTTPError(400, f"{doi[:80]!r} is not a DOI (10.NNNN/suffix)")
+        query = CompendiumQuery(viewer=self.viewer, doi=doi, limit=1)
+        found, _total = await self.blocking(self.store.list_compendia, query)
+        if not found:
+            raise web.HTTPError(404, f"no compendium here has the DOI {doi}")
+        await self.launch(found[0])
+
+
+default_handlers = [
+    (r"launch/doi/(?P<doi>.+)", DOILaunchHandler),
+    (r"launch/(?P<compendium_id>[^/]+)", LaunchHandler),
+]
