@@ -362,10 +362,8 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
             self.end_progress()
 
     async def _start_session(self) -> Any:
-        await self.check_network()
-        source = await self.describe_source()
-        image = await self.known_image(source)
-        fresh = await self.ensure_volume(source)
+        _network, source = await asyncio.gather(self.check_network(), self.describe_source())
+        image, fresh = await asyncio.gather(self.known_image(source), self.volume_missing())
         if image is None or fresh:
             with tempfile.TemporaryDirectory(prefix="erchub-session-") as scratch:
                 fetched = await self.fetch_compendium(source, Path(scratch))
@@ -377,7 +375,8 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
                         None, working_copy_tar, fetched, self.working_copy_dir,
                         self.working_copy_uid,
                     )  # fmt: skip
-        if not fresh:
+                    await self.create_volume(source)
+        else:
             self.report("Reusing your working copy from the last session", 80)
         self.image = image
         self.notebook_dir = self.working_copy_dir
@@ -432,13 +431,16 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
         except docker.errors.DockerException as exc:
             raise SessionError(f"the Docker engine cannot be reached: {exc}") from None
 
-    async def ensure_volume(self, source: SessionSource) -> bool:
-        """Create the working copy's volume unless it exists; whether it was created."""
+    async def volume_missing(self) -> bool:
         try:
             await self.docker("inspect_volume", self.volume_name)
-            return False
         except docker.errors.NotFound:
-            pass
+            return True
+        return False
+
+    async def create_volume(self, source: SessionSource) -> None:
+        """The working copy's volume: made only once the image is there, so that a failed
+        build leaves nothing behind."""
         labels = {
             SESSION_LABEL: "working-copy",
             "org.erchub.user": self.user.name,
@@ -446,7 +448,6 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
             "org.erchub.compendium": source.compendium_id,
         }
         await self.docker("create_volume", self.volume_name, labels=labels)
-        return True
 
     @property
     def volume_mount_points(self) -> list[str]:

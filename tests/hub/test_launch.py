@@ -1,0 +1,268 @@
+"""Launching ERCs: launch links, ERCSpawner in the runtime image, progress, working copies.
+
+Hub + docker tiers: the session hub runs the repository's jupyterhub_config.py, so sessions
+are ERCSpawner containers on the local engine. Each test compendium has a requirements.txt
+of its own, so its first launch builds an image (on cached layers) and the second reuses it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from erchub.sessions import server_name_for
+from tests.conftest import heading, parameters_cell, write_notebook
+from tests.hub.conftest import Hub
+
+pytestmark = [pytest.mark.hub, pytest.mark.docker]
+
+SESSION_LABEL = "org.erchub.session"
+
+
+@pytest.fixture(scope="module")
+def engine(docker_client: Any) -> Any:
+    return docker_client
+
+
+def workspace_zip(tmp: Path, requirements: str, title: str) -> bytes:
+    """A small notebook workspace (in a sub-folder, so the default URL has a path)."""
+    root = tmp / secrets.token_hex(4)
+    write_notebook(
+        root / "analysis" / "main.ipynb",
+        heading(f"# {title}"),
+        parameters_cell("factor = 2"),
+        "print(factor * 21)",
+    )
+    (root / "analysis" / "data.csv").write_text("x,y\n1,2\n")
+    (root / "requirements.txt").write_text(requirements)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
+def publish(hub: Hub, token: str, archive: bytes, **o2r_changes: Any) -> str:
+    created = hub.upload(token, archive)
+    assert created.status_code == 201, created.text
+    compendium_id = str(created.json()["id"])
+    metadata = hub.request("GET", f"/compendium/{compendium_id}/metadata", token).json()
+    o2r = {**metadata["metadata"]["o2r"], **o2r_changes}
+    put = hub.request("PUT", f"/compendium/{compendium_id}/metadata", token, json={"o2r": o2r})
+    assert put.status_code == 200, put.text
+    return compendium_id
+
+
+def launch(hub: Hub, token: str, path: str) -> httpx.Response:
+    return httpx.get(
+        f"{hub.url}/services/erc/launch/{path}",
+        headers={"Authorization": f"token {token}", "Accept": "text/html"},
+        timeout=60,
+    )
+
+
+def progress_events(hub: Hub, token: str, user: str, server: str) -> list[dict[str, Any]]:
+    """The hub's progress events of a pending start, until it is ready or failed."""
+    events: list[dict[str, Any]] = []
+    url = f"{hub.url}/hub/api/users/{user}/servers/{server}/progress"
+    with httpx.stream("GET", url, headers={"Authorization": f"token {token}"}, timeout=900) as s:
+        for line in s.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1].get("ready") or events[-1].get("failed"):
+                    break
+    return events
+
+
+def server_model(hub: Hub, token: str, user: str, server: str) -> dict[str, Any] | None:
+    model = httpx.get(
+        f"{hub.url}/hub/api/users/{user}", headers={"Authorization": f"token {token}"}
+    ).json()
+    return model.get("servers", {}).get(server)
+
+
+def user_get(hub: Hub, token: str, path: str) -> httpx.Response:
+    return httpx.get(f"{hub.url}{path}", headers={"Authorization": f"token {token}"}, timeout=30)
+
+
+def session_containers(engine: Any, user: str, server: str) -> list[Any]:
+    return [
+        c
+        for c in engine.containers.list(all=True)
+        if c.name == f"jupyter-{user}--{server.replace('-', '-2d')}"
+    ]
+
+
+def stop(hub: Hub, token: str, user: str, server: str) -> None:
+    response = httpx.delete(
+        f"{hub.url}/hub/api/users/{user}/servers/{server}",
+        headers={"Authorization": f"token {token}"},
+        timeout=120,
+    )
+    assert response.status_code in (202, 204), response.text
+    deadline = time.monotonic() + 60
+    while server_model(hub, token, user, server) is not None:
+        assert time.monotonic() < deadline, "the server did not stop in 60 s"
+        time.sleep(0.2)
+
+
+def test_launch_builds_then_reuses_the_image(
+    erc_hub: Hub, engine: Any, tmp_path: Path
+) -> None:
+    user = "launcher"
+    token = erc_hub.token(user)
+    unique = secrets.token_hex(6)
+    compendium_id = publish(
+        erc_hub, token, workspace_zip(tmp_path, f"# launch test {unique}\npip>=20\n", "Launch me")
+    )
+    server = server_name_for(compendium_id)
+
+    response = launch(erc_hub, token, compendium_id)
+    assert response.status_code == 302, response.text
+    assert response.headers["location"] == f"/hub/spawn-pending/{user}/{server}"
+    events = progress_events(erc_hub, token, user, server)
+    messages = [event.get("message", "") for event in events]
+    assert events[-1].get("ready"), messages[-5:]
+    assert any(m.startswith("Building the runtime image") for m in messages), messages
+    assert any(m.startswith("Step ") for m in messages), "build log lines are shown"
+    assert any(m.startswith("Preparing your working copy") for m in messages)
+    progress = [event["progress"] for event in events if "progress" in event]
+    assert progress == sorted(progress), "progress never goes back"
+
+    # jupyterhub-singleuser in the runtime image, through the proxy
+    base = f"/user/{user}/{server}"
+    assert user_get(erc_hub, token, f"{base}/api/status").status_code == 200
+    (container,) = session_containers(engine, user, server)
+    assert container.image.labels["org.erchub.buildpack"] == "PipBuildPack"
+    # the default URL opens the main notebook in JupyterLab
+    root = user_get(erc_hub, token, f"{base}/")
+    assert root.status_code == 302
+    assert root.headers["location"].startswith(f"{base}/lab/tree/analysis/main.ipynb")
+    # the working copy holds the compendium's files, and the session may write there
+    listing = user_get(erc_hub, token, f"{base}/api/contents/analysis").json()
+    assert {item["name"] for item in listing["content"]} == {"main.ipynb", "data.csv"}
+    compendium_dir = erc_hub.data_dir / "compendia" / compendium_id
+    before = sorted(p.relative_to(compendium_dir) for p in compendium_dir.rglob("*"))
+    written = httpx.put(
+        f"{erc_hub.url}{base}/api/contents/analysis/data.csv",
+        headers={"Authorization": f"token {token}"},
+        json={"type": "file", "format": "text", "content": "changed in the session\n"},
+    )
+    assert written.status_code == 200, written.text
+    assert sorted(p.relative_to(compendium_dir) for p in compendium_dir.rglob("*")) == before
+    assert (compendium_dir / "analysis" / "data.csv").read_text() == "x,y\n1,2\n"
+
+    # the session reaches the hub's API, and nothing off the host
+    probe = (
+        "import os, socket, urllib.request\n"
+        "urllib.request.urlopen(os.environ['JUPYTERHUB_API_URL'], timeout=5)\n"
+        "try:\n"
+        "    socket.create_connection(('151.101.2.132', 443), timeout=3)\n"
+        "    print('OUTSIDE REACHED')\n"
+        "except OSError as exc:\n"
+        "    print('outside unreachable:', exc)\n"
+    )
+    code, output = container.exec_run(["python3", "-c", probe])
+    assert code == 0, output.decode()
+    assert b"outside unreachable" in output, output.decode()
+
+    stop(erc_hub, token, user, server)
+    assert session_containers(engine, user, server) == [], "the container is removed"
+
+    # a second launch reuses the image and the working copy
+    assert launch(erc_hub, token, compendium_id).status_code == 302
+    events = progress_events(erc_hub, token, user, server)
+    messages = [event.get("message", "") for event in events]
+    assert events[-1].get("ready"), messages[-5:]
+    assert any(m.startswith("Reusing the runtime image") for m in messages), messages
+    assert not any(m.startswith(("Building", "Step ")) for m in messages), messages
+    assert any(m.startswith("Reusing your working copy") for m in messages), messages
+    kept = user_get(erc_hub, token, f"{base}/api/contents/analysis/data.csv").json()
+    assert kept["content"] == "changed in the session\n"
+
+    # a launch link of a running session opens it at once
+    again = launch(erc_hub, token, compendium_id)
+    assert again.status_code == 302
+    assert again.headers["location"] == f"{base}/"
+    stop(erc_hub, token, user, server)
+
+
+def test_launch_by_doi(erc_hub: Hub, tmp_path: Path) -> None:
+    user = "doi-reader"
+    token = erc_hub.token(user)
+    doi = f"10.5281/zenodo.{secrets.randbelow(10**7)}"
+    compendium_id = publish(
+        erc_hub,
+        erc_hub.token("doi-author"),
+        workspace_zip(tmp_path, "pip>=20\n", "With a DOI"),
+        identifier={"doi": doi},
+    )
+    server = server_name_for(compendium_id)
+    response = launch(erc_hub, token, f"doi/{doi.upper()}")
+    assert response.status_code == 302, response.text
+    assert response.headers["location"] == f"/hub/spawn-pending/{user}/{server}"
+    events = progress_events(erc_hub, token, user, server)
+    assert events[-1].get("ready"), events[-5:]
+    stop(erc_hub, token, user, server)
+
+    missing = launch(erc_hub, token, "doi/10.5281/zenodo.0000000")
+    assert missing.status_code == 404
+    assert "no compendium here has the DOI" in missing.text
+    malformed = launch(erc_hub, token, "doi/not-a-doi")
+    assert malformed.status_code == 400
+    assert "is not a DOI" in malformed.text
+
+
+def test_unknown_and_foreign_candidates_are_not_found(erc_hub: Hub, tmp_path: Path) -> None:
+    owner, reader = erc_hub.token("cand-owner"), erc_hub.token("cand-reader")
+    unknown = launch(erc_hub, reader, "NoSuch")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("text/html")
+    assert "compendium NoSuch not found" in unknown.text
+    created = erc_hub.upload(owner, workspace_zip(tmp_path, "pip>=20\n", "Draft"))
+    candidate = created.json()["id"]
+    assert launch(erc_hub, reader, candidate).status_code == 404
+    model = httpx.get(
+        f"{erc_hub.url}/hub/api/users/cand-reader",
+        headers={"Authorization": f"token {reader}"},
+    ).json()
+    assert model["servers"] == {}, "nothing was spawned"
+
+
+def test_spawn_with_bad_user_options_is_refused(erc_hub: Hub) -> None:
+    token = erc_hub.token("options-user")
+    for options in ({}, {"compendium": "../etc"}, {"image": "evil"}, {"compendium": 5}):
+        response = httpx.post(
+            f"{erc_hub.url}/hub/api/users/options-user/servers/erc-manual",
+            headers={"Authorization": f"token {token}"},
+            json={"user_options": options},
+        )
+        assert response.status_code == 400, (options, response.text)
+
+
+def test_failed_build_shows_the_error_and_leaves_nothing(
+    erc_hub: Hub, engine: Any, tmp_path: Path
+) -> None:
+    user = "unlucky"
+    token = erc_hub.token(user)
+    requirements = f"erchub-no-such-package-{secrets.token_hex(4)}==1.0\n"
+    compendium_id = publish(erc_hub, token, workspace_zip(tmp_path, requirements, "Broken"))
+    server = server_name_for(compendium_id)
+    assert launch(erc_hub, token, compendium_id).status_code == 302
+    events = progress_events(erc_hub, token, user, server)
+    assert events[-1].get("failed"), events[-5:]
+    assert "building the runtime image failed" in events[-1]["message"]
+    messages = [event.get("message", "") for event in events]
+    assert any("erchub-no-such-package" in m for m in messages), "the build log is shown"
+    assert server_model(erc_hub, token, user, server) is None, "not left half-started"
+    assert session_containers(engine, user, server) == []
+    assert engine.volumes.list(filters={"label": f"org.erchub.server={server}"}) == []
