@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export ERCHUB_DATA_DIR ?= $(CURDIR)/erchub-data
 EXAMPLE := examples/sine-wave
 
-.PHONY: demo test install provision lint unit bench clean
+.PHONY: demo test install provision provision-docker lint unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +20,21 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
-# Docker engine and the local base image, and the PostgreSQL server of the postgres tier. Without
-# root on Debian a script exits 3: its tier then skips with its reason, except in CI (CI=true),
-# where that is a failure.
-provision:
+# Docker engine and the local base image, the PostgreSQL server of the postgres tier, and headless
+# Chromium for the browser tier. Without root on Debian a script exits 3: its tier then skips with
+# its reason, except in CI (CI=true), where that is a failure.
+provision-docker:
 	@bash config/provision/docker-engine.sh; rc=$$?; \
 	if [ $$rc = 0 ]; then bash config/provision/base-image.sh; \
 	elif [ $$rc = 3 ] && [ -z "$$CI" ]; then echo "docker tier will be skipped"; \
 	else exit $$rc; fi
+
+provision: provision-docker
 	@bash config/provision/postgres.sh; rc=$$?; \
 	if [ $$rc = 3 ] && [ -z "$$CI" ]; then echo "postgres tier will be skipped"; \
+	elif [ $$rc != 0 ]; then exit $$rc; fi
+	@bash config/provision/chromium.sh; rc=$$?; \
+	if [ $$rc = 3 ] && [ -z "$$CI" ]; then echo "browser tier will be skipped"; \
 	elif [ $$rc != 0 ]; then exit $$rc; fi
 
 lint: install
@@ -48,13 +53,15 @@ test: install provision lint
 unit: install
 	$(VENV)/bin/pytest tests/unit
 
-demo: install provision
-	$(VENV)/bin/erchub run $(EXAMPLE) --check
+# Loads the example ERC, prints its launch link and runs the hub at http://127.0.0.1:8000
+demo: install provision-docker
+	$(PY) -m erchub.hub.demo $(EXAMPLE)
 
 bench: install provision
 	$(PY) bench/run.py
 	$(PY) bench/store.py
 	$(PY) bench/service.py
+	$(PY) bench/launch.py
 
 clean:
 	rm -rf $(VENV) erchub-data build *.egg-info

@@ -197,6 +197,8 @@ def configure_spawner(c: Any, *, data_dir: str, hub_port: int = HUB_API_PORT) ->
     a session needs. Each user gets one named server per ERC.
     """
     c.JupyterHub.allow_named_servers = True
+    # Sessions are per ERC: logging in lands on the home page, it does not start a server.
+    c.JupyterHub.redirect_to_server = False
     # Starting a session answers at once: the progress page shows the build, not a wait.
     c.JupyterHub.tornado_settings = {
         **dict(c.JupyterHub.get("tornado_settings", {})),

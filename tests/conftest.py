@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,19 @@ def postgres_url() -> str:
             pytest.fail(f"postgres tier cannot run in CI: {problem}")
         pytest.skip(problem)
     return url
+
+
+@pytest.fixture(scope="session")
+def erc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real hub (the repository's jupyterhub_config.py) for the hub and browser tiers."""
+    from tests.hub.conftest import require_hub, server_errors, start_hub, stop_hub
+
+    require_hub()
+    hub, process = start_hub(tmp_path_factory.mktemp("hub"))
+    try:
+        yield hub
+    finally:
+        stop_hub(process)
+    # Bad input must never end in a 500: the hub and the service log every request's status.
+    errors = server_errors(hub.log_tail(10**6))
+    assert errors == [], f"server errors during the hub tier: {errors}"

@@ -1,4 +1,5 @@
-"""API handlers of the `erc` service, one module per resource, each ending in default_handlers."""
+"""Handlers of the `erc` service, one module per resource, each ending in default_handlers:
+the API, and the pages for browsers."""
 
 from __future__ import annotations
 
@@ -11,5 +12,15 @@ def api_handlers() -> list[tuple[str, Any]]:
 
     routes: list[tuple[str, Any]] = []
     for module in (compendium, job, search, openapi):
+        routes.extend(module.default_handlers)
+    return routes
+
+
+def page_handlers() -> list[tuple[str, Any]]:
+    """Every page route, relative to the service prefix, in matching order."""
+    from erchub.services.handlers import check, launch, login
+
+    routes: list[tuple[str, Any]] = []
+    for module in (launch, check, login):
         routes.extend(module.default_handlers)
     return routes

@@ -115,9 +115,7 @@ def stop(hub: Hub, token: str, user: str, server: str) -> None:
         time.sleep(0.2)
 
 
-def test_launch_builds_then_reuses_the_image(
-    erc_hub: Hub, engine: Any, tmp_path: Path
-) -> None:
+def test_launch_builds_then_reuses_the_image(erc_hub: Hub, engine: Any, tmp_path: Path) -> None:
     user = "launcher"
     token = erc_hub.token(user)
     unique = secrets.token_hex(6)

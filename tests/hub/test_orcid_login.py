@@ -4,7 +4,6 @@ local ORCID stand-in (tests/fakes/orcid.py)."""
 from __future__ import annotations
 
 import html
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.fakes.orcid import CLIENT_ID, CLIENT_SECRET, FakeORCID
-from tests.hub.conftest import REPO, Hub, free_port, hub_problem, start_hub, stop_hub
+from tests.hub.conftest import REPO, Hub, free_port, require_hub, start_hub, stop_hub
 
 pytestmark = pytest.mark.hub
 
@@ -46,11 +45,7 @@ def orcid() -> Iterator[FakeORCID]:
 
 @pytest.fixture(scope="module")
 def orcid_hub(orcid: FakeORCID, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    problem = hub_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"hub tier cannot run in CI: {problem}")
-        pytest.skip(problem)
+    require_hub()
     hub, process = start_hub(
         tmp_path_factory.mktemp("orcid-hub"),
         environment={"ORCID_CLIENT_ID": CLIENT_ID, "ORCID_CLIENT_SECRET": CLIENT_SECRET},

@@ -1,0 +1,30 @@
+"""The check page: ``GET check/{compendium_id}`` starts a check job of a compendium from a
+browser and follows it live.
+
+The page itself only shows the compendium; its script uses the API (``POST job``, the job's
+``logs`` event stream, ``GET job/{id}`` for the report's path) with the page's XSRF token, as
+JupyterHub 6 requires for cookie-authenticated requests of scripts.
+"""
+
+from __future__ import annotations
+
+from erchub.services.handlers.base import SCOPE_READ
+from erchub.services.handlers.compendium import summary_json
+from erchub.services.handlers.pages import PageHandler
+
+
+class CheckPageHandler(PageHandler):
+    async def get(self, compendium_id: str) -> None:
+        self.require(SCOPE_READ)
+        self.check_arguments()
+        record = await self.visible_compendium(compendium_id)
+        self.render_page(
+            "check.html",
+            compendium_id=record.id,
+            title=summary_json(record)["title"] or record.id,
+            candidate=record.candidate,
+            api_url=self.service.api_prefix,
+        )
+
+
+default_handlers = [(r"/check/(?P<compendium_id>[^/]+)", CheckPageHandler)]

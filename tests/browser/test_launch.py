@@ -1,0 +1,64 @@
+"""A reviewer's launch link in headless Chromium: log in, see the progress page, land in
+JupyterLab with the main notebook open (browser + hub + docker tiers)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from erchub.sessions import server_name_for
+from tests.hub.conftest import Hub
+from tests.hub.test_launch import publish, stop, workspace_zip
+
+pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.docker]
+
+#: first launches build an image: the page may wait that long for JupyterLab
+LAUNCH_TIMEOUT_MS = 300_000
+
+
+def test_launch_link_lands_in_jupyterlab(
+    erc_hub: Hub,
+    docker_client: Any,
+    page: Any,
+    screenshot: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    author = erc_hub.token("browser-author")
+    requirements = f"# browser launch {secrets.token_hex(6)}\npip>=20\n"
+    compendium_id = publish(
+        erc_hub, author, workspace_zip(tmp_path, requirements, "Seen in a browser")
+    )
+    reviewer = "reviewer"
+    server = server_name_for(compendium_id)
+
+    page.goto(f"{erc_hub.url}/services/erc/launch/{compendium_id}")
+    # not logged in: the hub's login page, then straight back to the launch
+    page.wait_for_url(lambda url: "/hub/login" in url)
+    page.fill("#username_input", reviewer)
+    page.fill("#password_input", "any password")
+    page.click("#login_submit")
+
+    page.wait_for_url(lambda url: f"/hub/spawn-pending/{reviewer}/{server}" in url)
+    page.wait_for_selector("#progress-message")
+    # the build's log lines reach the page's event log
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#progress-log .progress-log-event'))"
+        ".some(e => e.textContent.includes('Step '))",
+        timeout=LAUNCH_TIMEOUT_MS,
+    )
+    screenshot(page, "progress")
+
+    lab = f"/user/{reviewer}/{server}/lab/tree/analysis/main.ipynb"
+    page.wait_for_url(lambda url: lab in url, timeout=LAUNCH_TIMEOUT_MS)
+    tab = page.locator(".lm-TabBar-tab.jp-mod-current .lm-TabBar-tabLabel")
+    tab.wait_for(timeout=LAUNCH_TIMEOUT_MS)
+    assert tab.inner_text() == "main.ipynb"
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=LAUNCH_TIMEOUT_MS)
+    assert "factor = 2" in page.locator(".jp-NotebookPanel").inner_text()
+    screenshot(page, "jupyterlab")
+
+    stop(erc_hub, erc_hub.token(reviewer), reviewer, server)
