@@ -113,10 +113,10 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from erchub.spawner.builder import ImageBuilder
 
-    ws = workspace.prepare_compendium(workspace_dir(args.dir), write=False)
     builder = ImageBuilder(config=load_config(args.config))
     if args.events:
-        return build_with_events(builder, ws)
+        return build_with_events(builder, Path(args.dir))
+    ws = workspace.prepare_compendium(workspace_dir(args.dir), write=False)
     plan = builder.plan(ws.root, ws.erc.id)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:  # fmt: skip
@@ -138,7 +138,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_with_events(builder: Any, ws: workspace.Workspace) -> int:
+def build_with_events(builder: Any, directory: Path) -> int:
     """``erchub build --events``: one JSON object per line on stdout, for a program to follow
     (the hub's spawner): ``{"event": "plan", "image", "buildpack", "exists"}``, then ``{"event":
     "log", "line"}`` per build log line, then ``{"event": "done", "image", "cache_hit",
@@ -149,6 +149,7 @@ def build_with_events(builder: Any, ws: workspace.Workspace) -> int:
         print(json.dumps(event), flush=True)
 
     try:
+        ws = workspace.prepare_compendium(workspace_dir(str(directory)), write=False)
         plan = builder.plan(ws.root, ws.erc.id)
         exists = builder.image_exists(plan.image)
         emit(event="plan", image=plan.image, buildpack=plan.buildpack, exists=exists)

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from erchub.errors import ErchubError
 
 #: what a compendium or job id may look like (the service's ids: letters, digits, - and _)
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SERVER_NAME_PREFIX = "erc-"
 #: JupyterHub 6's longest server name
 MAX_SERVER_NAME = 30
@@ -51,7 +51,7 @@ def parse_user_options(options: Any) -> SessionTarget:
     if len(named) != 1:
         raise InvalidSessionOptions("user_options must name exactly one compendium or job")
     ((kind, value),) = named.items()
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidSessionOptions(f"user_options.{kind} is not a valid id: {str(value)[:80]!r}")
     return SessionTarget(kind, value)
 

@@ -126,11 +126,8 @@ DUMMY_LOGIN_WARNING = (
 )
 
 
-def crypt_key(data_dir: str, environ: Mapping[str, str]) -> str:
-    """The key that encrypts auth_state: $JUPYTERHUB_CRYPT_KEY, else one kept (0600) in the
-    data directory, made on first use."""
-    if environ.get("JUPYTERHUB_CRYPT_KEY"):
-        return environ["JUPYTERHUB_CRYPT_KEY"]
+def crypt_key(data_dir: str) -> str:
+    """A key that encrypts auth_state, kept (0600) in the data directory, made on first use."""
     path = os.path.join(data_dir, "jupyterhub_crypt_key")
     if not os.path.exists(path):
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -151,7 +148,8 @@ def configure_authenticator(c: Any, *, data_dir: str, environ: Mapping[str, str]
     if orcid:
         c.JupyterHub.authenticator_class = "orcid"
         c.Authenticator.enable_auth_state = True
-        c.CryptKeeper.keys = [bytes.fromhex(crypt_key(data_dir, environ))]
+        if not environ.get("JUPYTERHUB_CRYPT_KEY"):  # else JupyterHub reads it (any form)
+            c.CryptKeeper.keys = [crypt_key(data_dir)]
     else:
         c.JupyterHub.authenticator_class = "dummy"
         # JupyterHub logs as "JupyterHub": the warning lands in its log, formatted as its own

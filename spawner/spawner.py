@@ -291,6 +291,25 @@ class ERCSessionMixin(_SpawnerBase):
             await self.download(source.job_notebook, extra[source.notebook])
         return FetchedCompendium(source, root, extra)
 
+    async def wait_until_answering(self, ip: str, port: int) -> None:
+        """Poll the server often until it answers: the hub's own check backs off to seconds
+        between tries, which would dominate a relaunch."""
+        url = f"http://{ip}:{port}{url_path_join(self.server.base_url, 'api')}"
+        deadline = time.monotonic() + self.http_timeout
+        client = AsyncHTTPClient()
+        while time.monotonic() < deadline:
+            try:
+                await client.fetch(url, request_timeout=2)
+                return
+            except HTTPClientError as exc:
+                if exc.code != 599:  # an HTTP answer: the server is up
+                    return
+            except OSError:
+                pass
+            if await self.poll() is not None:
+                return  # the container exited: the hub's own check reports it
+            await asyncio.sleep(0.05)
+
     def set_default_url(self, source: SessionSource) -> None:
         self.default_url = lab_url_for(source.notebook) if source.notebook else "/lab"
 
@@ -401,25 +420,6 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
         self.report(f"Reusing the runtime image {image}", 60)
         return image
 
-    async def wait_until_answering(self, ip: str, port: int) -> None:
-        """Poll the server often until it answers: the hub's own check backs off to seconds
-        between tries, which would dominate a relaunch."""
-        url = f"http://{ip}:{port}{url_path_join(self.server.base_url, 'api')}"
-        deadline = time.monotonic() + self.http_timeout
-        client = AsyncHTTPClient()
-        while time.monotonic() < deadline:
-            try:
-                await client.fetch(url, request_timeout=2)
-                return
-            except HTTPClientError as exc:
-                if exc.code != 599:  # an HTTP answer: the server is up
-                    return
-            except OSError:
-                pass
-            if await self.poll() is not None:
-                return  # the container exited: the hub's own check reports it
-            await asyncio.sleep(0.05)
-
     async def check_network(self) -> None:
         try:
             await self.docker("inspect_network", self.network_name)
@@ -505,7 +505,17 @@ class LocalERCSpawner(ERCSessionMixin, SimpleLocalProcessSpawner):
 
     @default("home_dir")
     def _default_home_dir(self) -> str:
-        return str(self.working_copy)
+        # beside the working copies, never in one (the server's runtime files, the kernel's
+        # history would be published with it); server names start with a letter: no clash
+        return str(Path(self.sessions_dir) / self.user.name / ".home")
+
+    def get_args(self) -> list[str]:
+        args = list(super().get_args())
+        if os.geteuid() == 0:
+            # the hub's own user runs the session (development only): jupyter-server refuses
+            # root without this
+            args.append("--ServerApp.allow_root=True")
+        return args
 
     async def start(self) -> Any:
         self.begin_progress()
@@ -526,7 +536,9 @@ class LocalERCSpawner(ERCSessionMixin, SimpleLocalProcessSpawner):
             self.notebook_dir = str(self.working_copy)
             self.set_default_url(source)
             self.report("Starting JupyterLab (local process, development only)", 90)
-            return await super().start()
+            ip, port = await super().start()
+            await self.wait_until_answering(ip, port)
+            return ip, port
         finally:
             self.end_progress()
 
@@ -584,15 +596,19 @@ async def build_image(spawner: ERCSessionMixin, fetched: FetchedCompendium) -> s
             elif kind == "error":
                 error = event.get("message") or "the build failed"
         code = await process.wait()
-    except asyncio.CancelledError:
-        # the hub gave up on the start (timeout, or the server was stopped): so does the build
-        process.kill()
-        await process.wait()
+    except BaseException:
+        # the hub gave up on the start (timeout, the server was stopped), or the events were
+        # not what they should be: the build stops too
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
         raise
     finally:
         stderr = (await stderr_task).decode(errors="replace").strip()
     if code != 0 or not image:
         reason = error or (stderr.splitlines()[-1] if stderr else f"exit code {code}")
+        # the user knows the compendium, not the hub's scratch directory
+        reason = reason.removeprefix("erchub: error: ").replace(str(fetched.root), "the compendium")
         raise SessionError(f"building the runtime image failed: {reason}")
     return image
 
@@ -628,11 +644,20 @@ def working_copy_tar(fetched: FetchedCompendium, working_copy_dir: str, uid: int
 
 
 def copy_working_copy(fetched: FetchedCompendium, target: Path) -> None:
-    """The local variant's working copy: the compendium's files, then the extra files."""
-    shutil.copytree(fetched.root, target, symlinks=False)
+    """The local variant's working copy: the compendium's files (not its links, as in
+    :func:`working_copy_tar`), then the extra files; made beside ``target`` and moved into
+    place, so that a failed copy is not taken for a working copy by the next start."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+
+    def links(directory: str, names: list[str]) -> list[str]:
+        return [name for name in names if os.path.islink(os.path.join(directory, name))]
+
+    shutil.copytree(fetched.root, partial, ignore=links)
     for relative, source in fetched.extra.items():
-        (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target / relative)
+        (partial / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, partial / relative)
+    os.replace(partial, target)
 
 
 def _api_message(error: HTTPClientError) -> str:

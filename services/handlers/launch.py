@@ -38,8 +38,9 @@ def display_name_of(record: CompendiumRecord) -> str | None:
     title = record.metadata.get("title")
     if not isinstance(title, str):
         return None
-    text = _SPACES.sub(" ", "".join(ch for ch in title if ch.isprintable())).strip()[:255]
-    return text.strip() or None
+    # line breaks and other white space become spaces; other unprintables go
+    kept = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in title)
+    return _SPACES.sub(" ", kept).strip()[:255].strip() or None
 
 
 class BaseLaunchHandler(PageHandler):

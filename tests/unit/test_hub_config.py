@@ -1,0 +1,187 @@
+"""The config helpers of jupyterhub_config.py, on a fresh traitlets Config each."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import stat
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+from traitlets.config import Config
+
+from erchub.hub import config as hub_config
+from erchub.hub.config import (
+    DUMMY_LOGIN_WARNING,
+    TEMPLATE_DIRECTORY,
+    configure_authenticator,
+    configure_erc_service,
+    configure_spawner,
+    configure_templates,
+)
+from erchub.spawner.spawner import ERCSpawner, LocalERCSpawner
+
+
+def entry_point(group: str, name: str) -> Any:
+    (found,) = [e for e in entry_points(group=group) if e.name == name]
+    return found.load()
+
+
+# -- authenticator ------------------------------------------------------------------------
+
+
+def test_without_orcid_anyone_may_log_in_and_is_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = Config()
+    with caplog.at_level(logging.WARNING, logger="JupyterHub"):
+        assert configure_authenticator(c, data_dir=str(tmp_path), environ={}) is False
+    assert c.JupyterHub.authenticator_class == "dummy"
+    assert c.Authenticator.allow_all is True
+    assert "enable_auth_state" not in c.Authenticator
+    assert "keys" not in c.CryptKeeper
+    assert c.JupyterHub.template_vars["erchub_dummy_login_warning"] == DUMMY_LOGIN_WARNING
+    assert "ANYONE" in DUMMY_LOGIN_WARNING and "ORCID_CLIENT_ID" in DUMMY_LOGIN_WARNING
+    assert [r.getMessage() for r in caplog.records if r.name == "JupyterHub"] == [
+        DUMMY_LOGIN_WARNING
+    ]
+    assert list(tmp_path.iterdir()) == [], "no key is made for nothing"
+
+
+def test_orcid_with_the_crypt_key_from_the_environment(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = secrets.token_hex(32)
+    c = Config()
+    c.JupyterHub.template_vars = {"site": "kept"}
+    environ = {"ORCID_CLIENT_ID": "APP-1", "JUPYTERHUB_CRYPT_KEY": key}
+    with caplog.at_level(logging.WARNING):
+        assert configure_authenticator(c, data_dir=str(tmp_path), environ=environ) is True
+    assert c.JupyterHub.authenticator_class == "orcid"
+    assert c.Authenticator.enable_auth_state is True
+    assert c.Authenticator.allow_all is True
+    assert "keys" not in c.CryptKeeper, "JupyterHub reads $JUPYTERHUB_CRYPT_KEY itself"
+    assert c.JupyterHub.template_vars == {"site": "kept", "erchub_dummy_login_warning": ""}
+    assert caplog.records == []
+    assert list(tmp_path.iterdir()) == []
+    assert entry_point("jupyterhub.authenticators", "orcid").__name__ == "ORCIDOAuthenticator"
+
+
+def test_orcid_keeps_a_generated_crypt_key_in_the_data_dir(tmp_path: Path) -> None:
+    first, second = Config(), Config()
+    configure_authenticator(first, data_dir=str(tmp_path), environ={"ORCID_CLIENT_ID": "APP"})
+    key_file = tmp_path / "jupyterhub_crypt_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    (key,) = first.CryptKeeper["keys"]
+    assert len(bytes.fromhex(key)) == 32
+    assert key == key_file.read_text().strip()
+    configure_authenticator(second, data_dir=str(tmp_path), environ={"ORCID_CLIENT_ID": "APP"})
+    assert second.CryptKeeper["keys"] == [key], "the same key after a restart"
+    other = tmp_path / "other"
+    other.mkdir()
+    third = Config()
+    configure_authenticator(third, data_dir=str(other), environ={"ORCID_CLIENT_ID": "APP"})
+    assert third.CryptKeeper["keys"] != [key], "a new data directory, a new key"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        f"{secrets.token_hex(32)};{secrets.token_hex(32)}",
+    ],
+    ids=["base64", "rotation"],
+)
+def test_crypt_keys_in_every_form_jupyterhub_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from jupyterhub.crypto import CryptKeeper
+
+    monkeypatch.setenv("ORCID_CLIENT_ID", "APP")
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", value)
+    c = Config()
+    configure_authenticator(c, data_dir=str(tmp_path), environ=os.environ)
+    assert CryptKeeper(config=c).keys == CryptKeeper(keys=value.split(";")).keys
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- templates and the erc service --------------------------------------------------------
+
+
+def test_templates_come_first_and_know_the_service() -> None:
+    c = Config()
+    c.JupyterHub.template_paths = ["/site/templates"]
+    c.JupyterHub.template_vars = {"erchub_dummy_login_warning": ""}
+    configure_templates(c)
+    assert c.JupyterHub.template_paths == [TEMPLATE_DIRECTORY, "/site/templates"]
+    assert any(Path(TEMPLATE_DIRECTORY).glob("*.html"))
+    assert c.JupyterHub.template_vars == {
+        "erchub_dummy_login_warning": "",
+        "erc_service_url": "/services/erc/",
+    }
+    other = Config()
+    configure_templates(other, "/hub-prefix/services/erc/")
+    assert other.JupyterHub.template_vars["erc_service_url"] == "/hub-prefix/services/erc/"
+
+
+def test_the_erc_service_may_start_servers_and_nothing_more(tmp_path: Path) -> None:
+    c = Config()
+    configure_erc_service(c, data_dir=str(tmp_path))
+    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
+    assert roles["erc-service"]["scopes"] == ["servers", "read:users:name"]
+    assert roles["erc-service"]["services"] == ["erc"]
+    assert set(roles["erc-service"]) <= {"name", "description", "scopes", "services"}
+    (service,) = c.JupyterHub.services
+    assert service["name"] == "erc"
+    assert "api_token" not in service, "the hub makes the managed service's token"
+
+
+# -- the spawner --------------------------------------------------------------------------
+
+
+def test_without_docker_sessions_are_local_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(hub_config, "docker_engine_problem", lambda: "DockerException: gone")
+    c = Config()
+    c.JupyterHub.tornado_settings = {"xsrf_cookies": True}
+    with caplog.at_level(logging.WARNING, logger="JupyterHub"):
+        assert configure_spawner(c, data_dir=str(tmp_path)) == "erc-local"
+    assert c.JupyterHub.spawner_class == "erc-local"
+    assert entry_point("jupyterhub.spawners", "erc-local") is LocalERCSpawner
+    assert c.LocalERCSpawner.sessions_dir == os.path.join(str(tmp_path), "sessions")
+    assert c.JupyterHub.allow_named_servers is True
+    assert c.JupyterHub.named_server_limit_per_user == 0
+    assert c.JupyterHub.tornado_settings == {"xsrf_cookies": True, "slow_spawn_timeout": 0}
+    assert "hub_bind_url" not in c.JupyterHub
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "JupyterHub"]
+    assert "DockerException: gone" in warning
+    assert "LocalERCSpawner" in warning and "development only" in warning
+
+
+def test_an_unreachable_engine_is_a_problem_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    problem = hub_config.docker_engine_problem()
+    assert problem is not None and problem.startswith("DockerException")
+
+
+@pytest.mark.docker
+def test_with_docker_sessions_run_on_the_internal_network(
+    tmp_path: Path, docker_client: Any
+) -> None:
+    c = Config()
+    assert configure_spawner(c, data_dir=str(tmp_path), hub_port=18081) == "erc"
+    assert c.JupyterHub.spawner_class == "erc"
+    assert entry_point("jupyterhub.spawners", "erc") is ERCSpawner
+    assert c.ERCSpawner.network_name == hub_config.SESSION_NETWORK
+    network = docker_client.networks.get(hub_config.SESSION_NETWORK)
+    assert network.attrs["Internal"] is True
+    gateways = [conf.get("Gateway") for conf in network.attrs["IPAM"]["Config"]]
+    assert c.JupyterHub.hub_bind_url in [f"http://{gw}:18081" for gw in gateways if gw]
+    assert c.JupyterHub.hub_connect_url == c.JupyterHub.hub_bind_url
+    assert c.JupyterHub.allow_named_servers is True
+    assert "sessions_dir" not in c.LocalERCSpawner
