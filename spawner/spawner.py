@@ -306,8 +306,11 @@ class ERCSessionMixin(_SpawnerBase):
                     return
             except OSError:
                 pass
-            if await self.poll() is not None:
-                return  # the container exited: the hub's own check reports it
+            exited = await self.poll()
+            if exited is not None:
+                raise SessionError(
+                    f"JupyterLab exited before answering ({exited}); the hub's log has its output"
+                )
             await asyncio.sleep(0.05)
 
     def set_default_url(self, source: SessionSource) -> None:

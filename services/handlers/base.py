@@ -247,18 +247,24 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(body))
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
+    @staticmethod
+    def error_message(status_code: int, exc_info: Any) -> str:
+        """What the client is told: the HTTPError's message, else the status's phrase; never
+        the details of an unexpected exception (those go to the log)."""
         try:
             message = HTTPStatus(status_code).phrase
         except ValueError:
             message = "error"
-        exc_info = kwargs.get("exc_info")
         if exc_info:
             error = exc_info[1]
             if isinstance(error, web.HTTPError) and error.log_message:
                 message = error.log_message % error.args if error.args else error.log_message
             elif status_code >= 500:
                 message = "internal error; the service log has the details"
+        return message
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = self.error_message(status_code, kwargs.get("exc_info"))
         self.clear_header("Content-Type")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps({"status": status_code, "message": message}))

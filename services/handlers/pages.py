@@ -13,7 +13,6 @@ from typing import Any
 
 import jinja2
 from jupyterhub.utils import url_path_join
-from tornado import web
 
 from erchub.services.handlers.base import BaseHandler
 
@@ -63,14 +62,7 @@ class PageHandler(BaseHandler):
             title = HTTPStatus(status_code).phrase
         except ValueError:
             title = "Error"
-        message = title
-        exc_info = kwargs.get("exc_info")
-        if exc_info:
-            error = exc_info[1]
-            if isinstance(error, web.HTTPError) and error.log_message:
-                message = error.log_message % error.args if error.args else error.log_message
-            elif status_code >= 500:
-                message = "internal error; the service log has the details"
+        message = self.error_message(status_code, kwargs.get("exc_info"))
         self.clear_header("Content-Type")
         self.render_page(
             "error.html", status_code, status=status_code, title=title, message=message

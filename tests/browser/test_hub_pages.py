@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Page, Request, expect
 
 from tests.browser.conftest import hub_login
 from tests.hub.conftest import REPO, Hub
+from tests.hub.test_launch import stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 
@@ -159,17 +158,9 @@ def test_home_page_lists_recent_launches(
     )
     screenshot(page)
 
-    stopped = httpx.delete(
-        f"{erc_hub.url}/hub/api/users/browserdan/servers/{server_name}",
-        headers={"Authorization": f"token {erc_hub.token('browserdan')}"},
-        timeout=60,
-    )
-    assert stopped.status_code in (202, 204), stopped.text
-    deadline = time.monotonic() + 60
-    while "stopped" not in launch.locator(".erc-server-state").inner_text():
-        assert time.monotonic() < deadline, "the server did not stop in 60 s"
-        page.wait_for_timeout(500)
-        page.reload()
+    stop(erc_hub, erc_hub.token("browserdan"), "browserdan", server_name)
+    page.reload()
+    expect(launch.locator(".erc-server-state")).to_contain_text("stopped")
     expect(launch.get_by_role("button", name="Launch")).to_have_attribute(
         "href", f"/services/erc/launch/{compendium_id}"
     )
