@@ -32,6 +32,14 @@ def heading(text: str) -> Any:
     return new_markdown_cell(text)
 
 
+def require_tier(tier: str, problem: str | None) -> None:
+    """Skip a test whose tier cannot run here, naming what is missing; in CI, fail instead."""
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tier} tier cannot run in CI: {problem}")
+        pytest.skip(problem)
+
+
 def docker_problem() -> str | None:
     """Why the docker tier cannot run here, or None when it can."""
     try:
@@ -51,11 +59,7 @@ def docker_problem() -> str | None:
 
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
-    problem = docker_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"docker tier cannot run in CI: {problem}")
-        pytest.skip(problem)
+    require_tier("docker", docker_problem())
     import docker
 
     return docker.from_env()
@@ -90,11 +94,7 @@ def postgres_url() -> str:
     url = os.environ.get("ERCHUB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    problem = postgres_problem(url)
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"postgres tier cannot run in CI: {problem}")
-        pytest.skip(problem)
+    require_tier("postgres", postgres_problem(url))
     return url
 
 

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.conftest import require_tier
 from tests.hub.conftest import REPO
 
 if TYPE_CHECKING:
@@ -54,11 +55,7 @@ def chromium_problem(executable: str) -> str | None:
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     executable = os.environ.get("ERCHUB_TEST_CHROMIUM") or DEFAULT_CHROMIUM
-    problem = chromium_problem(executable)
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tier cannot run in CI: {problem}")
-        pytest.skip(problem)
+    require_tier("browser", chromium_problem(executable))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+
+from tests.conftest import require_tier
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -106,11 +107,7 @@ def hub_problem() -> str | None:
 
 def require_hub() -> None:
     """Skip (fail in CI) when the hub tier cannot run here."""
-    problem = hub_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"hub tier cannot run in CI: {problem}")
-        pytest.skip(problem)
+    require_tier("hub", hub_problem())
 
 
 def server_errors(log: str) -> list[str]:
