@@ -264,3 +264,45 @@ def test_failed_build_shows_the_error_and_leaves_nothing(
     assert server_model(erc_hub, token, user, server) is None, "not left half-started"
     assert session_containers(engine, user, server) == []
     assert engine.volumes.list(filters={"label": f"org.erchub.server={server}"}) == []
+
+
+def test_a_session_of_a_job_opens_its_executed_notebook(erc_hub: Hub, tmp_path: Path) -> None:
+    user = "job-reader"
+    token = erc_hub.token(user)
+    compendium_id = publish(erc_hub, token, workspace_zip(tmp_path, "pip>=20\n", "Job session"))
+    started = erc_hub.request(
+        "POST", "/job", token, json={"compendium_id": compendium_id, "parameters": {"factor": 3}}
+    )
+    assert started.status_code == 201, started.text
+    job_id = started.json()["job_id"]
+    deadline = time.monotonic() + 600
+    while (job := erc_hub.request("GET", f"/job/{job_id}", token).json())["status"] in (
+        "queued",
+        "running",
+    ):
+        assert time.monotonic() < deadline, "the job did not end in 600 s"
+        time.sleep(1)
+    # factor = 3 changes the output: the check fails, the executed notebook is there all the same
+    assert job["files"].get("executed"), job
+
+    server = server_name_for(job_id)
+    response = httpx.post(
+        f"{erc_hub.url}/hub/api/users/{user}/servers/{server}",
+        headers={"Authorization": f"token {token}"},
+        json={"user_options": {"job": job_id}},
+    )
+    assert response.status_code in (201, 202), response.text
+    events = progress_events(erc_hub, token, user, server)
+    assert events[-1].get("ready"), events[-5:]
+    base = f"/user/{user}/{server}"
+    opened = f"analysis/main-job-{job_id}.ipynb"
+    root = user_get(erc_hub, token, f"{base}/")
+    assert root.headers["location"].startswith(f"{base}/lab/tree/{opened}")
+    notebook = user_get(erc_hub, token, f"{base}/api/contents/{opened}").json()
+    outputs = [o for cell in notebook["content"]["cells"] for o in cell.get("outputs", [])]
+    assert any("63" in "".join(o.get("text", "")) for o in outputs), outputs
+    listing = user_get(erc_hub, token, f"{base}/api/contents/analysis").json()
+    assert {"main.ipynb", "data.csv", f"main-job-{job_id}.ipynb"} <= {
+        item["name"] for item in listing["content"]
+    }
+    stop(erc_hub, token, user, server)
