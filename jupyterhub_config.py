@@ -3,7 +3,8 @@
 Settings from the environment: ERCHUB_DATA_DIR (default ./erchub-data: compendia, jobs, the
 SQLite stores), ERCHUB_WORKER_COUNT (job worker processes, default 1), ERCHUB_DB_URL (the
 service's store, default SQLite in the data directory), ERCHUB_ADMIN_USERS (comma-separated
-hub users who administer the hub and the erc service).
+hub users who administer the hub and the erc service), ERCHUB_HUB_API_PORT (the hub's API port,
+default 8081; with Docker it listens on the sessions network's gateway).
 """
 
 import os
@@ -46,7 +47,7 @@ configure_templates(c)
 # ERCSpawner: one named server per ERC in its runtime image on the local Docker engine (the
 # hub's API then listens on the sessions network's gateway); without Docker, LocalERCSpawner
 # runs sessions as local processes (development only).
-configure_spawner(c, data_dir=data_dir)
+configure_spawner(c, data_dir=data_dir, hub_port=int(os.environ.get("ERCHUB_HUB_API_PORT") or 8081))
 
 configure_erc_service(
     c,

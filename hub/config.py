@@ -186,13 +186,17 @@ def docker_engine_problem() -> str | None:
     return None
 
 
-def configure_spawner(c: Any, *, data_dir: str, hub_port: int = HUB_API_PORT) -> str:
+def configure_spawner(
+    c: Any, *, data_dir: str, hub_port: int = HUB_API_PORT, restrict_sessions: bool = True
+) -> str:
     """ERCSpawner on the local Docker engine, or LocalERCSpawner (development only) without
     one. Returns the spawner's entry point name (``erc`` or ``erc-local``).
 
     With Docker, sessions run on the internal network ``erchub-sessions`` (created here when
-    missing) and the hub's API listens on that network's gateway, the only address of the host
-    a session needs. Each user gets one named server per ERC.
+    missing) and the hub's API listens on that network's gateway at ``hub_port``, the only
+    address of the host a session needs; with ``restrict_sessions`` an iptables rule drops
+    everything else sessions send to the host (needs root; a warning otherwise). Each user gets
+    one named server per ERC.
     """
     c.JupyterHub.allow_named_servers = True
     # Sessions are per ERC: logging in lands on the home page, it does not start a server.
@@ -212,13 +216,25 @@ def configure_spawner(c: Any, *, data_dir: str, hub_port: int = HUB_API_PORT) ->
             problem,
         )
         c.JupyterHub.spawner_class = "erc-local"
+        c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub_port}"
         c.LocalERCSpawner.sessions_dir = os.path.join(data_dir, "sessions")
         return "erc-local"
-    from erchub.spawner.network import ensure_session_network
+    from erchub.errors import ErchubError
+    from erchub.spawner.network import ensure_session_network, restrict_to_hub
 
-    gateway = ensure_session_network(SESSION_NETWORK)
+    network = ensure_session_network(SESSION_NETWORK)
+    if restrict_sessions:
+        try:
+            restrict_to_hub(network, hub_port)
+        except ErchubError as exc:
+            logging.getLogger("JupyterHub").warning(
+                "sessions can reach every service of this host that listens on all interfaces "
+                "(at %s): the firewall rule that keeps them to the hub's API cannot be made: %s",
+                network.gateway,
+                exc,
+            )
     c.JupyterHub.spawner_class = "erc"
-    c.JupyterHub.hub_bind_url = f"http://{gateway}:{hub_port}"
-    c.JupyterHub.hub_connect_url = f"http://{gateway}:{hub_port}"
+    c.JupyterHub.hub_bind_url = f"http://{network.gateway}:{hub_port}"
+    c.JupyterHub.hub_connect_url = f"http://{network.gateway}:{hub_port}"
     c.ERCSpawner.network_name = SESSION_NETWORK
     return "erc"

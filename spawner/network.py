@@ -1,24 +1,50 @@
-"""The Docker network of ERC sessions."""
+"""The Docker network of ERC sessions, and the host firewall rule that keeps them to the hub.
+
+The network is an internal bridge: containers on it have no route off the host. The host
+itself is reachable at the network's gateway, where the hub's API listens, but so would be
+every other service of the host that listens on all interfaces. ``restrict_to_hub`` therefore
+adds an iptables rule: what comes in from the sessions' bridge is dropped unless it goes to the
+hub's API port or answers a connection the host opened (the proxy's requests to sessions).
+"""
 
 from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
 
 import docker
 
 from erchub.errors import ErchubError
 
+#: the iptables chain that filters what sessions send to the host
+FIREWALL_CHAIN = "ERCHUB-SESSIONS"
+#: Docker's option naming a bridge network's interface
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
-def ensure_session_network(name: str, client: docker.DockerClient | None = None) -> str:
-    """Create the internal bridge network ``name`` unless it exists; its gateway address.
 
-    Internal: containers on it have no route off the host; the host is reachable at the
-    gateway, where the hub's API listens.
-    """
+@dataclass(frozen=True)
+class SessionNetwork:
+    name: str
+    gateway: str
+    #: the host's interface of the bridge
+    bridge: str
+
+
+def ensure_session_network(
+    name: str, bridge: str = "erchub0", client: docker.DockerClient | None = None
+) -> SessionNetwork:
+    """Create the internal bridge network ``name`` (interface ``bridge``) unless it exists."""
     client = client or docker.from_env()
     try:
         network = client.networks.get(name)
     except docker.errors.NotFound:
         network = client.networks.create(
-            name, driver="bridge", internal=True, labels={"org.erchub.session": "network"}
+            name,
+            driver="bridge",
+            internal=True,
+            options={BRIDGE_NAME_OPTION: bridge},
+            labels={"org.erchub.session": "network"},
         )
         network.reload()
     configs = (network.attrs.get("IPAM") or {}).get("Config") or []
@@ -30,4 +56,44 @@ def ensure_session_network(name: str, client: docker.DockerClient | None = None)
             f"the Docker network {name} exists but is not internal: remove it "
             f"(docker network rm {name}) and restart the hub"
         )
-    return str(gateway)
+    options = network.attrs.get("Options") or {}
+    interface = options.get(BRIDGE_NAME_OPTION) or f"br-{network.id[:12]}"
+    return SessionNetwork(name, str(gateway), interface)
+
+
+def firewall_rules(bridge: str, hub_port: int) -> list[list[str]]:
+    """The iptables rules (arguments after ``-A``/``-C``/``-I``) of ``restrict_to_hub``, in
+    order: the jump from INPUT, then the chain's own rules."""
+    return [
+        ["INPUT", "-i", bridge, "-j", FIREWALL_CHAIN],
+        [FIREWALL_CHAIN, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        [FIREWALL_CHAIN, "-p", "tcp", "--dport", str(hub_port), "-j", "ACCEPT"],
+        [FIREWALL_CHAIN, "-j", "DROP"],
+    ]
+
+
+def restrict_to_hub(network: SessionNetwork, hub_port: int) -> None:
+    """Let sessions reach the host only at the hub's API port (idempotent; several hubs on one
+    host each add their port). Raises ErchubError when iptables cannot be changed."""
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        raise ErchubError("iptables is not installed")
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [iptables, "-w", *arguments], capture_output=True, text=True, timeout=30
+        )
+
+    if run("-n", "-L", FIREWALL_CHAIN).returncode != 0:
+        created = run("-N", FIREWALL_CHAIN)
+        if created.returncode != 0:
+            raise ErchubError(f"iptables -N {FIREWALL_CHAIN}: {created.stderr.strip()}")
+    jump, established, hub, drop = firewall_rules(network.bridge, hub_port)
+    # the final DROP first (appended once), then the accepts inserted above it
+    for rule, insert in ((jump, True), (drop, False), (established, True), (hub, True)):
+        if run("-C", *rule).returncode == 0:
+            continue
+        chain, *spec = rule
+        changed = run("-I", chain, "1", *spec) if insert else run("-A", *rule)
+        if changed.returncode != 0:
+            raise ErchubError(f"iptables {' '.join(rule)}: {changed.stderr.strip()}")

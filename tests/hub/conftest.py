@@ -119,10 +119,6 @@ OVERRIDES = """
 c = get_config()  # noqa: F821
 load_subconfig({config!r})  # noqa: F821
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
-# the hub's API keeps its host (the sessions network's gateway with Docker), on a free port
-for name in ("hub_bind_url", "hub_connect_url"):
-    url = c.JupyterHub.get(name) or "http://127.0.0.1:8081"
-    setattr(c.JupyterHub, name, url.rsplit(":", 1)[0] + ":{hub_port}")
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 for service in c.JupyterHub.services:
     if service["name"] == "erc":
@@ -144,13 +140,12 @@ def start_hub(
     is appended to the test's jupyterhub config file)."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
-    port = free_port()
+    port, hub_port = free_port(), free_port()
     manager_token = secrets.token_hex(16)
     (workdir / "test_config.py").write_text(
         OVERRIDES.format(
             config=str(REPO / "jupyterhub_config.py"),
             port=port,
-            hub_port=free_port(),
             proxy_api_port=free_port(),
             service_port=free_port(),
             manager_token=manager_token,
@@ -163,6 +158,7 @@ def start_hub(
         "ERCHUB_WORKER_COUNT": str(worker_count),
         "ERCHUB_UPLOAD_LIMIT": str(UPLOAD_LIMIT),
         "ERCHUB_ADMIN_USERS": ADMIN,
+        "ERCHUB_HUB_API_PORT": str(hub_port),
         **(environment or {}),
     }
     log_path = workdir / "hub.log"

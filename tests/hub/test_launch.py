@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import socket
 import time
 import zipfile
 from pathlib import Path
@@ -159,19 +160,26 @@ def test_launch_builds_then_reuses_the_image(erc_hub: Hub, engine: Any, tmp_path
     assert sorted(p.relative_to(compendium_dir) for p in compendium_dir.rglob("*")) == before
     assert (compendium_dir / "analysis" / "data.csv").read_text() == "x,y\n1,2\n"
 
-    # the session reaches the hub's API, and nothing off the host
-    probe = (
-        "import os, socket, urllib.request\n"
-        "urllib.request.urlopen(os.environ['JUPYTERHUB_API_URL'], timeout=5)\n"
-        "try:\n"
-        "    socket.create_connection(('151.101.2.132', 443), timeout=3)\n"
-        "    print('OUTSIDE REACHED')\n"
-        "except OSError as exc:\n"
-        "    print('outside unreachable:', exc)\n"
-    )
-    code, output = container.exec_run(["python3", "-c", probe])
+    # the session reaches the hub's API; neither another service of the host listening on all
+    # interfaces (at the same gateway address) nor anything off the host
+    with socket.create_server(("0.0.0.0", 0)) as host_service:
+        port = host_service.getsockname()[1]
+        probe = (
+            "import os, socket, urllib.parse, urllib.request\n"
+            "api = os.environ['JUPYTERHUB_API_URL']\n"
+            "urllib.request.urlopen(api, timeout=5)\n"
+            "gateway = urllib.parse.urlsplit(api).hostname\n"
+            f"for address in [(gateway, {port}), ('151.101.2.132', 443)]:\n"
+            "    try:\n"
+            "        socket.create_connection(address, timeout=3)\n"
+            "        print('REACHED', address)\n"
+            "    except OSError as exc:\n"
+            "        print('unreachable', address, exc)\n"
+        )
+        code, output = container.exec_run(["python3", "-c", probe])
     assert code == 0, output.decode()
-    assert b"outside unreachable" in output, output.decode()
+    assert b"REACHED" not in output, output.decode()
+    assert output.decode().count("unreachable") == 2, output.decode()
 
     stop(erc_hub, token, user, server)
     assert session_containers(engine, user, server) == [], "the container is removed"

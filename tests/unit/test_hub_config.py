@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
+from erchub.errors import ErchubError
 from erchub.hub import config as hub_config
 from erchub.hub.config import (
     DUMMY_LOGIN_WARNING,
@@ -23,6 +24,8 @@ from erchub.hub.config import (
     configure_spawner,
     configure_templates,
 )
+from erchub.spawner import network as network_module
+from erchub.spawner.network import FIREWALL_CHAIN, firewall_rules
 from erchub.spawner.spawner import ERCSpawner, LocalERCSpawner
 
 
@@ -157,7 +160,7 @@ def test_without_docker_sessions_are_local_processes(
     assert c.JupyterHub.allow_named_servers is True
     assert c.JupyterHub.named_server_limit_per_user == 0
     assert c.JupyterHub.tornado_settings == {"xsrf_cookies": True, "slow_spawn_timeout": 0}
-    assert "hub_bind_url" not in c.JupyterHub
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "JupyterHub"]
     assert "DockerException: gone" in warning
     assert "LocalERCSpawner" in warning and "development only" in warning
@@ -185,3 +188,28 @@ def test_with_docker_sessions_run_on_the_internal_network(
     assert c.JupyterHub.hub_connect_url == c.JupyterHub.hub_bind_url
     assert c.JupyterHub.allow_named_servers is True
     assert "sessions_dir" not in c.LocalERCSpawner
+
+
+def test_the_firewall_keeps_sessions_to_the_hub_port() -> None:
+    jump, established, hub, drop = firewall_rules("erchub0", 8081)
+    assert jump == ["INPUT", "-i", "erchub0", "-j", FIREWALL_CHAIN]
+    assert established[-2:] == hub[-2:] == ["-j", "ACCEPT"]
+    assert hub[:5] == [FIREWALL_CHAIN, "-p", "tcp", "--dport", "8081"]
+    assert drop == [FIREWALL_CHAIN, "-j", "DROP"]
+
+
+@pytest.mark.docker
+def test_without_a_firewall_rule_the_hub_warns(
+    tmp_path: Path,
+    docker_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def refuse(network: Any, hub_port: int) -> None:
+        raise ErchubError("iptables is not installed")
+
+    monkeypatch.setattr(network_module, "restrict_to_hub", refuse)
+    with caplog.at_level(logging.WARNING, logger="JupyterHub"):
+        assert configure_spawner(Config(), data_dir=str(tmp_path), hub_port=18082) == "erc"
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "JupyterHub"]
+    assert "iptables is not installed" in warning and "listens on all interfaces" in warning
