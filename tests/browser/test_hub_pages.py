@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,22 +11,14 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from tests.browser.conftest import hub_login
-from tests.hub.conftest import REPO, Hub
+from tests.hub.conftest import Hub, example_zip
 from tests.hub.test_launch import stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 
-EXAMPLE = REPO / "examples" / "sine-wave"
 EXAMPLE_TITLE = "Sine waves under a changing frequency"
 #: a check job builds the runtime (pip installs numpy and matplotlib the first time)
 JOB_TIMEOUT_MS = 15 * 60 * 1000
-
-
-def upload_example(hub: Hub, username: str, tmp_path: Path) -> str:
-    archive = Path(shutil.make_archive(str(tmp_path / "sine-wave"), "zip", EXAMPLE))
-    response = hub.upload(hub.token(username), archive.read_bytes())
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 def test_login_page_warns_of_the_dummy_login(
@@ -43,9 +34,9 @@ def test_login_page_warns_of_the_dummy_login(
 
 
 def test_home_page_lists_the_users_compendia(
-    page: Page, erc_hub: Hub, tmp_path: Path, screenshot: Callable[..., Path]
+    page: Page, erc_hub: Hub, screenshot: Callable[..., Path]
 ) -> None:
-    compendium_id = upload_example(erc_hub, "browserann", tmp_path)
+    compendium_id = erc_hub.create(erc_hub.token("browserann"), example_zip())
     service_logins: list[str] = []
 
     def seen(request: Request) -> None:
@@ -79,10 +70,9 @@ def test_check_page_runs_a_job_to_success(
     docker_client: Any,
     page: Page,
     erc_hub: Hub,
-    tmp_path: Path,
     screenshot: Callable[..., Path],
 ) -> None:
-    compendium_id = upload_example(erc_hub, "browserben", tmp_path)
+    compendium_id = erc_hub.create(erc_hub.token("browserben"), example_zip())
     hub_login(page, erc_hub.url, "browserben")
     row = page.locator(f'#erc-compendia tr[data-compendium="{compendium_id}"]')
     row.get_by_role("button", name="Check").click()
@@ -111,10 +101,10 @@ def test_check_page_runs_a_job_to_success(
 
 
 def test_check_page_says_what_went_wrong(
-    page: Page, erc_hub: Hub, tmp_path: Path, screenshot: Callable[..., Path]
+    page: Page, erc_hub: Hub, screenshot: Callable[..., Path]
 ) -> None:
     """An API error reaches the reader in plain words, and the page stays usable."""
-    compendium_id = upload_example(erc_hub, "browsercid", tmp_path)
+    compendium_id = erc_hub.create(erc_hub.token("browsercid"), example_zip())
     hub_login(page, erc_hub.url, "browsercid", next_path=f"/services/erc/check/{compendium_id}")
     expect(page.locator("h1")).to_contain_text(EXAMPLE_TITLE)
     deleted = erc_hub.request("DELETE", f"/compendium/{compendium_id}", erc_hub.token("browsercid"))
@@ -134,10 +124,9 @@ def test_home_page_lists_recent_launches(
     docker_client: Any,
     page: Page,
     erc_hub: Hub,
-    tmp_path: Path,
     screenshot: Callable[..., Path],
 ) -> None:
-    compendium_id = upload_example(erc_hub, "browserdan", tmp_path)
+    compendium_id = erc_hub.create(erc_hub.token("browserdan"), example_zip())
     hub_login(page, erc_hub.url, "browserdan")
     expect(page.locator("#erc-launches")).to_contain_text("No compendium launched yet")
     row = page.locator(f'#erc-compendia tr[data-compendium="{compendium_id}"]')

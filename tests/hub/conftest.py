@@ -7,6 +7,7 @@ and their API tokens through the hub's REST API.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +97,29 @@ class Hub:
             **kwargs,
         )
 
+    def create(self, token: str | None, archive: Any, content_type: str = "workspace") -> str:
+        """``POST /compendium`` that must succeed: the new candidate's id."""
+        response = self.upload(token, archive, content_type)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def zip_directory(root: Path) -> bytes:
+    """The files below ``root`` as a zip (names relative to it, sorted)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
+def example_zip() -> bytes:
+    """The bundled example workspace, examples/sine-wave, as a zip."""
+    return zip_directory(REPO / "examples" / "sine-wave")
 
 
 def hub_problem() -> str | None:

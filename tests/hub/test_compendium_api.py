@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import socket
 import stat
 import tarfile
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import heading, write_notebook
-from tests.hub.conftest import API_PREFIX, UPLOAD_LIMIT, Hub
+from tests.hub.conftest import UPLOAD_LIMIT, Hub
 
 pytestmark = pytest.mark.hub
 
@@ -63,15 +62,6 @@ def link(name: str, destination: str) -> tuple[zipfile.ZipInfo, bytes]:
     info.create_system = 3
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
     return info, destination.encode()
-
-
-def created(hub: Hub, token: str, archive: bytes, content_type: str = "workspace") -> str:
-    response = hub.upload(token, archive, content_type)
-    assert response.status_code == 201, response.text
-    compendium_id = response.json()["id"]
-    assert re.fullmatch(r"[A-Za-z0-9]{5,6}", compendium_id)
-    assert response.headers["Location"] == f"{API_PREFIX}/compendium/{compendium_id}"
-    return str(compendium_id)
 
 
 def assert_error(response: httpx.Response, status: int, text: str = "") -> str:
@@ -143,7 +133,7 @@ def test_no_identity_is_401(erc_hub: Hub, method: str, path: str) -> None:
 def test_a_read_only_token_may_read_but_not_upload_or_change(
     erc_hub: Hub, tmp_path: Path, alice: str
 ) -> None:
-    compendium_id = created(erc_hub, alice, workspace_zip(tmp_path))
+    compendium_id = erc_hub.create(alice, workspace_zip(tmp_path))
     reader = scoped_token(erc_hub, "alice", ["access:services!service=erc", "custom:erc:read"])
     assert erc_hub.request("GET", f"/compendium/{compendium_id}", token=reader).status_code == 200
     assert_error(erc_hub.upload(reader, workspace_zip(tmp_path)), 403, "custom:erc:create")
@@ -162,7 +152,7 @@ def test_a_read_only_token_may_read_but_not_upload_or_change(
 def test_upload_inspect_publish_and_delete(
     erc_hub: Hub, tmp_path: Path, alice: str, bob: str
 ) -> None:
-    compendium_id = created(erc_hub, alice, workspace_zip(tmp_path))
+    compendium_id = erc_hub.create(alice, workspace_zip(tmp_path))
     root = erc_hub.data_dir / "compendia" / compendium_id
     assert (root / "erc.yml").is_file()
     assert (root / ".erc" / "metadata_o2r_1.json").is_file()
@@ -291,7 +281,7 @@ def check_downloads(hub: Hub, token: str, compendium_id: str, root: Path) -> Non
 
 
 def test_the_author_deletes_a_candidate(erc_hub: Hub, tmp_path: Path, alice: str, bob: str) -> None:
-    compendium_id = created(erc_hub, alice, workspace_zip(tmp_path))
+    compendium_id = erc_hub.create(alice, workspace_zip(tmp_path))
     assert_error(erc_hub.request("DELETE", f"/compendium/{compendium_id}", token=bob), 404)
     response = erc_hub.request("DELETE", f"/compendium/{compendium_id}", token=alice)
     assert response.status_code == 204
@@ -312,7 +302,7 @@ def test_a_compendium_archive_keeps_its_erc_yml_and_metadata(
         ("erc.yml", erc_yml),
         (".erc/metadata_o2r_1.json", json.dumps(own).encode()),
     )
-    compendium_id = created(erc_hub, alice, archive, "compendium")
+    compendium_id = erc_hub.create(alice, archive, "compendium")
     body = erc_hub.request("GET", f"/compendium/{compendium_id}/metadata", token=alice).json()
     assert body["metadata"]["o2r"] == own
     root = erc_hub.data_dir / "compendia" / compendium_id
@@ -321,7 +311,7 @@ def test_a_compendium_archive_keeps_its_erc_yml_and_metadata(
 
 def test_listing_filters_and_pages(erc_hub: Hub, tmp_path: Path) -> None:
     carol = erc_hub.token("carol")
-    ids = [created(erc_hub, carol, workspace_zip(tmp_path, f"Study {i}")) for i in range(3)]
+    ids = [erc_hub.create(carol, workspace_zip(tmp_path, f"Study {i}")) for i in range(3)]
     first = erc_hub.request(
         "GET", "/compendium?candidate=true&user=carol&limit=2&summary=true", token=carol
     ).json()
@@ -505,7 +495,7 @@ def test_a_client_that_goes_away_mid_upload_leaves_nothing(erc_hub: Hub, alice: 
 
 @pytest.fixture
 def candidate(erc_hub: Hub, tmp_path: Path, alice: str) -> str:
-    return created(erc_hub, alice, workspace_zip(tmp_path))
+    return erc_hub.create(alice, workspace_zip(tmp_path))
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_output
 
 from tests.conftest import heading, parameters_cell, write_notebook
-from tests.hub.conftest import Hub
+from tests.hub.conftest import Hub, zip_directory
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -31,17 +29,7 @@ def workspace_zip(tmp_path: Path, title: str) -> bytes:
         parameters_cell("turns = 3  # how many turns"),
         counting,
     )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(root.rglob("*")):
-            archive.write(path, path.relative_to(root).as_posix())
-    return buffer.getvalue()
-
-
-def upload(hub: Hub, token: str, data: bytes) -> str:
-    response = hub.upload(token, data)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return zip_directory(root)
 
 
 def follow(hub: Hub, token: str, job_id: str, last_event_id: int = 0) -> list[dict[str, Any]]:
@@ -68,7 +56,7 @@ def follow(hub: Hub, token: str, job_id: str, last_event_id: int = 0) -> list[di
 
 def test_upload_publish_run_search(erc_hub: Hub, docker_client: Any, tmp_path: Path) -> None:
     alice, bob = erc_hub.token("alice"), erc_hub.token("bob")
-    compendium_id = upload(erc_hub, alice, workspace_zip(tmp_path, "Carousel turns"))
+    compendium_id = erc_hub.create(alice, workspace_zip(tmp_path, "Carousel turns"))
     shown = erc_hub.request("GET", f"/compendium/{compendium_id}", alice).json()
     assert shown["candidate"] is True
     assert erc_hub.request("GET", f"/compendium/{compendium_id}", bob).status_code == 404
@@ -138,7 +126,7 @@ def test_upload_publish_run_search(erc_hub: Hub, docker_client: Any, tmp_path: P
 
 def test_bad_job_requests(erc_hub: Hub, tmp_path: Path) -> None:
     alice, bob = erc_hub.token("alice"), erc_hub.token("bob")
-    candidate = upload(erc_hub, alice, workspace_zip(tmp_path, "Hidden draft"))
+    candidate = erc_hub.create(alice, workspace_zip(tmp_path, "Hidden draft"))
     cases: list[tuple[str, str, str | None, Any, int]] = [
         ("POST", "/job", alice, b"{not json", 400),
         ("POST", "/job", alice, {"compendium_id": candidate, "colour": "red"}, 400),
@@ -187,7 +175,7 @@ def test_bad_job_requests(erc_hub: Hub, tmp_path: Path) -> None:
 def test_cancel_queued_job(erc_hub: Hub, tmp_path: Path) -> None:
     """A job canceled before a worker takes it ends canceled, and its stream says so."""
     alice = erc_hub.token("alice")
-    compendium_id = upload(erc_hub, alice, workspace_zip(tmp_path, "Never run"))
+    compendium_id = erc_hub.create(alice, workspace_zip(tmp_path, "Never run"))
     jobs = [
         erc_hub.request("POST", "/job", alice, json={"compendium_id": compendium_id}).json()[
             "job_id"
@@ -209,7 +197,7 @@ def test_a_browser_logs_in_through_the_hub_to_see_a_page(erc_hub: Hub, tmp_path:
     """A page of the API opened without identity goes through the hub's login (OAuth) and
     comes back; a script without identity gets a 401 instead."""
     alice = erc_hub.token("alice")
-    compendium_id = upload(erc_hub, alice, workspace_zip(tmp_path, "Seen in a browser"))
+    compendium_id = erc_hub.create(alice, workspace_zip(tmp_path, "Seen in a browser"))
     page = f"{erc_hub.api_url}/compendium/{compendium_id}/data/main.ipynb"
     assert httpx.get(page, headers={"Accept": "application/json"}).status_code == 401
     browser = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}

@@ -7,12 +7,10 @@ of its own, so its first launch builds an image (on cached layers) and the secon
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 import socket
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import pytest
 
 from erchub.sessions import server_name_for
 from tests.conftest import heading, parameters_cell, write_notebook
-from tests.hub.conftest import Hub
+from tests.hub.conftest import Hub, zip_directory
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -44,18 +42,11 @@ def workspace_zip(tmp: Path, requirements: str, title: str) -> bytes:
     )
     (root / "analysis" / "data.csv").write_text("x,y\n1,2\n")
     (root / "requirements.txt").write_text(requirements)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(root).as_posix())
-    return buffer.getvalue()
+    return zip_directory(root)
 
 
 def publish(hub: Hub, token: str, archive: bytes, **o2r_changes: Any) -> str:
-    created = hub.upload(token, archive)
-    assert created.status_code == 201, created.text
-    compendium_id = str(created.json()["id"])
+    compendium_id = hub.create(token, archive)
     metadata = hub.request("GET", f"/compendium/{compendium_id}/metadata", token).json()
     o2r = {**metadata["metadata"]["o2r"], **o2r_changes}
     put = hub.request("PUT", f"/compendium/{compendium_id}/metadata", token, json={"o2r": o2r})

@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.hub.conftest import REPO, Hub
+from tests.hub.conftest import Hub, example_zip
 
 pytestmark = pytest.mark.hub
 
-EXAMPLE = REPO / "examples" / "sine-wave"
 EXAMPLE_TITLE = "Sine waves under a changing frequency"
 #: what a browser sends when it navigates, and when a script of a page calls fetch()
 NAVIGATE = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
 FETCH = {"Accept": "application/json", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
 HANDOFF_COOKIE = "erchub-service-xsrf"
-
-
-def example_zip(tmp_path: Path) -> bytes:
-    return Path(shutil.make_archive(str(tmp_path / "sine-wave"), "zip", EXAMPLE)).read_bytes()
-
-
-def upload(hub: Hub, token: str, tmp_path: Path) -> str:
-    response = hub.upload(token, example_zip(tmp_path))
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 def page(
@@ -99,9 +86,9 @@ def test_login_without_identity_goes_through_the_hub(erc_hub: Hub) -> None:
     assert "/hub/api/oauth2/authorize" in response.headers["location"]
 
 
-def test_check_page_shows_only_visible_compendia(erc_hub: Hub, tmp_path: Path) -> None:
+def test_check_page_shows_only_visible_compendia(erc_hub: Hub) -> None:
     ann, bob = erc_hub.token("pageann"), erc_hub.token("pagebob")
-    candidate = upload(erc_hub, bob, tmp_path)
+    candidate = erc_hub.create(bob, example_zip())
     assert_error_page(page(erc_hub, "check/no-such-compendium", ann), 404)
     assert_error_page(page(erc_hub, f"check/{candidate}", ann), 404)
 
@@ -125,12 +112,10 @@ def test_check_page_shows_only_visible_compendia(erc_hub: Hub, tmp_path: Path) -
     assert "/hub/api/oauth2/authorize" in anonymous.headers["location"]
 
 
-def test_service_login_gives_hub_pages_the_api(
-    erc_hub: Hub, logged_in: httpx.Client, tmp_path: Path
-) -> None:
+def test_service_login_gives_hub_pages_the_api(erc_hub: Hub, logged_in: httpx.Client) -> None:
     """Scripts of hub pages call the API with the service's cookie and XSRF token, which the
     service's login page hands over; without them the API answers 401."""
-    compendium_id = upload(erc_hub, erc_hub.token("pagecarol"), tmp_path)
+    compendium_id = erc_hub.create(erc_hub.token("pagecarol"), example_zip())
     listing = f"{erc_hub.api_url}/compendium?user=pagecarol&candidate=true&summary=true"
     assert logged_in.get(listing, headers=FETCH).status_code == 401
 
