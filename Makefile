@@ -5,12 +5,18 @@ PY := $(VENV)/bin/python
 export ERCHUB_DATA_DIR ?= $(CURDIR)/erchub-data
 EXAMPLE := examples/sine-wave
 
-.PHONY: demo test install provision provision-docker lint unit bench clean
+.PHONY: demo test install provision provision-docker lint labextension-test unit bench clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+LABEXTENSION_SOURCES := $(shell find labextension -path labextension/node_modules -prune -o -type f -print)
+
+# The editable install's build hook (hatch-jupyter-builder) compiles labextension/ with npm into
+# extensions/labextension, which the install copies to the venv's share/jupyter/labextensions.
+$(VENV)/.installed: pyproject.toml hatch_build.py $(LABEXTENSION_SOURCES)
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[hub,test,dev]'
+	@test -f extensions/labextension/static/style.js || \
+	  { echo "the lab extension was not built: see the npm errors above"; exit 1; }
 	touch $@
 
 # configurable-http-proxy, which the hub starts (package.json pins it)
@@ -47,7 +53,11 @@ lint: install
 	@for d in hub spawner services extensions; do ln -s $(CURDIR)/$$d build/typecheck/erchub/$$d; done
 	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml erchub
 
-test: install provision lint
+# The lab extension's TypeScript: strict type check and unit tests
+labextension-test: install
+	cd labextension && npm run lint && npm test
+
+test: install provision lint labextension-test
 	$(VENV)/bin/pytest
 
 unit: install
@@ -64,4 +74,4 @@ bench: install provision
 	$(PY) bench/launch.py
 
 clean:
-	rm -rf $(VENV) erchub-data build *.egg-info
+	rm -rf $(VENV) erchub-data build *.egg-info extensions/labextension labextension/lib

@@ -4,7 +4,8 @@ Settings from the environment: ERCHUB_DATA_DIR (default ./erchub-data: compendia
 SQLite stores), ERCHUB_WORKER_COUNT (job worker processes, default 1), ERCHUB_DB_URL (the
 service's store, default SQLite in the data directory), ERCHUB_ADMIN_USERS (comma-separated
 hub users who administer the hub and the erc service), ERCHUB_HUB_API_PORT (the hub's API port,
-default 8081; with Docker it listens on the sessions network's gateway).
+default 8081) and ERCHUB_SERVICE_PORT (the erc service's port, default 10101); with Docker both
+listen on the sessions network's gateway.
 """
 
 import os
@@ -47,12 +48,19 @@ configure_templates(c)
 # ERCSpawner: one named server per ERC in its runtime image on the local Docker engine (the
 # hub's API then listens on the sessions network's gateway); without Docker, LocalERCSpawner
 # runs sessions as local processes (development only).
-configure_spawner(c, data_dir=data_dir, hub_port=int(os.environ.get("ERCHUB_HUB_API_PORT") or 8081))
+service_port = int(os.environ.get("ERCHUB_SERVICE_PORT") or 10101)
+configure_spawner(
+    c,
+    data_dir=data_dir,
+    hub_port=int(os.environ.get("ERCHUB_HUB_API_PORT") or 8081),
+    service_port=service_port,
+)
 
 configure_erc_service(
     c,
     data_dir=data_dir,
     db_url=os.environ.get("ERCHUB_DB_URL"),
     worker_count=int(os.environ.get("ERCHUB_WORKER_COUNT") or 1),
+    port=service_port,
     admin_users=admin_users,
 )

@@ -8,8 +8,11 @@ import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 SERVICE_NAME = "erc"
+#: the erc service's port (on the host of the hub's API)
+SERVICE_PORT = 10101
 
 ERC_SCOPES: dict[str, dict[str, str]] = {
     "custom:erc:read": {
@@ -51,18 +54,28 @@ def passed_environment(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def service_host(c: Any) -> str:
+    """Where the erc service listens: the host of the hub's API, else 127.0.0.1."""
+    hub_bind_url = c.JupyterHub.get("hub_bind_url")
+    host = urlsplit(hub_bind_url).hostname if isinstance(hub_bind_url, str) else None
+    return host or "127.0.0.1"
+
+
 def configure_erc_service(
     c: Any,
     *,
     data_dir: str,
     db_url: str | None = None,
     worker_count: int = 1,
-    port: int = 10101,
+    port: int = SERVICE_PORT,
     admin_users: Iterable[str] = (),
     environment: Mapping[str, str] | None = None,
 ) -> None:
     """Add the managed `erc` service to a JupyterHub config, with its scopes and roles.
 
+    The service listens at ``port`` on the host of the hub's API (``hub_bind_url``; with
+    Docker that is the sessions network's gateway, see :func:`configure_spawner`, so the server
+    extension in sessions reaches it), else on 127.0.0.1.
     Every user gets ``custom:erc:read``, ``create`` and ``run`` (and access to the service);
     ``admin_users`` and the ``erc-admin`` group get ``custom:erc:admin``. Settings reach the
     service as ``ERCHUB_*`` environment variables (see erchub.services.app).
@@ -80,7 +93,7 @@ def configure_erc_service(
     services.append(
         {
             "name": SERVICE_NAME,
-            "url": f"http://127.0.0.1:{port}",
+            "url": f"http://{service_host(c)}:{port}",
             "command": [sys.executable, "-m", "erchub.services"],
             "environment": env,
             "display": False,
@@ -187,15 +200,21 @@ def docker_engine_problem() -> str | None:
 
 
 def configure_spawner(
-    c: Any, *, data_dir: str, hub_port: int = HUB_API_PORT, restrict_sessions: bool = True
+    c: Any,
+    *,
+    data_dir: str,
+    hub_port: int = HUB_API_PORT,
+    service_port: int = SERVICE_PORT,
+    restrict_sessions: bool = True,
 ) -> str:
     """ERCSpawner on the local Docker engine, or LocalERCSpawner (development only) without
     one. Returns the spawner's entry point name (``erc`` or ``erc-local``).
 
     With Docker, sessions run on the internal network ``erchub-sessions`` (created here when
-    missing) and the hub's API listens on that network's gateway at ``hub_port``, the only
-    address of the host a session needs; with ``restrict_sessions`` an iptables rule drops
-    everything else sessions send to the host (needs root; a warning otherwise). Each user gets
+    missing) and the hub's API listens on that network's gateway at ``hub_port`` (and the erc
+    service at ``service_port``, see :func:`configure_erc_service`), the only addresses of the
+    host a session needs; with ``restrict_sessions`` an iptables rule drops everything else
+    sessions send to the host (needs root; a warning otherwise). Each user gets
     one named server per ERC.
     """
     c.JupyterHub.allow_named_servers = True
@@ -225,7 +244,7 @@ def configure_spawner(
     network = ensure_session_network(SESSION_NETWORK)
     if restrict_sessions:
         try:
-            restrict_to_hub(network, hub_port)
+            restrict_to_hub(network, [hub_port, service_port])
         except ErchubError as exc:
             logging.getLogger("JupyterHub").warning(
                 "sessions can reach every service of this host that listens on all interfaces "

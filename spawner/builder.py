@@ -285,16 +285,20 @@ def erchub_source_tree() -> Path | None:
 
 
 def wheel_sources(root: Path) -> list[Path]:
-    """Files of the source tree that go into erchub's wheel (relative): its pyproject.toml's
-    package directories and data files, and the top-level project files."""
+    """Files of the source tree that go into erchub's wheel (relative): the folders and files
+    its pyproject.toml's hatch wheel target includes, the sources of its shared data (the
+    prebuilt lab extension, the server extension's config file), its build hook and the
+    top-level project files."""
     config = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))
-    setuptools_config = config.get("tool", {}).get("setuptools", {})
-    roots = {
-        root / folder for folder in setuptools_config.get("package-dir", {}).values() if folder
-    } or {root / config["project"]["name"].replace("-", "_")}
-    for patterns in setuptools_config.get("data-files", {}).values():
-        roots.update(path for pattern in patterns for path in root.glob(pattern))
-    project_files = {"pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in"}
+    wheel_target = config.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {})
+    wheel_target = wheel_target.get("wheel", {})
+    roots = {root / folder for folder in wheel_target.get("only-include", [])} or {
+        root / config["project"]["name"].replace("-", "_")
+    }
+    roots.update(root / source for source in wheel_target.get("shared-data", {}))
+    hooks = wheel_target.get("hooks", {}).values()
+    roots.update(root / hook["path"] for hook in hooks if "path" in hook)
+    project_files = {"pyproject.toml", "MANIFEST.in"}
     found = {
         path
         for path in root.iterdir()
@@ -316,11 +320,26 @@ def wheel_sources(root: Path) -> list[Path]:
     return sorted(path.relative_to(root) for path in found)
 
 
+def missing_prebuilt_assets(root: Path) -> list[str]:
+    """The lab extension's built files a wheel needs (pyproject's ensured targets) that the
+    source tree at ``root`` lacks: without them the build would need Node."""
+    config = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))
+    hook = config.get("tool", {}).get("hatch", {}).get("build", {}).get("hooks", {})
+    targets = hook.get("jupyter-builder", {}).get("ensured-targets", [])
+    return [target for target in targets if not (root / target).is_file()]
+
+
 def build_erchub_wheel(root: Path, cache_dir: Path) -> Path:
     """erchub's wheel built from ``root`` with ``pip wheel --no-deps``, cached by content.
 
     It builds from a copy of the sources, so the build writes nothing into the source tree.
     """
+    missing = missing_prebuilt_assets(root)
+    if missing:
+        raise BuildError(
+            f"the lab extension in {root} is not built ({', '.join(missing)} missing): "
+            "run `make install` there (it needs Node and npm)"
+        )
     sources = wheel_sources(root)
     key = content_hash({str(path): (root / path).read_bytes() for path in sources})[:16]
     wheels = cache_dir / "wheels"

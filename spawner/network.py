@@ -1,16 +1,18 @@
 """The Docker network of ERC sessions, and the host firewall rule that keeps them to the hub.
 
 The network is an internal bridge: containers on it have no route off the host. The host
-itself is reachable at the network's gateway, where the hub's API listens, but so would be
-every other service of the host that listens on all interfaces. ``restrict_to_hub`` therefore
-adds an iptables rule: what comes in from the sessions' bridge is dropped unless it goes to the
-hub's API port or answers a connection the host opened (the proxy's requests to sessions).
+itself is reachable at the network's gateway, where the hub's API and the erc service listen,
+but so would be every other service of the host that listens on all interfaces.
+``restrict_to_hub`` therefore adds an iptables rule: what comes in from the sessions' bridge is
+dropped unless it goes to the hub's API port or the erc service's port, or answers a connection
+the host opened (the proxy's requests to sessions).
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import docker
@@ -61,20 +63,21 @@ def ensure_session_network(
     return SessionNetwork(name, str(gateway), interface)
 
 
-def firewall_rules(bridge: str, hub_port: int) -> list[list[str]]:
+def firewall_rules(bridge: str, ports: Sequence[int]) -> list[list[str]]:
     """The iptables rules (arguments after ``-A``/``-C``/``-I``) of ``restrict_to_hub``, in
-    order: the jump from INPUT, then the chain's own rules."""
+    order: the jump from INPUT, the acceptance of answers, one acceptance per port, the drop."""
     return [
         ["INPUT", "-i", bridge, "-j", FIREWALL_CHAIN],
         [FIREWALL_CHAIN, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
-        [FIREWALL_CHAIN, "-p", "tcp", "--dport", str(hub_port), "-j", "ACCEPT"],
+        *([FIREWALL_CHAIN, "-p", "tcp", "--dport", str(port), "-j", "ACCEPT"] for port in ports),
         [FIREWALL_CHAIN, "-j", "DROP"],
     ]
 
 
-def restrict_to_hub(network: SessionNetwork, hub_port: int) -> None:
-    """Let sessions reach the host only at the hub's API port (idempotent; several hubs on one
-    host each add their port). Raises ErchubError when iptables cannot be changed."""
+def restrict_to_hub(network: SessionNetwork, ports: Sequence[int]) -> None:
+    """Let sessions reach the host only at ``ports``: the hub's API and the erc service
+    (idempotent; several hubs on one host each add their ports). Raises ErchubError when
+    iptables cannot be changed."""
     iptables = shutil.which("iptables")
     if iptables is None:
         raise ErchubError("iptables is not installed")
@@ -88,9 +91,10 @@ def restrict_to_hub(network: SessionNetwork, hub_port: int) -> None:
         created = run("-N", FIREWALL_CHAIN)
         if created.returncode != 0:
             raise ErchubError(f"iptables -N {FIREWALL_CHAIN}: {created.stderr.strip()}")
-    jump, established, hub, drop = firewall_rules(network.bridge, hub_port)
+    jump, established, *accepted, drop = firewall_rules(network.bridge, ports)
     # the final DROP first (appended once), then the accepts inserted above it
-    for rule, insert in ((jump, True), (drop, False), (established, True), (hub, True)):
+    order = [(jump, True), (drop, False), (established, True), *((r, True) for r in accepted)]
+    for rule, insert in order:
         if run("-C", *rule).returncode == 0:
             continue
         chain, *spec = rule

@@ -115,7 +115,8 @@ class ERCSessionMixin(_SpawnerBase):
     """What both session spawners share: options, the compendium, progress."""
 
     erc_api_url = Unicode(
-        help="""URL of the erc service's API as the hub reaches it. Default: the managed service
+        help="""URL of the erc service's API as the hub and the sessions reach it (sessions get
+        it as $ERCHUB_API_URL, with the server's token for it). Default: the managed service
         named erc (its internal URL and prefix) + api/v1.""",
     ).tag(config=True)
 
@@ -129,6 +130,17 @@ class ERCSessionMixin(_SpawnerBase):
         file the erc service's workers use). Default: $ERCHUB_CONFIG_FILE, else
         erchub_service_config.py in the hub's working directory when it exists.""",
     ).tag(config=True)
+
+    def get_env(self) -> dict[str, str]:
+        """The server's environment, plus what erchub's server extension reads: the ERC of
+        the session and where the erc API is (reached with the server's own token)."""
+        env: dict[str, str] = super().get_env()
+        env["ERCHUB_API_URL"] = self.erc_api_url
+        options = self.user_options or {}
+        for option, variable in (("compendium", "ERCHUB_COMPENDIUM_ID"), ("job", "ERCHUB_JOB_ID")):
+            if options.get(option):
+                env[variable] = str(options[option])
+        return env
 
     @default("erc_api_url")
     def _default_erc_api_url(self) -> str:
@@ -468,11 +480,6 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
             parent = posixpath.dirname(self.working_copy_dir.rstrip("/"))
             await self.docker("put_archive", created["Id"], parent, self._working_copy_archive)
         return created
-
-    def get_env(self) -> dict[str, str]:
-        env = super().get_env()
-        env["ERCHUB_SESSION"] = json.dumps(self.user_options)
-        return env
 
     def delete_forever(self) -> Any:
         """The named server is deleted: its working copy goes too."""

@@ -16,7 +16,7 @@
 - ``GET|PUT /compendium/{id}/metadata``: PUT ``{"o2r": {...}}`` is validated against
   ``schemas/metadata_o2r.schema.json`` (400 naming every failing field), allowed to the author
   and administrators, written to ``.erc/metadata_o2r_1.json`` and the store; sent by the
-  author, it publishes a candidate (``candidate`` false).
+  author, it publishes a candidate (``candidate`` false) unless ``publish=false``.
 - ``GET /compendium/{id}/files``, ``GET /compendium/{id}/data/{path}``, and the streamed
   downloads ``GET /compendium/{id}.zip`` and ``.tar.gz``.
 
@@ -265,7 +265,10 @@ class MetadataHandler(CompendiumBase):
 
     async def put(self, compendium_id: str) -> None:
         user = self.require(SCOPE_CREATE)
-        self.check_arguments()
+        self.check_arguments(["publish"])
+        # publish=false saves an author's draft: the publish flow edits the metadata, runs a
+        # job, and only then publishes
+        publish_requested = self.bool_argument("publish", True)
         sent = self.json_body(METADATA_BODY_SCHEMA)["o2r"]
         lock = _metadata_locks.setdefault(compendium_id, asyncio.Lock())
         async with lock:
@@ -276,7 +279,7 @@ class MetadataHandler(CompendiumBase):
                 )
             root = await self.compendium_files(record)
             metadata = await self.blocking(_checked_metadata, root, sent, record.metadata)
-            publish = record.candidate and record.user == user
+            publish = publish_requested and record.candidate and record.user == user
             updated = await self.blocking(
                 self._save, root, record, metadata, False if publish else None
             )

@@ -143,9 +143,6 @@ c = get_config()  # noqa: F821
 load_subconfig({config!r})  # noqa: F821
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-for service in c.JupyterHub.services:
-    if service["name"] == "erc":
-        service["url"] = "http://127.0.0.1:{service_port}"
 c.JupyterHub.services.append({{"name": "test-manager", "api_token": {manager_token!r}}})
 c.JupyterHub.load_roles.append(
     {{"name": "test-manager", "scopes": ["admin:users", "tokens"], "services": ["test-manager"]}}
@@ -170,7 +167,6 @@ def start_hub(
             config=str(REPO / "jupyterhub_config.py"),
             port=port,
             proxy_api_port=free_port(),
-            service_port=free_port(),
             manager_token=manager_token,
         )
         + extra_config
@@ -182,6 +178,7 @@ def start_hub(
         "ERCHUB_UPLOAD_LIMIT": str(UPLOAD_LIMIT),
         "ERCHUB_ADMIN_USERS": ADMIN,
         "ERCHUB_HUB_API_PORT": str(hub_port),
+        "ERCHUB_SERVICE_PORT": str(free_port()),
         **(environment or {}),
     }
     log_path = workdir / "hub.log"

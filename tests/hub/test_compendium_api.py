@@ -216,6 +216,22 @@ def test_upload_inspect_publish_and_delete(
     )
     assert_error(response, 400, "o2r.mainfile")
 
+    # a draft (publish=false) is saved and keeps the candidate a candidate; a bad flag is a 400
+    draft = {**o2r, "title": "A draft title"}
+    saved = erc_hub.request(
+        "PUT",
+        f"/compendium/{compendium_id}/metadata?publish=false",
+        token=alice,
+        json={"o2r": draft},
+    )
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["candidate"] is True
+    assert saved.json()["metadata"]["o2r"]["title"] == "A draft title"
+    response = erc_hub.request(
+        "PUT", f"/compendium/{compendium_id}/metadata?publish=perhaps", token=alice, json=bad
+    )
+    assert_error(response, 400, "publish must be true or false")
+
     # the author publishes by saving valid metadata
     o2r.update(
         title="Temperature trends, revisited",

@@ -151,14 +151,21 @@ def test_launch_builds_then_reuses_the_image(erc_hub: Hub, engine: Any, tmp_path
     assert sorted(p.relative_to(compendium_dir) for p in compendium_dir.rglob("*")) == before
     assert (compendium_dir / "analysis" / "data.csv").read_text() == "x,y\n1,2\n"
 
-    # the session reaches the hub's API; neither another service of the host listening on all
-    # interfaces (at the same gateway address) nor anything off the host
+    # the session reaches the hub's API and, with its server's token, the erc API (as erchub's
+    # server extension does); neither another service of the host listening on all interfaces
+    # (at the same gateway address) nor anything off the host
     with socket.create_server(("0.0.0.0", 0)) as host_service:
         port = host_service.getsockname()[1]
         probe = (
-            "import os, socket, urllib.parse, urllib.request\n"
+            "import json, os, socket, urllib.parse, urllib.request\n"
             "api = os.environ['JUPYTERHUB_API_URL']\n"
             "urllib.request.urlopen(api, timeout=5)\n"
+            "compendium = os.environ['ERCHUB_COMPENDIUM_ID']\n"
+            "erc = urllib.request.Request(\n"
+            "    os.environ['ERCHUB_API_URL'] + '/compendium/' + compendium,\n"
+            "    headers={'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']},\n"
+            ")\n"
+            "print('ERC', json.load(urllib.request.urlopen(erc, timeout=5))['id'])\n"
             "gateway = urllib.parse.urlsplit(api).hostname\n"
             f"for address in [(gateway, {port}), ('151.101.2.132', 443)]:\n"
             "    try:\n"
@@ -169,6 +176,7 @@ def test_launch_builds_then_reuses_the_image(erc_hub: Hub, engine: Any, tmp_path
         )
         code, output = container.exec_run(["python3", "-c", probe])
     assert code == 0, output.decode()
+    assert f"ERC {compendium_id}" in output.decode()
     assert b"REACHED" not in output, output.decode()
     assert output.decode().count("unreachable") == 2, output.decode()
 

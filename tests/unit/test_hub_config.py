@@ -143,6 +143,17 @@ def test_the_erc_service_may_start_servers_and_nothing_more(tmp_path: Path) -> N
     assert "api_token" not in service, "the hub makes the managed service's token"
 
 
+def test_the_erc_service_listens_where_the_hubs_api_does(tmp_path: Path) -> None:
+    alone = Config()
+    configure_erc_service(alone, data_dir=str(tmp_path), port=10199)
+    assert alone.JupyterHub.services[0]["url"] == "http://127.0.0.1:10199"
+    # with Docker the hub's API is on the sessions network's gateway: sessions reach both
+    with_sessions = Config()
+    with_sessions.JupyterHub.hub_bind_url = "http://172.30.0.1:8081"
+    configure_erc_service(with_sessions, data_dir=str(tmp_path))
+    assert with_sessions.JupyterHub.services[0]["url"] == "http://172.30.0.1:10101"
+
+
 # -- the spawner --------------------------------------------------------------------------
 
 
@@ -190,11 +201,12 @@ def test_with_docker_sessions_run_on_the_internal_network(
     assert "sessions_dir" not in c.LocalERCSpawner
 
 
-def test_the_firewall_keeps_sessions_to_the_hub_port() -> None:
-    jump, established, hub, drop = firewall_rules("erchub0", 8081)
+def test_the_firewall_keeps_sessions_to_the_hub_and_service_ports() -> None:
+    jump, established, hub, service, drop = firewall_rules("erchub0", [8081, 10101])
     assert jump == ["INPUT", "-i", "erchub0", "-j", FIREWALL_CHAIN]
-    assert established[-2:] == hub[-2:] == ["-j", "ACCEPT"]
+    assert established[-2:] == hub[-2:] == service[-2:] == ["-j", "ACCEPT"]
     assert hub[:5] == [FIREWALL_CHAIN, "-p", "tcp", "--dport", "8081"]
+    assert service[:5] == [FIREWALL_CHAIN, "-p", "tcp", "--dport", "10101"]
     assert drop == [FIREWALL_CHAIN, "-j", "DROP"]
 
 
@@ -205,7 +217,7 @@ def test_without_a_firewall_rule_the_hub_warns(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def refuse(network: Any, hub_port: int) -> None:
+    def refuse(network: Any, ports: list[int]) -> None:
         raise ErchubError("iptables is not installed")
 
     monkeypatch.setattr(network_module, "restrict_to_hub", refuse)
