@@ -72,6 +72,7 @@ bench: install provision
 	$(PY) bench/store.py
 	$(PY) bench/service.py
 	$(PY) bench/launch.py
+	$(PY) bench/parameters.py
 
 clean:
 	rm -rf $(VENV) erchub-data build *.egg-info extensions/labextension labextension/lib

@@ -32,7 +32,16 @@ Follows the o2r ERC specification v1 (https://o2r.info/erc-spec/spec/) where it 
     Optional settings for comparing outputs: ``volatile_patterns`` (regular expressions that
     must compile), ``volatile_cells`` (cell ids), ``image_tolerance`` (a number in [0, 1]).
 ``ui_bindings``
-    Optional list of mappings, kept as data.
+    Optional list of mappings, each binding one notebook parameter to a widget of the ERC
+    panel: ``parameter`` (required, a name in the notebook's parameters cell), ``notebook``
+    (relative path of a ``*.ipynb``, default ``main``), ``label`` and ``help`` (non-empty
+    strings), ``widget`` (``slider``, ``number``, ``text``, ``checkbox`` or ``select``), ``min``,
+    ``max`` and ``step`` (finite numbers, min below max, step above 0; for a slider, which needs
+    min and max, or a number widget), ``choices`` (a non-empty list of values, for a select,
+    which needs them; not together with min, max or step), ``cells`` (cell ids or tags whose
+    outputs show the result). One parameter of one notebook is bound once. Whether the
+    parameter exists and the hints fit its type is told by the notebook
+    (:func:`erchub.parameters.parameter_specs`). The bindings are kept as given.
 ``structure``
     The spec's optional note on the workspace convention; accepted and ignored.
 
@@ -45,6 +54,7 @@ ignored keys are not written).
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -95,6 +105,22 @@ IGNORED_TOP_LEVEL_KEYS = ("structure",)
 EXECUTION_KEYS = ("network", "timeout", "memory")
 IGNORED_EXECUTION_KEYS = ("cmd", "image", "manifest", "mount_point", "load", "run")
 CHECK_KEYS = ("volatile_patterns", "volatile_cells", "image_tolerance")
+UI_BINDING_KEYS = (
+    "parameter",
+    "notebook",
+    "label",
+    "help",
+    "widget",
+    "min",
+    "max",
+    "step",
+    "choices",
+    "cells",
+)
+#: the widgets a binding may ask for; the first two take min, max and step, select takes choices
+UI_WIDGETS = ("slider", "number", "text", "checkbox", "select")
+NUMBER_WIDGETS = UI_WIDGETS[:2]
+CHOICE_WIDGET = "select"
 DISPLAY_SUFFIXES = (".html", ".htm")
 
 
@@ -249,7 +275,7 @@ def parse_erc(
         spec_version=SPEC_VERSION,
         execution=_parse_execution(fields, top.get("execution")),
         check=_parse_check(fields, top.get("check")),
-        ui_bindings=_parse_ui_bindings(fields, top.get("ui_bindings")),
+        ui_bindings=_parse_ui_bindings(fields, top.get("ui_bindings"), main),
     )
 
 
@@ -368,15 +394,83 @@ def _string_list(fields: _Fields, value: object, path: str) -> list[str]:
     return value
 
 
-def _parse_ui_bindings(fields: _Fields, value: object) -> tuple[dict[str, Any], ...]:
+def _parse_ui_bindings(fields: _Fields, value: object, main: str) -> tuple[dict[str, Any], ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
         raise fields.error("ui_bindings", "must be a list of mappings", value)
-    return tuple(
-        dict(fields.mapping(binding, f"ui_bindings[{index}]"))
-        for index, binding in enumerate(value)
-    )
+    bound: dict[tuple[str, str], int] = {}
+    for index, binding in enumerate(value):
+        path = f"ui_bindings[{index}]"
+        given = fields.mapping(binding, path)
+        fields.known_keys(given, path, UI_BINDING_KEYS)
+        if "parameter" not in given:
+            raise fields.error(f"{path}.parameter", "required", show=False)
+        parameter = fields.text(given["parameter"], f"{path}.parameter")
+        notebook = main
+        if "notebook" in given:
+            notebook = fields.relative_path(given["notebook"], f"{path}.notebook")
+            if PurePosixPath(notebook).suffix.lower() != ".ipynb":
+                raise fields.error(
+                    f"{path}.notebook", "must be a Jupyter notebook (*.ipynb)", notebook
+                )
+        for key in ("label", "help"):
+            if key in given:
+                fields.text(given[key], f"{path}.{key}")
+        _check_ui_binding_widget(fields, given, path)
+        if "cells" in given:
+            _string_list(fields, given["cells"], f"{path}.cells")
+        earlier = bound.setdefault((notebook, parameter), index)
+        if earlier != index:
+            raise fields.error(
+                f"{path}.parameter",
+                f"{parameter!r} of {notebook} is bound already by ui_bindings[{earlier}]",
+                show=False,
+            )
+    return tuple(dict(binding) for binding in value)
+
+
+def _check_ui_binding_widget(fields: _Fields, given: Mapping[str, Any], path: str) -> None:
+    """The widget hints of one binding: a known widget, numbers for min, max and step, a
+    non-empty list of choices, and only the hints that fit the widget."""
+    widget = given.get("widget")
+    if widget is not None and widget not in UI_WIDGETS:
+        raise fields.error(f"{path}.widget", f"must be one of {', '.join(UI_WIDGETS)}", widget)
+    bounds = [key for key in ("min", "max", "step") if key in given]
+    for key in bounds:
+        number = given[key]
+        if (
+            not isinstance(number, int | float)
+            or isinstance(number, bool)
+            or not math.isfinite(number)
+        ):
+            raise fields.error(f"{path}.{key}", "must be a number", number)
+    if "step" in given and given["step"] <= 0:
+        raise fields.error(f"{path}.step", "must be greater than 0", given["step"])
+    if "min" in given and "max" in given and given["min"] >= given["max"]:
+        raise fields.error(
+            f"{path}.max", f"must be greater than min ({_show(given['min'])})", given["max"]
+        )
+    if "choices" in given:
+        choices = given["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise fields.error(f"{path}.choices", "must be a non-empty list of values", choices)
+        if bounds:
+            raise fields.error(
+                f"{path}.choices",
+                f"give either choices or {'/'.join(bounds)}, not both",
+                show=False,
+            )
+    if bounds and widget not in (None, *NUMBER_WIDGETS):
+        raise fields.error(
+            f"{path}.{bounds[0]}", f"only for a {' or '.join(NUMBER_WIDGETS)} widget", show=False
+        )
+    if "choices" in given and widget not in (None, CHOICE_WIDGET):
+        raise fields.error(f"{path}.choices", f"only for a {CHOICE_WIDGET} widget", show=False)
+    if widget == CHOICE_WIDGET and "choices" not in given:
+        raise fields.error(f"{path}.choices", f"required for a {CHOICE_WIDGET} widget", show=False)
+    if widget == "slider" and not ("min" in given and "max" in given):
+        raise fields.error(f"{path}.widget", "a slider needs min and max", show=False)
 
 
 def _show(value: object) -> str:

@@ -19,6 +19,13 @@ annotations such as ``int | None``, and break multi-line strings. Concretely:
 
 Notebooks in other languages use papermill's translator for their kernel (most have no
 inspector: no parameters). :func:`inject_parameters` is papermill's ``parameterize_notebook``.
+
+For the ERC panel (the server extension's parameters and run endpoints), without I/O:
+:func:`bindings_for` picks a notebook's erc.yml ``ui_bindings``; :func:`parameter_specs` merges
+them with the parameters cell into widgets (:class:`ParameterSpec`), with warnings for bindings
+that do not fit; :func:`check_values` adds the widgets' bounds and choices to
+:func:`parse_values`; :func:`select_outputs` picks the outputs a run shows (the bound cells',
+else every image).
 """
 
 from __future__ import annotations
@@ -27,10 +34,13 @@ import ast
 import copy
 import io
 import json
+import math
 import re
 import tokenize
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
 
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
@@ -279,3 +289,327 @@ def inject_parameters(
     return parameterize_notebook(
         parameterized, dict(values), kernel_name=kernel_name, language=language
     )
+
+
+def kernel_name(nb: nbformat.NotebookNode) -> str:
+    """The name of the kernel ``nb`` runs in (``python3`` when it names none)."""
+    return _kernel_and_language(nb)[0]
+
+
+# --- the ERC panel: parameters as widgets (erc.yml ui_bindings), values, result outputs -------
+
+#: JSON names of the parameter types a widget edits; anything else is "unknown"
+SPEC_TYPES = ("int", "float", "bool", "str", "list", "dict")
+UNKNOWN_SPEC_TYPE = "unknown"
+NUMBER_TYPES = ("int", "float")
+#: the widget a parameter gets without a binding saying otherwise
+DEFAULT_WIDGETS = {"int": "number", "float": "number", "bool": "checkbox", "str": "text"}
+TEXT_WIDGET = "text"
+#: output formats a result shows, the preferred first; the first three are images
+RESULT_MIMES = ("image/png", "image/svg+xml", "image/jpeg", "text/html", "text/plain")
+IMAGE_MIMES = RESULT_MIMES[:3]
+BINARY_MIMES = ("image/png", "image/jpeg")
+#: papermill's tag of the cell it injects
+INJECTED_TAG = "injected-parameters"
+
+
+@dataclass(frozen=True)
+class Widget:
+    """How the ERC panel edits a parameter."""
+
+    #: slider, number, text, checkbox or select
+    kind: str
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    #: the values a select offers, None for other widgets
+    choices: tuple[object, ...] | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "min": self.min,
+            "max": self.max,
+            "step": self.step,
+            "choices": None if self.choices is None else list(self.choices),
+        }
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """A notebook parameter as the ERC panel shows it: the parameter, with its binding."""
+
+    parameter: Parameter
+    label: str
+    help: str
+    widget: Widget
+
+    @property
+    def name(self) -> str:
+        return self.parameter.name
+
+    @property
+    def type(self) -> str:
+        """int, float, bool, str, list, dict, or unknown."""
+        kind = _base_type(self.parameter.type)
+        return kind if kind in SPEC_TYPES else UNKNOWN_SPEC_TYPE
+
+    @property
+    def default(self) -> object:
+        """The default as a JSON value; None when it is not a literal JSON can hold."""
+        value = self.parameter.default_value
+        return value if _is_json(value) else None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "default_source": self.parameter.default,
+            "help": self.help,
+            "label": self.label,
+            "widget": self.widget.to_json(),
+        }
+
+
+def _is_json(value: object) -> bool:
+    """Whether ``value`` is what JSON holds as it is (no tuples, sets, infinities, int keys)."""
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_is_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_json(item) for key, item in value.items())
+    return False
+
+
+def bindings_for(
+    bindings: Sequence[Mapping[str, Any]], notebook: str, main: str
+) -> list[tuple[int, Mapping[str, Any]]]:
+    """The ui_bindings (with their index in erc.yml) of ``notebook``, a path relative to the
+    ERC root; a binding naming no notebook is one of ``main``."""
+    return [
+        (index, binding)
+        for index, binding in enumerate(bindings)
+        if PurePosixPath(binding.get("notebook", main)) == PurePosixPath(notebook)
+    ]
+
+
+def parameter_specs(
+    nb: nbformat.NotebookNode, bindings: Sequence[tuple[int, Mapping[str, Any]]]
+) -> tuple[list[ParameterSpec], list[str]]:
+    """The parameters of ``nb`` with the widgets the ERC panel shows, and warnings.
+
+    ``bindings`` are the notebook's ui_bindings from :func:`bindings_for` (validated by
+    :func:`erchub.erc.parse_erc`). Without a binding: a number input for int and float, a
+    checkbox for bool, a text input for anything else; the label is the name, the help the
+    cell's comment. A binding sets label and help; ``widget``, ``min``/``max``/``step`` (a
+    slider when both min and max are given) and ``choices`` (a select) where they fit the
+    parameter's type. What does not fit is left out with a warning naming the binding: a
+    parameter the cell does not define, bounds on what is no number, a checkbox for what is no
+    bool, choices or a default that are not values of the parameter, cells the notebook lacks.
+    """
+    parameters = read_parameters(nb)
+    by_name = {binding["parameter"]: (index, binding) for index, binding in bindings}
+    warnings = [
+        f"erc.yml: ui_bindings[{index}]: parameter {binding['parameter']!r} is not in the"
+        " parameters cell"
+        for index, binding in bindings
+        if binding["parameter"] not in {parameter.name for parameter in parameters}
+    ]
+    specs = []
+    for parameter in parameters:
+        index, binding = by_name.get(parameter.name, (None, {}))
+        where = f"erc.yml: ui_bindings[{index}]"
+        widget, problems = _widget(parameter, binding)
+        warnings.extend(f"{where}: {problem}" for problem in problems)
+        label = binding.get("label") or parameter.name
+        specs.append(ParameterSpec(parameter, label, binding.get("help") or parameter.help, widget))
+    known_cells = _cell_names(nb)
+    for index, binding in bindings:
+        warnings.extend(
+            f"erc.yml: ui_bindings[{index}]: cells: no cell has the id or tag {cell!r}"
+            for cell in binding.get("cells", [])
+            if cell not in known_cells
+        )
+    return specs, warnings
+
+
+def _widget(parameter: Parameter, binding: Mapping[str, Any]) -> tuple[Widget, list[str]]:
+    """The widget of ``parameter`` under ``binding``, and what of the binding does not fit."""
+    kind = _base_type(parameter.type)
+    default_kind = DEFAULT_WIDGETS.get(kind, TEXT_WIDGET)
+    problems: list[str] = []
+    asked = binding.get("widget")
+    if "choices" in binding:
+        choices, wrong = _choices(parameter, binding["choices"])
+        if wrong is None:
+            return _checked_default(parameter, Widget("select", choices=choices), problems)
+        problems.append(f"choices: {wrong}; the parameter gets a {default_kind} widget")
+        return Widget(default_kind), problems
+    bounds = {key: binding[key] for key in ("min", "max", "step") if key in binding}
+    if asked == "checkbox" and kind != "bool":
+        problems.append(f"widget: a checkbox is for a bool, {parameter.name!r} is {kind}")
+        asked = None
+    if bounds or asked in ("slider", "number"):
+        if kind not in NUMBER_TYPES:
+            problems.append(
+                f"widget: a {asked or 'slider'} is for an int or float,"
+                f" {parameter.name!r} is {kind}"
+            )
+            return Widget(default_kind), problems
+        slider = asked == "slider" or (asked is None and "min" in bounds and "max" in bounds)
+        widget = Widget("slider" if slider else "number", **bounds)
+        return _checked_default(parameter, widget, problems)
+    return Widget(asked or default_kind), problems
+
+
+def _choices(parameter: Parameter, given: list[object]) -> tuple[tuple[object, ...], str | None]:
+    """The choices as values of ``parameter`` (``[1, 2]`` of a float are 1.0 and 2.0), or the
+    reason one is not such a value."""
+    converted = []
+    for position, choice in enumerate(given):
+        try:
+            converted.append(parse_values([parameter], {parameter.name: choice})[parameter.name])
+        except InvalidParameter:
+            return (), f"choices[{position}] = {_show(choice)} is no {parameter.type}"
+    return tuple(converted), None
+
+
+def _checked_default(
+    parameter: Parameter, widget: Widget, problems: list[str]
+) -> tuple[Widget, list[str]]:
+    """``widget``, with a problem when the parameter's default is outside what it offers."""
+    default = parameter.default_value
+    if _is_json(default) and _outside(widget, default) is not None:
+        problems.append(f"the default {parameter.default} is {_outside(widget, default)}")
+    return widget, problems
+
+
+def _outside(widget: Widget, value: object) -> str | None:
+    """How ``value`` misses the bounds or choices of ``widget``; None when it does not."""
+    if widget.choices is not None:
+        if not any(_json_equal(value, choice) for choice in widget.choices):
+            return "not among the choices " + ", ".join(_show(c) for c in widget.choices)
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if widget.min is not None and value < widget.min:
+        return f"below the minimum {widget.min:g}"
+    if widget.max is not None and value > widget.max:
+        return f"above the maximum {widget.max:g}"
+    return None
+
+
+def _json_equal(a: object, b: object) -> bool:
+    """Equal as JSON values: ``1`` is not ``true``, ``1`` is not ``1.0``."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def check_values(specs: Sequence[ParameterSpec], raw: Mapping[str, object]) -> dict[str, object]:
+    """:func:`parse_values` for the panel's parameters, then their widgets' bounds and choices.
+
+    Raises :class:`InvalidParameter` naming the parameter: unknown, of the wrong type, outside
+    min/max, not among the choices, or without a JSON form (a set; tuples become lists).
+    """
+    values = parse_values([spec.parameter for spec in specs], raw)
+    widgets = {spec.name: spec.widget for spec in specs}
+    for name, value in values.items():
+        try:  # a literal such as {1, 2} has no JSON form to show and pass on
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise InvalidParameter(
+                f"parameter {name!r}: {_show(raw[name])} is not a value JSON can carry"
+            ) from None
+        problem = _outside(widgets[name], value)
+        if problem is not None:
+            raise InvalidParameter(f"parameter {name!r}: {_show(raw[name])} is {problem}")
+    return values
+
+
+def values_used(specs: Sequence[ParameterSpec], values: Mapping[str, object]) -> dict[str, object]:
+    """Every parameter's value in a run: the given one, else its default (as JSON)."""
+    return {spec.name: values.get(spec.name, spec.default) for spec in specs}
+
+
+def bound_cells(bindings: Sequence[tuple[int, Mapping[str, Any]]]) -> list[str]:
+    """The cell ids or tags the bindings name for showing results, in order, each once."""
+    cells: dict[str, None] = {}
+    for _, binding in bindings:
+        cells.update(dict.fromkeys(binding.get("cells", [])))
+    return list(cells)
+
+
+def _cell_names(nb: nbformat.NotebookNode) -> set[str]:
+    names = set()
+    for cell in nb.cells:
+        names.update(cell.get("metadata", {}).get("tags", []))
+        if cell.get("id"):
+            names.add(cell["id"])
+    return names
+
+
+@dataclass(frozen=True)
+class ResultOutput:
+    """One output of an executed notebook, in the one format the panel shows."""
+
+    cell_id: str
+    #: the cell's index in the author's notebook
+    cell_index: int
+    mime: str
+    #: base64 for PNG and JPEG, text otherwise
+    data: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cell_id": self.cell_id,
+            "cell_index": self.cell_index,
+            "mime": self.mime,
+            "data": self.data,
+        }
+
+
+def select_outputs(
+    original: nbformat.NotebookNode, executed: nbformat.NotebookNode, cells: Sequence[str]
+) -> list[ResultOutput]:
+    """The outputs of a run to show: every output of the cells named in ``cells`` (by id or
+    tag), or, when ``cells`` is empty, every image output of the notebook.
+
+    ``executed`` is the executed copy of ``original``, the author's notebook; a cell of the
+    copy that the original lacks (the injected parameters) is never shown. Each output appears
+    once, in the first of :data:`RESULT_MIMES` it has; streams are text/plain, errors and
+    outputs in none of these formats are left out.
+    """
+    positions = {cell.get("id"): index for index, cell in enumerate(original.cells)}
+    shown = []
+    for cell in executed.cells:
+        position = positions.get(cell.get("id"))
+        if cell.cell_type != "code" or position is None:
+            continue
+        names = {cell.get("id"), *cell.get("metadata", {}).get("tags", [])}
+        if cells and not names.intersection(cells):
+            continue
+        for output in cell.get("outputs", []):
+            found = _output_data(output, RESULT_MIMES if cells else IMAGE_MIMES)
+            if found is not None:
+                shown.append(ResultOutput(cell.get("id", ""), position, *found))
+    return shown
+
+
+def _output_data(output: Mapping[str, Any], mimes: Sequence[str]) -> tuple[str, str] | None:
+    """(mime, data) of an output in the first of ``mimes`` it has."""
+    if output.get("output_type") == "stream":
+        return ("text/plain", _text(output.get("text", ""))) if "text/plain" in mimes else None
+    data = output.get("data", {})
+    for mime in mimes:
+        if mime in data:
+            text = _text(data[mime])
+            return mime, "".join(text.split()) if mime in BINARY_MIMES else text
+    return None
+
+
+def _text(value: object) -> str:
+    """nbformat's multi-line strings may be lists of lines."""
+    return "".join(value) if isinstance(value, list) else str(value)

@@ -1,9 +1,18 @@
-"""Shared fixtures: notebooks built in code, and the Docker engine for the docker tier."""
+"""Shared fixtures: notebooks built in code, the Docker engine for the docker tier, a real
+jupyter-server process, and the hub of the hub and browser tiers."""
 
 from __future__ import annotations
 
 import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +121,79 @@ def erc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Bad input must never end in a 500: the hub and the service log every request's status.
     errors = server_errors(hub.log_tail(10**6))
     assert errors == [], f"server errors during the hub tier: {errors}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_jupyter(
+    root: Path, *, lab: bool = False, log: Path | None = None
+) -> Iterator[tuple[str, str]]:
+    """A real jupyter-server of this environment (JupyterLab with ``lab``) serving ``root``,
+    with erchub's server extension enabled; yields its URL and token."""
+    token, port = secrets.token_hex(16), free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab" if lab else "jupyter_server",
+        "--no-browser",
+        f"--port={port}",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.jpserver_extensions=erchub.extensions=True",
+        "--ServerApp.allow_root=True",
+    ]
+    with tempfile.TemporaryDirectory(prefix="erchub-lab-settings-") as settings:
+        # JupyterLab's news toast would cover the panel's buttons: off, as in sessions
+        notification = Path(settings) / "@jupyterlab" / "apputils-extension"
+        notification.mkdir(parents=True)
+        (notification / "notification.jupyterlab-settings").write_text(
+            '{"fetchNews": "false", "checkForUpdates": false}'
+        )
+        environment = {
+            **os.environ,
+            "JUPYTERLAB_SETTINGS_DIR": settings,
+            "JUPYTERLAB_WORKSPACES_DIR": os.path.join(settings, "workspaces"),
+        }
+        with open(log or os.devnull, "wb") as output:
+            process = subprocess.Popen(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+            )
+        try:
+            url = wait_for_jupyter(process, f"http://127.0.0.1:{port}", token, log)
+            yield url, token
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def wait_for_jupyter(
+    process: subprocess.Popen[bytes], url: str, token: str, log: Path | None
+) -> str:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"jupyter exited with {process.returncode}: see {log}")
+        try:
+            if httpx.get(f"{url}/api/status", params={"token": token}).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"jupyter did not answer at {url} in 60 s: see {log}")
+        time.sleep(0.05)

@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import require_tier
+from tests.conftest import free_port, require_tier
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -31,12 +30,6 @@ API_PREFIX = "/services/erc/api/v1"
 #: the test hub's upload limit (bytes), small so that 413 is cheap to provoke
 UPLOAD_LIMIT = 5 * 1024**2
 ADMIN = "hubadmin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -152,8 +152,24 @@ def test_check_settings() -> None:
     assert isinstance(cfg.check.image_tolerance, float)
 
 
-def test_ui_bindings_are_kept_as_data() -> None:
-    bindings = [{"id": "b1", "widget": {"type": "slider", "min": 0, "max": 10}}]
+def test_ui_bindings_are_kept_as_given() -> None:
+    bindings = [
+        {
+            "parameter": "frequency",
+            "notebook": "main.ipynb",
+            "label": "Frequency (Hz)",
+            "help": "Cycles per second",
+            "widget": "slider",
+            "min": 0.5,
+            "max": 5,
+            "step": 0.5,
+            "cells": ["plot"],
+        },
+        {"parameter": "colour", "choices": ["red", "blue"]},
+        {"parameter": "frequency", "notebook": "sub/other.ipynb", "widget": "number", "min": 0},
+        {"parameter": "flag", "widget": "checkbox"},
+        {"parameter": "points", "min": 1, "max": 2},
+    ]
     assert parse_erc(minimal(ui_bindings=bindings)).ui_bindings == tuple(bindings)
 
 
@@ -243,7 +259,10 @@ def test_error_names_the_given_source() -> None:
         (minimal(check={"image_tolerance": False}), "erc.yml: check.image_tolerance: must be"),
         (minimal(check={"tolerance": 0.1}), "erc.yml: check.tolerance: unknown key"),
         (minimal(ui_bindings={"a": 1}), "erc.yml: ui_bindings: must be a list of mappings"),
-        (minimal(ui_bindings=[{"a": 1}, "b"]), "erc.yml: ui_bindings[1]: must be a mapping"),
+        (
+            minimal(ui_bindings=[{"parameter": "n"}, "b"]),
+            "erc.yml: ui_bindings[1]: must be a mapping",
+        ),
     ],
 )
 def test_each_rule_has_an_error(data: object, expected: str) -> None:
@@ -275,7 +294,7 @@ def full_config() -> ErcConfig:
         check=CheckSettings(
             volatile_patterns=(r"\d+ ms",), volatile_cells=("c1",), image_tolerance=0.05
         ),
-        ui_bindings=({"id": "b1", "widget": {"type": "slider"}},),
+        ui_bindings=({"parameter": "n", "widget": "slider", "min": 1, "max": 9},),
     )
 
 
@@ -363,3 +382,101 @@ def test_load_erc_requires_main(tmp_path: Path) -> None:
     (tmp_path / ERC_FILENAME).write_text(yaml.safe_dump(minimal(main=None)), encoding="utf-8")
     with pytest.raises(InvalidERC, match=r"erc.yml: main: required"):
         load_erc(tmp_path)
+
+
+def binding_error(*bindings: object) -> str:
+    return error_of(minimal(ui_bindings=list(bindings)))
+
+
+@pytest.mark.parametrize(
+    ("binding", "expected"),
+    [
+        ({"label": "x"}, "erc.yml: ui_bindings[0].parameter: required"),
+        ({"parameter": ""}, "erc.yml: ui_bindings[0].parameter: must be a non-empty string"),
+        ({"parameter": 3}, "erc.yml: ui_bindings[0].parameter: must be a non-empty string, got 3"),
+        ({"parameter": "n", "id": "b1"}, "erc.yml: ui_bindings[0].id: unknown key (allowed:"),
+        (
+            {"parameter": "n", "notebook": "../x.ipynb"},
+            "erc.yml: ui_bindings[0].notebook: must be a relative path inside the compendium",
+        ),
+        (
+            {"parameter": "n", "notebook": "x.py"},
+            "erc.yml: ui_bindings[0].notebook: must be a Jupyter notebook (*.ipynb), got 'x.py'",
+        ),
+        ({"parameter": "n", "label": ""}, "erc.yml: ui_bindings[0].label: must be a non-empty"),
+        ({"parameter": "n", "help": ["a"]}, "erc.yml: ui_bindings[0].help: must be a non-empty"),
+        (
+            {"parameter": "n", "widget": "dial"},
+            "erc.yml: ui_bindings[0].widget: must be one of slider, number, text, checkbox,"
+            " select, got 'dial'",
+        ),
+        ({"parameter": "n", "min": "1"}, "erc.yml: ui_bindings[0].min: must be a number, got '1'"),
+        (
+            {"parameter": "n", "max": True},
+            "erc.yml: ui_bindings[0].max: must be a number, got true",
+        ),
+        (
+            {"parameter": "n", "step": float("inf")},
+            "erc.yml: ui_bindings[0].step: must be a number, got inf",
+        ),
+        ({"parameter": "n", "step": 0}, "erc.yml: ui_bindings[0].step: must be greater than 0"),
+        (
+            {"parameter": "n", "min": 5, "max": 5},
+            "erc.yml: ui_bindings[0].max: must be greater than min (5), got 5",
+        ),
+        (
+            {"parameter": "n", "choices": []},
+            "erc.yml: ui_bindings[0].choices: must be a non-empty list of values, got []",
+        ),
+        (
+            {"parameter": "n", "choices": "a,b"},
+            "erc.yml: ui_bindings[0].choices: must be a non-empty list of values",
+        ),
+        (
+            {"parameter": "n", "choices": [1, 2], "min": 1},
+            "erc.yml: ui_bindings[0].choices: give either choices or min, not both",
+        ),
+        (
+            {"parameter": "n", "widget": "checkbox", "max": 1},
+            "erc.yml: ui_bindings[0].max: only for a slider or number widget",
+        ),
+        (
+            {"parameter": "n", "widget": "text", "choices": ["a"]},
+            "erc.yml: ui_bindings[0].choices: only for a select widget",
+        ),
+        (
+            {"parameter": "n", "widget": "select"},
+            "erc.yml: ui_bindings[0].choices: required for a select widget",
+        ),
+        (
+            {"parameter": "n", "widget": "slider", "min": 1},
+            "erc.yml: ui_bindings[0].widget: a slider needs min and max",
+        ),
+        ({"parameter": "n", "cells": "plot"}, "erc.yml: ui_bindings[0].cells: must be a list of"),
+        (
+            {"parameter": "n", "cells": [""]},
+            "erc.yml: ui_bindings[0].cells[0]: must be a non-empty",
+        ),
+    ],
+)
+def test_each_ui_binding_rule_has_an_error(binding: dict[str, Any], expected: str) -> None:
+    assert binding_error(binding).startswith(expected)
+
+
+def test_a_parameter_is_bound_once_per_notebook() -> None:
+    message = binding_error(
+        {"parameter": "n"},
+        {"parameter": "n", "notebook": "other.ipynb"},
+        {"parameter": "n", "notebook": "./main.ipynb"},
+    )
+    assert message == (
+        "erc.yml: ui_bindings[2].parameter: 'n' of main.ipynb is bound already by ui_bindings[0]"
+    )
+
+
+def test_ui_bindings_render_and_round_trip() -> None:
+    bindings = ({"parameter": "n", "choices": [1, 2], "cells": ["plot"]},)
+    cfg = ErcConfig(
+        id=ERC_ID, main="main.ipynb", display="main.html", licenses=LICENSES, ui_bindings=bindings
+    )
+    assert parse_erc(yaml.safe_load(render_erc(cfg))).ui_bindings == bindings

@@ -6,11 +6,23 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from papermill.translators import PythonTranslator
 
 from erchub.errors import InvalidParameter
-from erchub.parameters import Parameter, inject_parameters, parse_values, read_parameters
+from erchub.parameters import (
+    Parameter,
+    bindings_for,
+    bound_cells,
+    check_values,
+    inject_parameters,
+    kernel_name,
+    parameter_specs,
+    parse_values,
+    read_parameters,
+    select_outputs,
+    values_used,
+)
 from tests.conftest import parameters_cell
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -271,3 +283,310 @@ def test_without_parameters_cell_values_go_first() -> None:
     injected = inject_parameters(nb, {"x": 1.5})
     assert injected.cells[0].metadata.tags == ["injected-parameters"]
     assert run_cells(injected)["y"] == 2.5
+
+
+# --- the ERC panel: specs from the parameters cell and ui_bindings -------------------------
+
+PANEL_CELL = (
+    "frequency = 1.5  # Hz of the wave\n"
+    "points: int = 100\n"
+    "smooth = True\n"
+    'colour = "red"  # line colour\n'
+    "years = [2019, 2020]\n"
+    "options = {'a': 1}\n"
+    "pair = (1, 2)\n"
+    "huge = 1e999\n"
+    "seed = compute()\n"
+    "limit: int | None = None\n"
+)
+
+
+def panel(*bindings: dict[str, Any], cells: tuple[Any, ...] = ()) -> tuple[list[Any], list[str]]:
+    nb = notebook(parameters_cell(PANEL_CELL), *cells)
+    return parameter_specs(nb, list(enumerate(bindings)))
+
+
+def spec_json(specs: list[Any], name: str) -> dict[str, Any]:
+    return next(spec.to_json() for spec in specs if spec.name == name)
+
+
+def test_specs_without_bindings() -> None:
+    specs, warnings = panel()
+    assert warnings == []
+    assert [(s.name, s.type, s.widget.kind) for s in specs] == [
+        ("frequency", "float", "number"),
+        ("points", "int", "number"),
+        ("smooth", "bool", "checkbox"),
+        ("colour", "str", "text"),
+        ("years", "list", "text"),
+        ("options", "dict", "text"),
+        ("pair", "unknown", "text"),
+        ("huge", "float", "number"),
+        ("seed", "unknown", "text"),
+        ("limit", "unknown", "text"),
+    ]
+    assert spec_json(specs, "frequency") == {
+        "name": "frequency",
+        "type": "float",
+        "default": 1.5,
+        "default_source": "1.5",
+        "help": "Hz of the wave",
+        "label": "frequency",
+        "widget": {"kind": "number", "min": None, "max": None, "step": None, "choices": None},
+    }
+    # Defaults JSON cannot hold as they are (a tuple, infinity, a call) are null.
+    assert [spec_json(specs, n)["default"] for n in ("pair", "huge", "seed", "limit")] == [
+        None,
+        None,
+        None,
+        None,
+    ]
+    assert spec_json(specs, "pair")["default_source"] == "(1, 2)"
+    assert spec_json(specs, "options")["default"] == {"a": 1}
+
+
+def test_a_binding_sets_label_help_and_a_slider() -> None:
+    specs, warnings = panel(
+        {
+            "parameter": "frequency",
+            "label": "Frequency",
+            "help": "Cycles per second",
+            "min": 0.5,
+            "max": 5,
+            "step": 0.5,
+        },
+        {"parameter": "points", "min": 10},
+        {"parameter": "colour", "choices": ["red", "blue"]},
+    )
+    assert warnings == []
+    frequency = spec_json(specs, "frequency")
+    assert (frequency["label"], frequency["help"]) == ("Frequency", "Cycles per second")
+    assert frequency["widget"] == {
+        "kind": "slider",
+        "min": 0.5,
+        "max": 5,
+        "step": 0.5,
+        "choices": None,
+    }
+    assert spec_json(specs, "points")["widget"]["kind"] == "number"
+    assert spec_json(specs, "points")["widget"]["min"] == 10
+    assert spec_json(specs, "colour")["widget"]["kind"] == "select"
+    assert spec_json(specs, "colour")["widget"]["choices"] == ["red", "blue"]
+    assert spec_json(specs, "colour")["help"] == "line colour"
+
+
+def test_explicit_widgets() -> None:
+    specs, warnings = panel(
+        {"parameter": "frequency", "widget": "number", "min": 0, "max": 10},
+        {"parameter": "points", "widget": "text"},
+        {"parameter": "smooth", "widget": "checkbox"},
+    )
+    assert warnings == []
+    assert spec_json(specs, "frequency")["widget"]["kind"] == "number"
+    assert spec_json(specs, "frequency")["widget"]["max"] == 10
+    assert spec_json(specs, "points")["widget"]["kind"] == "text"
+
+
+def test_choices_become_values_of_the_parameter() -> None:
+    specs, warnings = panel({"parameter": "frequency", "choices": [1.5, 2]})
+    assert warnings == []
+    choices = spec_json(specs, "frequency")["widget"]["choices"]
+    assert choices == [1.5, 2.0] and all(isinstance(c, float) for c in choices)
+
+
+@pytest.mark.parametrize(
+    ("binding", "warning", "kind"),
+    [
+        (
+            {"parameter": "nope"},
+            "ui_bindings[0]: parameter 'nope' is not in the parameters cell",
+            None,
+        ),
+        (
+            {"parameter": "colour", "min": 1, "max": 2},
+            "ui_bindings[0]: widget: a slider is for an int or float, 'colour' is str",
+            "text",
+        ),
+        (
+            {"parameter": "smooth", "widget": "number"},
+            "ui_bindings[0]: widget: a number is for an int or float, 'smooth' is bool",
+            "checkbox",
+        ),
+        (
+            {"parameter": "points", "widget": "checkbox"},
+            "ui_bindings[0]: widget: a checkbox is for a bool, 'points' is int",
+            "number",
+        ),
+        (
+            {"parameter": "points", "choices": [1, "two"]},
+            "ui_bindings[0]: choices: choices[1] = 'two' is no int; the parameter gets a number"
+            " widget",
+            "number",
+        ),
+        (
+            {"parameter": "frequency", "min": 2, "max": 5},
+            "ui_bindings[0]: the default 1.5 is below the minimum 2",
+            "slider",
+        ),
+        (
+            {"parameter": "points", "max": 50},
+            "ui_bindings[0]: the default 100 is above the maximum 50",
+            "number",
+        ),
+        (
+            {"parameter": "colour", "choices": ["blue", "green"]},
+            "ui_bindings[0]: the default \"red\" is not among the choices 'blue', 'green'",
+            "select",
+        ),
+        (
+            {"parameter": "points", "cells": ["plot", "summary"]},
+            "ui_bindings[0]: cells: no cell has the id or tag 'summary'",
+            "number",
+        ),
+    ],
+)
+def test_bindings_that_do_not_fit_are_warnings(
+    binding: dict[str, Any], warning: str, kind: str | None
+) -> None:
+    plot = new_code_cell("plot()", metadata={"tags": ["plot"]})
+    specs, warnings = panel(binding, cells=(plot,))
+    assert warnings == ["erc.yml: " + warning]
+    if kind is not None:
+        assert spec_json(specs, binding["parameter"])["widget"]["kind"] == kind
+
+
+def test_bindings_for_a_notebook() -> None:
+    bindings = [
+        {"parameter": "a"},
+        {"parameter": "b", "notebook": "sub/other.ipynb"},
+        {"parameter": "c", "notebook": "./main.ipynb"},
+    ]
+    assert bindings_for(bindings, "main.ipynb", "main.ipynb") == [
+        (0, bindings[0]),
+        (2, bindings[2]),
+    ]
+    assert bindings_for(bindings, "sub/other.ipynb", "main.ipynb") == [(1, bindings[1])]
+    assert bindings_for(bindings, "sub/other.ipynb", "sub/other.ipynb") == [
+        (0, bindings[0]),
+        (1, bindings[1]),
+    ]
+
+
+def test_check_values_applies_bounds_and_choices() -> None:
+    specs, _ = panel(
+        {"parameter": "frequency", "min": 0.5, "max": 5},
+        {"parameter": "colour", "choices": ["red", "blue"]},
+        {"parameter": "points", "choices": [100, 200]},
+    )
+    assert check_values(specs, {"frequency": 5, "colour": "blue", "points": "200"}) == {
+        "frequency": 5.0,
+        "colour": "blue",
+        "points": 200,
+    }
+    assert check_values(specs, {"years": "[1, 2]", "pair": [3, 4]}) == {
+        "years": [1, 2],
+        "pair": [3, 4],
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"frequency": 0.4}, "parameter 'frequency': 0.4 is below the minimum 0.5"),
+        ({"frequency": 5.01}, "parameter 'frequency': 5.01 is above the maximum 5"),
+        ({"frequency": "fast"}, "parameter 'frequency' expects float, got 'fast'"),
+        ({"colour": "green"}, "parameter 'colour': 'green' is not among the choices 'red', 'blue'"),
+        ({"smooth": 1}, "parameter 'smooth' expects bool, got 1"),
+        ({"nope": 1}, "unknown parameter 'nope' (known: frequency, points,"),
+        ({"years": "[{1, 2}]"}, "parameter 'years': '[{1, 2}]' is not a value JSON can carry"),
+    ],
+)
+def test_check_values_refuses(raw: dict[str, object], message: str) -> None:
+    specs, _ = panel(
+        {"parameter": "frequency", "min": 0.5, "max": 5},
+        {"parameter": "colour", "choices": ["red", "blue"]},
+    )
+    with pytest.raises(InvalidParameter) as raised:
+        check_values(specs, raw)
+    assert str(raised.value).startswith(message)
+
+
+def test_values_used_fill_in_defaults() -> None:
+    specs, _ = panel()
+    used = values_used(specs, {"frequency": 3.0})
+    assert used["frequency"] == 3.0
+    assert used["points"] == 100
+    assert used["seed"] is None
+    assert list(used) == [spec.name for spec in specs]
+
+
+def test_bound_cells_in_order_each_once() -> None:
+    bindings = [(0, {"parameter": "a", "cells": ["plot", "table"]}), (3, {"parameter": "b"})]
+    bindings.append((4, {"parameter": "c", "cells": ["table", "map"]}))
+    assert bound_cells(bindings) == ["plot", "table", "map"]
+
+
+def test_kernel_name() -> None:
+    assert kernel_name(notebook()) == "python3"
+    r_kernel = {"name": "ir", "display_name": "R", "language": "R"}
+    assert kernel_name(new_notebook(metadata={"kernelspec": r_kernel})) == "ir"
+
+
+# --- result outputs --------------------------------------------------------------------------
+
+PNG = "iVBORw0KGgo="
+
+
+def executed_pair() -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+    """An author's notebook and an executed, parameterised copy of it."""
+    original = notebook(
+        new_markdown_cell("# Figures"),
+        parameters_cell("n = 1"),
+        new_code_cell("print(n)", id="summary"),
+        new_code_cell("plot()", id="figure", metadata={"tags": ["plot"]}),
+        new_code_cell("table()", id="table"),
+    )
+    executed = inject_parameters(original, {"n": 2})
+    executed.cells[1].outputs = []
+    executed.cells[2].outputs = [new_output("display_data", data={"image/png": PNG})]
+    executed.cells[3].outputs = [new_output("stream", name="stdout", text="2\n")]
+    executed.cells[4].outputs = [
+        new_output("display_data", data={"text/plain": "<Figure>", "image/png": PNG + "\n"}),
+        new_output(
+            "execute_result",
+            data={"text/plain": "svg", "image/svg+xml": ["<svg>", "</svg>"]},
+            execution_count=1,
+        ),
+    ]
+    executed.cells[5].outputs = [
+        new_output(
+            "execute_result", data={"text/html": "<table/>", "text/plain": "t"}, execution_count=2
+        ),
+        new_output("error", ename="E", evalue="v", traceback=[]),
+    ]
+    return original, executed
+
+
+def test_without_bound_cells_every_image_is_shown() -> None:
+    original, executed = executed_pair()
+    shown = [output.to_json() for output in select_outputs(original, executed, [])]
+    assert shown == [
+        {"cell_id": "figure", "cell_index": 3, "mime": "image/png", "data": PNG},
+        {"cell_id": "figure", "cell_index": 3, "mime": "image/svg+xml", "data": "<svg></svg>"},
+    ]
+
+
+def test_bound_cells_by_id_or_tag_show_every_output() -> None:
+    original, executed = executed_pair()
+    shown = select_outputs(original, executed, ["summary", "plot", "table"])
+    assert [(o.cell_id, o.cell_index, o.mime, o.data) for o in shown] == [
+        ("summary", 2, "text/plain", "2\n"),
+        ("figure", 3, "image/png", PNG),
+        ("figure", 3, "image/svg+xml", "<svg></svg>"),
+        ("table", 4, "text/html", "<table/>"),
+    ]
+
+
+def test_the_injected_cell_is_never_shown() -> None:
+    original, executed = executed_pair()
+    assert select_outputs(original, executed, ["injected-parameters"]) == []

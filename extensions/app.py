@@ -1,0 +1,135 @@
+"""The server extension's application: its settings, its kernel pool and its erc API client.
+
+Every setting is a trait of :class:`ERCHubExtension` (``c.ERCHubExtension.<name>`` in a
+jupyter-server config file). The hub's spawner sets the environment the defaults read:
+``ERCHUB_API_URL`` (the erc API, e.g. ``http://hub:8000/services/erc/api/v1``),
+``JUPYTERHUB_API_TOKEN`` (this server's token, sent to the erc API as the user),
+``ERCHUB_COMPENDIUM_ID`` and ``ERCHUB_JOB_ID`` (the ERC and job the session was launched for).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Int, Unicode, default
+
+from erchub.extensions.client import ErcClient
+from erchub.extensions.handlers import all_handlers
+from erchub.extensions.kernels import KernelPool
+
+
+class ERCHubExtension(ExtensionApp):
+    """erchub's endpoints in a single-user server: parameters, runs, publishing, erc API."""
+
+    name = "erchub"
+
+    erc_api_url = Unicode(
+        help="""URL of the erc service's API (…/services/erc/api/v1), empty when there is none:
+        then publishing and the erc proxies answer 503. Default: $ERCHUB_API_URL, else empty.""",
+    ).tag(config=True)
+
+    api_token = Unicode(
+        help="""Token sent to the erc API (``Authorization: token …``) on the user's behalf.
+        Default: $JUPYTERHUB_API_TOKEN, else empty (no Authorization header).""",
+    ).tag(config=True)
+
+    compendium_id = Unicode(
+        None,
+        allow_none=True,
+        help="""Id of the compendium this session was launched for, None for none.
+        Default: $ERCHUB_COMPENDIUM_ID.""",
+    ).tag(config=True)
+
+    job_id = Unicode(
+        None,
+        allow_none=True,
+        help="""Id of the job this session was launched for, None for none.
+        Default: $ERCHUB_JOB_ID.""",
+    ).tag(config=True)
+
+    cell_timeout = Float(
+        600.0,
+        help="Seconds one cell of a run may take before the run fails (422). Default: 600.",
+    ).tag(config=True)
+
+    kernel_startup_timeout = Float(
+        60.0,
+        help="Seconds a kernel may take to start and answer. Default: 60.",
+    ).tag(config=True)
+
+    api_timeout = Float(
+        60.0,
+        help="Seconds a request to the erc API may take (uploads aside). Default: 60.",
+    ).tag(config=True)
+
+    upload_timeout = Float(
+        600.0,
+        help="Seconds the upload of a workspace to the erc API may take. Default: 600.",
+    ).tag(config=True)
+
+    warm_kernels = Int(
+        1,
+        help="""Started kernels kept ready per (kernel name, working directory), so that a run
+        with new values does not wait for a kernel to start. A kernel runs one notebook only
+        (every run gets a fresh one, as papermill does); a replacement is started in the
+        background. 0 starts a kernel per run. Default: 1.""",
+    ).tag(config=True)
+
+    warm_kernel_folders = Int(
+        2,
+        help="""How many (kernel name, working directory) pairs keep warm kernels; the pair used
+        least recently lets its kernels go when another one comes. Default: 2.""",
+    ).tag(config=True)
+
+    @default("erc_api_url")
+    def _erc_api_url_default(self) -> str:
+        return os.environ.get("ERCHUB_API_URL", "")
+
+    @default("api_token")
+    def _api_token_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    @default("compendium_id")
+    def _compendium_id_default(self) -> str | None:
+        return os.environ.get("ERCHUB_COMPENDIUM_ID") or None
+
+    @default("job_id")
+    def _job_id_default(self) -> str | None:
+        return os.environ.get("ERCHUB_JOB_ID") or None
+
+    def initialize_settings(self) -> None:
+        assert self.serverapp is not None  # the server links the extension before this
+        self.kernel_pool = KernelPool(
+            size=self.warm_kernels,
+            folders=self.warm_kernel_folders,
+            startup_timeout=self.kernel_startup_timeout,
+            kernel_spec_manager=self.serverapp.kernel_spec_manager or KernelSpecManager(),
+            log=self.log,
+        )
+        self.erc_client = (
+            ErcClient(self.erc_api_url, self.api_token, self.api_timeout)
+            if self.erc_api_url
+            else None
+        )
+        if self.erc_client is None:
+            self.log.info("erchub: no erc service (ERCHUB_API_URL unset): publishing is off")
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(all_handlers())
+
+    async def stop_extension(self) -> None:
+        await self.kernel_pool.shutdown()
+        if self.erc_client is not None:
+            self.erc_client.close()
+
+    def session_context(self) -> dict[str, Any]:
+        """What ``GET erchub/context`` answers: the session's ERC and job, and whether an erc
+        service is configured."""
+        return {
+            "compendium_id": self.compendium_id,
+            "job_id": self.job_id,
+            "erc_service": self.erc_client is not None,
+        }

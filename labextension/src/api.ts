@@ -1,0 +1,243 @@
+/**
+ * Requests to the erchub server extension (`<base_url>erchub/...`), authenticated like every
+ * jupyter-server request (ServerConnection adds the token and XSRF headers). Errors become
+ * ApiError with the server's one-line message.
+ */
+
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { O2rMetadata } from './metadata';
+import { JsonValue, ParametersResponse } from './parameters';
+import { RunOutput } from './outputs';
+import { readEvents, SseEvent, SseParser } from './sse';
+
+/** `GET erchub/context` */
+export interface ErcContext {
+  compendium_id: string | null;
+  job_id: string | null;
+  erc_service: boolean;
+}
+
+/** The result of `POST erchub/run`. */
+export interface RunResult {
+  path: string;
+  values: Record<string, JsonValue>;
+  duration: number;
+  outputs: RunOutput[];
+}
+
+/** `POST erchub/publish` */
+export interface Candidate {
+  compendium_id: string;
+  candidate: boolean;
+  root: string;
+  files: number;
+  /** `{}` when the erc service extracted none */
+  metadata: { o2r?: O2rMetadata };
+}
+
+/** `GET erchub/compendium/{id}` (the fields the panel uses). */
+export interface Compendium {
+  id: string;
+  candidate: boolean;
+  metadata: { o2r?: O2rMetadata };
+}
+
+/** `PUT erchub/compendium/{id}/metadata` */
+export interface MetadataSaved {
+  id: string;
+  candidate: boolean;
+  metadata: { o2r: O2rMetadata };
+}
+
+/** A request that failed: the HTTP status (0 when the server was not reached) and the
+ * server's message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** The message of a failed response: the JSON `message`, else the status line. */
+async function responseError(response: Response): Promise<ApiError> {
+  let message = '';
+  try {
+    const body = (await response.json()) as { message?: unknown; reason?: unknown };
+    message = typeof body.message === 'string' ? body.message : '';
+    if (!message && typeof body.reason === 'string') {
+      message = body.reason;
+    }
+  } catch {
+    // not JSON: an HTML error page of a proxy, say
+  }
+  return new ApiError(
+    response.status,
+    message || `${response.status} ${response.statusText}`.trim()
+  );
+}
+
+/** Words for an error, to show to a person. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof ApiError) {
+    return error.message;
+  }
+  if (error instanceof ServerConnection.NetworkError) {
+    return `The Jupyter server cannot be reached (${error.message})`;
+  }
+  if (error instanceof Error) {
+    return error.message;
+  }
+  return String(error);
+}
+
+export function isAbort(error: unknown): boolean {
+  return error instanceof DOMException && error.name === 'AbortError';
+}
+
+export class ErchubApi {
+  constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
+
+  /** The URL of an endpoint, e.g. `url('job', id, 'report')`. */
+  url(...parts: string[]): string {
+    return URLExt.join(this.settings.baseUrl, 'erchub', ...parts.map(encodeURIComponent));
+  }
+
+  async context(): Promise<ErcContext> {
+    return this.json<ErcContext>(this.url('context'));
+  }
+
+  async parameters(path: string, signal?: AbortSignal): Promise<ParametersResponse> {
+    return this.json<ParametersResponse>(
+      `${this.url('parameters')}?path=${encodeURIComponent(path)}`,
+      {
+        signal
+      }
+    );
+  }
+
+  /**
+   * Run the notebook with `values`, calling `onProgress` after each code cell. Resolves with the
+   * result; rejects with the server's 400/422 message.
+   */
+  async run(
+    path: string,
+    values: Record<string, JsonValue>,
+    onProgress: (cell: number, total: number) => void,
+    signal?: AbortSignal
+  ): Promise<RunResult> {
+    const response = await this.request(this.url('run'), {
+      method: 'POST',
+      body: JSON.stringify({ path, values }),
+      headers: { Accept: 'text/event-stream', 'Content-Type': 'application/json' },
+      signal
+    });
+    if (!isEventStream(response) || response.body === null) {
+      return (await response.json()) as RunResult;
+    }
+    for await (const event of readEvents(response.body)) {
+      const data = parseData(event);
+      if (event.event === 'progress') {
+        const { cell, total } = data as { cell: number; total: number };
+        onProgress(cell, total);
+      } else if (event.event === 'result') {
+        return data as RunResult;
+      } else if (event.event === 'error') {
+        const { status, message } = data as { status?: number; message?: string };
+        throw new ApiError(status ?? 500, message ?? 'the run failed');
+      }
+    }
+    throw new ApiError(0, 'The run ended without a result (the connection was closed)');
+  }
+
+  async publish(path: string): Promise<Candidate> {
+    return this.json<Candidate>(this.url('publish'), {
+      method: 'POST',
+      body: JSON.stringify({ path })
+    });
+  }
+
+  async compendium(id: string): Promise<Compendium> {
+    return this.json<Compendium>(this.url('compendium', id));
+  }
+
+  /** Save metadata; `publish: false` keeps a candidate a candidate, `true` publishes it. */
+  async saveMetadata(id: string, o2r: O2rMetadata, publish: boolean): Promise<MetadataSaved> {
+    const query = publish ? '' : '?publish=false';
+    return this.json<MetadataSaved>(`${this.url('compendium', id, 'metadata')}${query}`, {
+      method: 'PUT',
+      body: JSON.stringify({ o2r })
+    });
+  }
+
+  async startJob(compendiumId: string): Promise<string> {
+    const body = await this.json<{ job_id: string }>(this.url('job'), {
+      method: 'POST',
+      body: JSON.stringify({ compendium_id: compendiumId })
+    });
+    return body.job_id;
+  }
+
+  /**
+   * The events of a job as they happen (`GET erchub/job/{id}/logs`), ending after the stream
+   * ends. `parser` keeps the last event id, to resume with `Last-Event-ID`.
+   */
+  async *jobEvents(
+    jobId: string,
+    parser: SseParser,
+    signal?: AbortSignal
+  ): AsyncGenerator<SseEvent> {
+    const headers: Record<string, string> = { Accept: 'text/event-stream' };
+    if (parser.lastEventId) {
+      headers['Last-Event-ID'] = parser.lastEventId;
+    }
+    const response = await this.request(this.url('job', jobId, 'logs'), { headers, signal });
+    if (response.body === null) {
+      return;
+    }
+    yield* readEvents(response.body, parser);
+  }
+
+  /** The check report's HTML. */
+  async report(jobId: string, signal?: AbortSignal): Promise<string> {
+    const response = await this.request(this.url('job', jobId, 'report'), { signal });
+    return response.text();
+  }
+
+  /** A request; rejects with ApiError unless the answer is 2xx. */
+  private async request(url: string, init: RequestInit = {}): Promise<Response> {
+    // 'no-cache' rather than ServerConnection's 'no-store', whose cache buster adds a query
+    // argument the endpoints do not know
+    const response = await ServerConnection.makeRequest(
+      url,
+      { cache: 'no-cache', ...init },
+      this.settings
+    );
+    if (!response.ok) {
+      throw await responseError(response);
+    }
+    return response;
+  }
+
+  private async json<T>(url: string, init: RequestInit = {}): Promise<T> {
+    const response = await this.request(url, init);
+    return (await response.json()) as T;
+  }
+}
+
+function isEventStream(response: Response): boolean {
+  return (response.headers.get('Content-Type') ?? '').startsWith('text/event-stream');
+}
+
+/** An event's JSON data; a malformed one is an error naming the event. */
+export function parseData(event: SseEvent): unknown {
+  try {
+    return JSON.parse(event.data) as unknown;
+  } catch {
+    throw new ApiError(0, `The server sent a malformed ${event.event} event`);
+  }
+}

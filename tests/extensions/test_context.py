@@ -1,0 +1,51 @@
+"""GET erchub/context: the session's ERC and job, and whether an erc service is configured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.extensions.conftest import EXTENSION, assert_error, call, extension_config, json_of
+
+
+async def test_a_plain_server_has_no_erc(jp_fetch: Any) -> None:
+    response = await call(jp_fetch, "erchub", "context")
+    assert response.code == 200
+    assert json_of(response) == {"compendium_id": None, "job_id": None, "erc_service": False}
+
+
+class TestFromTheSpawnersEnvironment:
+    @pytest.fixture
+    def jp_server_config(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        monkeypatch.setenv("ERCHUB_COMPENDIUM_ID", "c0ffee")
+        monkeypatch.setenv("ERCHUB_JOB_ID", "j0b")
+        monkeypatch.setenv("ERCHUB_API_URL", "http://127.0.0.1:9/services/erc/api/v1")
+        return dict(EXTENSION)
+
+    async def test_the_environment_names_the_erc(self, jp_fetch: Any) -> None:
+        response = await call(jp_fetch, "erchub", "context")
+        assert json_of(response) == {
+            "compendium_id": "c0ffee",
+            "job_id": "j0b",
+            "erc_service": True,
+        }
+
+
+class TestFromTraits:
+    @pytest.fixture
+    def jp_server_config(self) -> dict[str, Any]:
+        return extension_config(compendium_id="abc", erc_api_url="http://127.0.0.1:9/api/v1")
+
+    async def test_traits_name_the_erc(self, jp_fetch: Any) -> None:
+        response = await call(jp_fetch, "erchub", "context")
+        assert json_of(response) == {"compendium_id": "abc", "job_id": None, "erc_service": True}
+
+
+async def test_without_credentials_is_403(jp_fetch: Any) -> None:
+    response = await call(jp_fetch, "erchub", "context", headers={"Authorization": "token wrong"})
+    assert_error(response, 403)
+
+
+async def test_unknown_paths_and_methods(jp_fetch: Any) -> None:
+    assert (await call(jp_fetch, "erchub", "context", method="POST")).code == 405
