@@ -385,3 +385,20 @@ def _conda_environment(path: Path, file: str) -> list[dict[str, str | None] | No
         elif isinstance(spec, Mapping) and isinstance(spec.get("pip"), list):
             depends.extend(_requirement(line) for line in spec["pip"])
     return depends
+
+
+def orcid_check_character(digits: str) -> str:
+    """The check character of an ORCID iD's first 15 digits (ISO 7064 MOD 11-2)."""
+    total = 0
+    for digit in digits:
+        total = (total + int(digit)) * 2
+    result = (12 - total % 11) % 11
+    return "X" if result == 10 else str(result)
+
+
+def is_orcid_id(value: str) -> bool:
+    """Whether ``value`` is a bare ORCID iD (``0000-0002-1694-233X``) with a right checksum."""
+    if not ORCID_PATTERN.fullmatch(value):
+        return False
+    digits = value.replace("-", "")
+    return orcid_check_character(digits[:-1]) == digits[-1]

@@ -20,27 +20,10 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Unicode, default
 
-from erchub.metadata import ORCID_PATTERN
+from erchub.metadata import is_orcid_id
 
 ORCID_URL = "https://orcid.org"
 SANDBOX_URL = "https://sandbox.orcid.org"
-
-
-def orcid_check_character(digits: str) -> str:
-    """The check character of an ORCID iD's first 15 digits (ISO 7064 MOD 11-2)."""
-    total = 0
-    for digit in digits:
-        total = (total + int(digit)) * 2
-    result = (12 - total % 11) % 11
-    return "X" if result == 10 else str(result)
-
-
-def is_orcid_id(value: str) -> bool:
-    """Whether ``value`` is a bare ORCID iD (``0000-0002-1694-233X``) with a right checksum."""
-    if not ORCID_PATTERN.fullmatch(value):
-        return False
-    digits = value.replace("-", "")
-    return orcid_check_character(digits[:-1]) == digits[-1]
 
 
 def display_name(token_info: dict[str, Any], user_info: dict[str, Any]) -> str | None:

@@ -40,7 +40,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from erchub.errors import InvalidERC, UnsafeArchive
-from erchub.metadata import write_metadata
+from erchub.metadata import is_orcid_id, orcid_check_character, write_metadata
 from erchub.services import compendia
 from erchub.services.handlers.base import (
     SCOPE_CREATE,
@@ -316,7 +316,16 @@ class MetadataHandler(CompendiumBase):
 
 def _checked_metadata(root: Path, sent: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     """The metadata to store: what was sent, derived fields as they are; 400 for a mainfile
-    that is not a file of the compendium."""
+    that is not a file of the compendium or an ORCID iD whose check character is wrong (the
+    schema checks only its form)."""
+    for index, creator in enumerate(sent.get("creators") or []):
+        orcid = creator.get("orcid")
+        if orcid and not is_orcid_id(orcid):
+            raise web.HTTPError(
+                400,
+                f"o2r.creators.{index}.orcid: {orcid!r} is not an ORCID iD: its check "
+                f"character should be {orcid_check_character(orcid.replace('-', '')[:15])}",
+            )
     mainfile = sent.get("mainfile")
     if mainfile is not None:
         try:

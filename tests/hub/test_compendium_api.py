@@ -215,6 +215,13 @@ def test_upload_inspect_publish_and_delete(
         "PUT", f"/compendium/{compendium_id}/metadata", token=alice, json=missing_main
     )
     assert_error(response, 400, "o2r.mainfile")
+    typo = {
+        "o2r": {"title": "T", "creators": [{"name": "J. Carberry", "orcid": "0000-0002-1825-0098"}]}
+    }
+    response = erc_hub.request(
+        "PUT", f"/compendium/{compendium_id}/metadata", token=alice, json=typo
+    )
+    assert_error(response, 400, "o2r.creators.0.orcid: '0000-0002-1825-0098' is not an ORCID iD")
 
     # a draft (publish=false) is saved and keeps the candidate a candidate; a bad flag is a 400
     draft = {**o2r, "title": "A draft title"}

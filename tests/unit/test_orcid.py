@@ -11,7 +11,8 @@ import pytest
 from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 
-from erchub.hub.orcid import ORCIDOAuthenticator, display_name, is_orcid_id
+from erchub.hub.orcid import ORCIDOAuthenticator, display_name
+from erchub.metadata import is_orcid_id
 
 ORCID_ID = "0000-0002-1694-233X"
 TOKEN = "d9d6c1a4-5b79-4e6a-9f0e-2f6a7b2c1e11"
