@@ -16,20 +16,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 from playwright.sync_api import Page, expect
 
 from erchub.sessions import server_name_for
 from tests.browser.conftest import hub_login
-from tests.conftest import running_jupyter
-from tests.hub.conftest import REPO, Hub
-from tests.hub.test_launch import publish, stop, workspace_zip
+from tests.conftest import heading, parameters_cell, running_jupyter, write_notebook
+from tests.hub.conftest import REPO, Hub, zip_directory
+from tests.hub.test_launch import publish, stop
 
 EXAMPLE = REPO / "examples" / "sine-wave"
 #: a run starts a kernel and executes the notebook; a session's first launch builds its image
 RUN_TIMEOUT_MS = 120_000
 LAUNCH_TIMEOUT_MS = 300_000
 JOB_TIMEOUT_MS = 300_000
+
+
+def executed_workspace(tmp_path: Path) -> bytes:
+    """A workspace whose notebook (a parameters cell, a printed result) holds its outputs."""
+    root = tmp_path / "executed"
+    notebook = write_notebook(
+        root / "analysis" / "main.ipynb",
+        heading("# Origin"),
+        parameters_cell("factor = 2"),
+        "print(factor * 21)",
+    )
+    executed = NotebookClient(nbformat.read(notebook, as_version=4), timeout=120).execute()
+    nbformat.write(executed, notebook)
+    (root / "requirements.txt").write_text("pip>=20\n")
+    return zip_directory(root)
 
 
 def figure_bytes(page: Page) -> bytes:
@@ -125,10 +142,9 @@ def test_publish_erc_from_a_hub_session(
 ) -> None:
     author = "publisher"
     token = erc_hub.token(author)
-    # the author's session: a published ERC launched into its runtime image
-    source_id = publish(
-        erc_hub, erc_hub.token("source-author"), workspace_zip(tmp_path, "pip>=20\n", "Origin")
-    )
+    # the author's session: a published ERC launched into its runtime image; its notebook was
+    # executed, so the outputs the job's check compares are the notebook's own
+    source_id = publish(erc_hub, erc_hub.token("source-author"), executed_workspace(tmp_path))
     server = server_name_for(source_id)
     hub_login(page, erc_hub.url, author)
     page.goto(f"{erc_hub.url}/services/erc/launch/{source_id}")
@@ -138,19 +154,7 @@ def test_publish_erc_from_a_hub_session(
         "factor = 2", timeout=LAUNCH_TIMEOUT_MS
     )
 
-    # the author runs the notebook (its outputs are what the job's check compares), then
-    # Publish ERC, which saves it first: a candidate of this author, listed by the erc API
-    # (once its kernel is ready: "Run All Cells" before that runs nothing)
-    expect(page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator")).to_have_attribute(
-        "data-status", "idle", timeout=RUN_TIMEOUT_MS
-    )
-    # the notebook is focused: its commands act on the focused main-area widget
-    page.locator(".jp-NotebookPanel .jp-Cell .jp-InputPrompt").first.click()
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    expect(page.locator(".jp-NotebookPanel .jp-OutputArea-output")).to_contain_text(
-        "42", timeout=RUN_TIMEOUT_MS
-    )
+    # Publish ERC (it saves the notebook first): a candidate of this author, listed by the API
     page.locator(".erchub-publish-button").click()
     candidate_step = page.locator('.erchub-publish-step[data-step="candidate"]')
     expect(candidate_step).to_have_attribute("data-status", "done", timeout=RUN_TIMEOUT_MS)
