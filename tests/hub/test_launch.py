@@ -178,14 +178,14 @@ def test_launch_builds_then_reuses_the_image(erc_hub: Hub, engine: Any, tmp_path
         code, output = container.exec_run(["python3", "-c", probe])
     assert code == 0, output.decode()
     assert f"ERC {compendium_id}" in output.decode()
+    assert b"REACHED" not in output, output.decode()
+    assert output.decode().count("unreachable") == 2, output.decode()
 
     # the runtime image installed erchub's wheel: both extensions are there and enabled
     code, output = container.exec_run(["jupyter", "labextension", "list"])
     assert code == 0 and re.search(rb"erchub v\S+ \S*enabled\S* \S*OK", output), output
     code, output = container.exec_run(["jupyter", "server", "extension", "list"])
     assert code == 0 and re.search(rb"erchub\.extensions \S*enabled", output), output
-    assert b"REACHED" not in output, output.decode()
-    assert output.decode().count("unreachable") == 2, output.decode()
 
     stop(erc_hub, token, user, server)
     assert session_containers(engine, user, server) == [], "the container is removed"
