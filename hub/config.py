@@ -84,6 +84,8 @@ def configure_erc_service(
     env.update(
         ERCHUB_DATA_DIR=os.path.abspath(data_dir),
         ERCHUB_WORKER_COUNT=str(worker_count),
+        # users' repository tokens (Zenodo) are encrypted as the hub's auth_state is: same key
+        JUPYTERHUB_CRYPT_KEY=os.environ.get("JUPYTERHUB_CRYPT_KEY") or crypt_key(data_dir),
     )
     if db_url:
         env["ERCHUB_DB_URL"] = db_url

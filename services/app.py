@@ -82,6 +82,76 @@ class ERCService(Application):
     def _default_upload_limit(self) -> int:
         return self._env("upload_limit", 2 * GIB)
 
+    # -- loading (o2r loader) and Zenodo -------------------------------------------------------
+
+    zenodo_url = Unicode(
+        help="Base URL of Zenodo (or of a compatible InvenioRDM site): its records API is "
+        "<zenodo_url>/api/records/<id>, its record pages <zenodo_url>/records/<id> (default "
+        "$ERCHUB_ZENODO_URL, else https://zenodo.org)."
+    ).tag(config=True)
+
+    @default("zenodo_url")
+    def _default_zenodo_url(self) -> str:
+        return str(self._env("zenodo_url", "https://zenodo.org")).rstrip("/")
+
+    zenodo_sandbox_url = Unicode(
+        help="Base URL of the Zenodo sandbox (default $ERCHUB_ZENODO_SANDBOX_URL, else "
+        "https://sandbox.zenodo.org)."
+    ).tag(config=True)
+
+    @default("zenodo_sandbox_url")
+    def _default_zenodo_sandbox_url(self) -> str:
+        return str(self._env("zenodo_sandbox_url", "https://sandbox.zenodo.org")).rstrip("/")
+
+    doi_resolver_url = Unicode(
+        help="The DOI handle API, to which the DOI is appended: answers "
+        '{"responseCode": 1, "values": [{"type": "URL", ...}]} (default '
+        "$ERCHUB_DOI_RESOLVER_URL, else https://doi.org/api/handles/)."
+    ).tag(config=True)
+
+    @default("doi_resolver_url")
+    def _default_doi_resolver_url(self) -> str:
+        url = str(self._env("doi_resolver_url", "https://doi.org/api/handles/"))
+        return url if url.endswith("/") else url + "/"
+
+    loader_allowed_hosts = List(
+        Unicode(),
+        help="Host names the loader may download from, for share_url and for every redirect "
+        "(403 for others); '*.example.org' allows the subdomains of example.org. The hosts of "
+        "zenodo_url, zenodo_sandbox_url and doi_resolver_url are always allowed (default "
+        "$ERCHUB_LOADER_ALLOWED_HOSTS, comma-separated, else zenodo.org, www.zenodo.org, "
+        "sandbox.zenodo.org, doi.org, dx.doi.org).",
+    ).tag(config=True)
+
+    @default("loader_allowed_hosts")
+    def _default_loader_allowed_hosts(self) -> list[str]:
+        raw = os.environ.get("ERCHUB_LOADER_ALLOWED_HOSTS")
+        if raw:
+            return [host.strip().lower() for host in raw.split(",") if host.strip()]
+        return ["zenodo.org", "www.zenodo.org", "sandbox.zenodo.org", "doi.org", "dx.doi.org"]
+
+    loader_download_limit = Integer(
+        min=1,
+        help="Largest download the loader accepts, in bytes: a larger declared size is "
+        "refused before the download, a download that grows past it is stopped; both are "
+        "413 (default $ERCHUB_LOADER_DOWNLOAD_LIMIT, else the upload_limit).",
+    ).tag(config=True)
+
+    @default("loader_download_limit")
+    def _default_loader_download_limit(self) -> int:
+        return self._env("loader_download_limit", self.upload_limit)
+
+    loader_timeout = Float(
+        min=0.1,
+        help="Seconds one request of the loader may take, a whole download included (502 when "
+        "it takes longer); connecting may take at most 30 of them (default "
+        "$ERCHUB_LOADER_TIMEOUT, else 600).",
+    ).tag(config=True)
+
+    @default("loader_timeout")
+    def _default_loader_timeout(self) -> float:
+        return self._env("loader_timeout", 600.0)
+
     worker_count = Int(
         min=0,
         help="Number of `erchub worker` processes the service starts and keeps running; 0 "

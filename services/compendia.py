@@ -119,11 +119,23 @@ def ingest(
     """
     if content_type not in CONTENT_TYPES:
         raise InvalidERC(f"content_type must be workspace or compendium, got {content_type!r}")
+    return stage(data_dir, lambda target: extract_archive(archive, target, limits), content_type)
+
+
+def stage(
+    data_dir: Path | str, fill: Callable[[Path], Path], content_type: str = "compendium"
+) -> StagedCompendium:
+    """A compendium made in a new staging directory and completed as an upload is.
+
+    ``fill(target)`` writes the files into ``target`` (which does not exist yet) and returns
+    the compendium's root (``target`` or a folder in it); ``content_type`` as for
+    :func:`ingest`. On any error the staging directory is gone.
+    """
     uploads = Path(data_dir) / UPLOADS_DIRECTORY
     uploads.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="staging-", dir=uploads))
     try:
-        root = extract_archive(archive, staging / "content", limits)
+        root = fill(staging / "content")
         metadata = _complete(root, content_type)
     except ErchubError as error:
         shutil.rmtree(staging, ignore_errors=True)

@@ -8,10 +8,18 @@ from typing import Any
 
 def api_handlers() -> list[tuple[str, Any]]:
     """Every API route, relative to the API prefix, in matching order."""
-    from erchub.services.handlers import compendium, job, openapi, search
+    from erchub.services.handlers import (
+        compendium,
+        job,
+        openapi,
+        recipient,
+        search,
+        shipment,
+        substitution,
+    )
 
     routes: list[tuple[str, Any]] = []
-    for module in (compendium, job, search, openapi):
+    for module in (compendium, job, search, substitution, recipient, shipment, openapi):
         routes.extend(module.default_handlers)
     return routes
 

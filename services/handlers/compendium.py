@@ -5,7 +5,11 @@
   recorded: 201 ``{"id"}``, a candidate of the caller. A bad archive is a 400 with the
   foundation's one-line message (also for the archive limits, a zip bomb: the request itself
   was within the upload limit, its content is what is wrong); a body above the upload limit
-  is a 413.
+  is a 413. With a JSON body (``Content-Type: application/json``) it loads instead (o2r's
+  loader, :mod:`erchub.services.loader`): ``{"share_url"}``, ``{"doi"}`` or
+  ``{"zenodo_record_id"}`` (optional ``sandbox``, ``filename``, ``content_type``); the
+  download then takes exactly the path of an upload, and the metadata records its ``origin``
+  (and ``identifier.doi``). The loader's errors keep their status (400, 403, 404, 413, 502).
 - ``GET /compendium``: ``{"results": [ids], "total"}`` as o2r (newest first); filters
   ``user``, ``doi``, ``candidate=true`` (the caller's own candidates), ``start``, ``limit``;
   ``summary=true`` adds ``summaries`` (id, user, created, candidate, title per result).
@@ -30,6 +34,7 @@ import asyncio
 import json
 import os
 import shutil
+import tempfile
 import time
 import weakref
 from importlib import resources
@@ -48,6 +53,14 @@ from erchub.services.handlers.base import (
     BaseHandler,
     iso,
 )
+from erchub.services.loader import (
+    LOAD_BODY_SCHEMA,
+    Loader,
+    LoadError,
+    LoaderSettings,
+    Source,
+    parse_source,
+)
 from erchub.services.store import (
     RUNNING,
     CompendiumQuery,
@@ -56,7 +69,7 @@ from erchub.services.store import (
     JobQuery,
     Store,
 )
-from erchub.services.upload import UploadHandler
+from erchub.services.upload import UploadHandler, uploads_dir
 
 #: the filters of GET /compendium
 LIST_ARGUMENTS = ("user", "doi", "candidate", "summary", "start", "limit")
@@ -64,6 +77,8 @@ LIST_ARGUMENTS = ("user", "doi", "candidate", "summary", "start", "limit")
 ID_ATTEMPTS = 20
 #: jobs looked at per store query when a compendium is deleted
 JOB_PAGE = 1000
+#: the largest JSON body of POST /compendium (a load request), in bytes
+MAX_LOAD_BODY = 64 * 1024
 
 O2R_SCHEMA: dict[str, Any] = json.loads(
     resources.files("erchub.services")
@@ -82,8 +97,32 @@ DERIVED_FIELDS = tuple(
     name for name, field in O2R_SCHEMA["properties"].items() if field.get("readOnly")
 )
 
-#: one PUT at a time per compendium, so that the file and the store agree
+#: one metadata change at a time per compendium, so that the file and the store agree
 _metadata_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def metadata_lock(compendium_id: str) -> asyncio.Lock:
+    """The lock every change of a compendium's metadata holds (PUT, a shipment's DOI)."""
+    return _metadata_locks.setdefault(compendium_id, asyncio.Lock())
+
+
+def save_metadata(
+    store: Store,
+    root: Path,
+    record: CompendiumRecord,
+    metadata: dict[str, Any],
+    candidate: bool | None = None,
+) -> CompendiumRecord | None:
+    """Write the metadata file, then the store (None when the compendium was deleted
+    meanwhile); the old file comes back if the store fails. Blocking: call off the loop."""
+    write_metadata(root, metadata)
+    try:
+        return store.update_compendium(
+            record.id, metadata=metadata, candidate=candidate, now=time.time()
+        )
+    except BaseException:
+        write_metadata(root, record.metadata)
+        raise
 
 
 def compendium_json(record: CompendiumRecord, files: dict[str, Any] | None) -> dict[str, Any]:
@@ -108,7 +147,12 @@ def summary_json(record: CompendiumRecord) -> dict[str, Any]:
 
 
 def add_compendium(
-    store: Store, staged: compendia.StagedCompendium, data_dir: str, user: str
+    store: Store,
+    staged: compendia.StagedCompendium,
+    data_dir: str,
+    user: str,
+    *,
+    candidate: bool = True,
 ) -> str:
     """Move a staged compendium to a free id and record it (files first, so that a recorded
     compendium always has its files); the files go again if the record cannot be made."""
@@ -124,7 +168,7 @@ def add_compendium(
         record = CompendiumRecord(
             id=compendium_id,
             user=user,
-            candidate=True,
+            candidate=candidate,
             metadata=staged.metadata,
             created=now,
             updated=now,
@@ -142,6 +186,74 @@ def add_compendium(
     raise web.HTTPError(503, "no free compendium id found; please try again")
 
 
+def _add_metadata(staged: compendia.StagedCompendium, added: dict[str, Any]) -> None:
+    """Merge ``added`` into the staged compendium's metadata (``identifier`` field by
+    field) and write it."""
+    metadata = dict(staged.metadata)
+    for key, value in added.items():
+        current = metadata.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            metadata[key] = {**current, **value}
+        else:
+            metadata[key] = value
+    write_metadata(staged.root, metadata)
+    staged.metadata = metadata
+
+
+async def create_compendium(
+    handler: BaseHandler,
+    archive: Path,
+    content_type: str,
+    user: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    candidate: bool = True,
+) -> str:
+    """An uploaded or downloaded archive made a compendium of ``user``: extracted safely,
+    completed, ``metadata`` merged in, moved into place and recorded; its id. 400 for an
+    archive that is no compendium or is unsafe."""
+    data_dir = handler.service.data_dir
+    try:
+        staged = await handler.blocking(compendia.ingest, archive, content_type, data_dir)
+    except (InvalidERC, UnsafeArchive) as error:
+        raise web.HTTPError(400, str(error)) from None
+    try:
+        if metadata:
+            await handler.blocking(_add_metadata, staged, metadata)
+        return await handler.blocking(
+            add_compendium, handler.store, staged, data_dir, user, candidate=candidate
+        )
+    finally:
+        await handler.blocking(compendia.discard, staged)
+
+
+async def load_compendium(
+    handler: BaseHandler, source: Source, user: str, *, candidate: bool = True
+) -> str:
+    """Load ``source`` with the loader into a compendium of ``user``; its id. The loader's
+    errors become HTTP errors of their status."""
+    directory = uploads_dir(handler)
+    await handler.blocking(directory.mkdir, parents=True, exist_ok=True)
+    work = Path(await handler.blocking(tempfile.mkdtemp, prefix="load-", dir=directory))
+    loader = Loader(LoaderSettings.of(handler.service), handler.log)
+    try:
+        try:
+            loaded = await loader.load(source, work)
+        except LoadError as error:
+            raise web.HTTPError(error.status, error.message) from None
+        return await create_compendium(
+            handler,
+            loaded.archive,
+            loaded.content_type,
+            user,
+            metadata=loaded.metadata,
+            candidate=candidate,
+        )
+    finally:
+        loader.close()
+        await handler.blocking(shutil.rmtree, work, ignore_errors=True)
+
+
 class CompendiumBase(BaseHandler):
     """Helpers of the compendium handlers."""
 
@@ -157,11 +269,43 @@ class CompendiumBase(BaseHandler):
 
 
 class CompendiaHandler(UploadHandler, CompendiumBase):
-    """``/compendium``: list (GET) and upload (POST)."""
+    """``/compendium``: list (GET), upload (POST of a multipart body) and load (POST of a
+    JSON body)."""
+
+    #: the JSON body of a load, as it arrives (None: a multipart upload)
+    _load_body: bytearray | None = None
 
     def check_upload(self) -> None:
         self.require(SCOPE_CREATE)
         self.check_arguments()
+
+    @property
+    def is_load(self) -> bool:
+        """Whether the POST is a load: a JSON body rather than a multipart upload."""
+        content_type = self.request.headers.get("Content-Type", "")
+        return content_type.split(";")[0].strip().lower().endswith("json")
+
+    async def start_upload(self) -> None:
+        if not self.is_load:
+            await super().start_upload()
+            return
+        self._load_body = bytearray()
+        declared = self.request.headers.get("Content-Length", "").strip()
+        try:
+            self.check_upload()
+            if declared.isdigit() and int(declared) > MAX_LOAD_BODY:
+                raise web.HTTPError(413, f"a load request is at most {MAX_LOAD_BODY} bytes")
+        except web.HTTPError as error:
+            self.refuse(error)
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._load_body is None:
+            await super().data_received(chunk)
+        elif self._refusal is None:
+            self._load_body += chunk
+            if len(self._load_body) > MAX_LOAD_BODY:
+                self._load_body = bytearray()
+                self.refuse(web.HTTPError(413, f"a load request is at most {MAX_LOAD_BODY} bytes"))
 
     async def get(self) -> None:
         self.require(SCOPE_READ)
@@ -184,21 +328,32 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
 
     async def post(self) -> None:
         user = self.require(SCOPE_CREATE)
+        if self._load_body is not None:
+            await self.load(user)
+            return
         upload = await self.received_upload()
-        data_dir = self.service.data_dir
         try:
-            staged = await self.blocking(
-                compendia.ingest, upload.path, upload.content_type, data_dir
-            )
-        except (InvalidERC, UnsafeArchive) as error:
-            raise web.HTTPError(400, str(error)) from None
+            compendium_id = await create_compendium(self, upload.path, upload.content_type, user)
         finally:
             await self.blocking(upload.remove)
-        try:
-            compendium_id = await self.blocking(add_compendium, self.store, staged, data_dir, user)
-        finally:
-            await self.blocking(compendia.discard, staged)
         self.log.info("compendium %s uploaded by %s (%s)", compendium_id, user, upload.content_type)
+        self.created(compendium_id)
+
+    async def load(self, user: str) -> None:
+        """POST of a JSON body: load the source it names (see the module's docstring)."""
+        if self._refusal is not None:
+            raise self._refusal
+        self.request.body = bytes(self._load_body or b"")
+        body = self.json_body(LOAD_BODY_SCHEMA)
+        try:
+            source = parse_source(body)
+        except LoadError as error:
+            raise web.HTTPError(error.status, error.message) from None
+        compendium_id = await load_compendium(self, source, user)
+        self.log.info("compendium %s loaded by %s (%s)", compendium_id, user, source.kind)
+        self.created(compendium_id)
+
+    def created(self, compendium_id: str) -> None:
         self.set_header("Location", f"{self.service.api_prefix}/compendium/{compendium_id}")
         self.write_json({"id": compendium_id}, status=201)
 
@@ -270,8 +425,7 @@ class MetadataHandler(CompendiumBase):
         # job, and only then publishes
         publish_requested = self.bool_argument("publish", True)
         sent = self.json_body(METADATA_BODY_SCHEMA)["o2r"]
-        lock = _metadata_locks.setdefault(compendium_id, asyncio.Lock())
-        async with lock:
+        async with metadata_lock(compendium_id):
             record = await self.visible_compendium(compendium_id)
             if record.user != user and not self.is_admin:
                 raise web.HTTPError(
@@ -281,8 +435,10 @@ class MetadataHandler(CompendiumBase):
             metadata = await self.blocking(_checked_metadata, root, sent, record.metadata)
             publish = publish_requested and record.candidate and record.user == user
             updated = await self.blocking(
-                self._save, root, record, metadata, False if publish else None
+                save_metadata, self.store, root, record, metadata, False if publish else None
             )
+            if updated is None:  # deleted meanwhile
+                raise web.HTTPError(404, f"compendium {record.id} not found")
         if publish:
             self.log.info("compendium %s published by %s", compendium_id, user)
         self.write_json(
@@ -292,26 +448,6 @@ class MetadataHandler(CompendiumBase):
                 "candidate": updated.candidate,
             }
         )
-
-    def _save(
-        self,
-        root: Path,
-        record: CompendiumRecord,
-        metadata: dict[str, Any],
-        candidate: bool | None,
-    ) -> CompendiumRecord:
-        """Write the file, then the store; the old file comes back if the store fails."""
-        write_metadata(root, metadata)
-        try:
-            updated = self.store.update_compendium(
-                record.id, metadata=metadata, candidate=candidate, now=time.time()
-            )
-        except BaseException:
-            write_metadata(root, record.metadata)
-            raise
-        if updated is None:  # deleted meanwhile
-            raise web.HTTPError(404, f"compendium {record.id} not found")
-        return updated
 
 
 def _checked_metadata(root: Path, sent: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:

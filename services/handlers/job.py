@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from erchub.services.handlers.base import (
     iso,
 )
 from erchub.services.runner import new_job_id
-from erchub.services.store import FINAL_JOB_STATUSES, JobQuery, JobRecord
+from erchub.services.store import FINAL_JOB_STATUSES, JobQuery, JobRecord, Store
 from erchub.steps import JOB_STATUSES, JobOptions, plan_job
 
 CREATE_SCHEMA: dict[str, Any] = {
@@ -89,6 +90,31 @@ def check_parameters(compendium_dir: Path, raw: dict[str, Any]) -> None:
     parameters.parse_values(parameters.read_parameters(notebook), raw)
 
 
+def queue_job(
+    store: Store,
+    job_dir: Callable[[str], Path],
+    compendium_id: str,
+    user: str,
+    values: dict[str, Any] | None = None,
+) -> JobRecord:
+    """Queue a job of ``user`` on a compendium (parameter ``values`` checked already): its
+    directory with the first event, then its record, which a worker claims. Blocking."""
+    now = time.time()
+    job = JobRecord(
+        id=new_job_id(),
+        compendium_id=compendium_id,
+        user=user,
+        parameters=values or {},
+        steps=plan_job(JobOptions()).to_json()["steps"],
+        created=now,
+    )
+    directory = job_dir(job.id)
+    directory.mkdir(parents=True)
+    EventLog(events_path(directory)).append(status_event(job.status, now=now))
+    store.add_job(job)
+    return job
+
+
 class JobBaseHandler(BaseHandler):
     async def visible_job(self, job_id: str) -> JobRecord:
         """The job if the caller started it or may see its compendium, else 404."""
@@ -132,19 +158,7 @@ class JobListHandler(JobBaseHandler):
             await self.blocking(check_parameters, compendium_dir, values)
         except ErchubError as error:
             raise web.HTTPError(400, str(error)) from None
-        now = time.time()
-        job = JobRecord(
-            id=new_job_id(),
-            compendium_id=compendium.id,
-            user=user,
-            parameters=values,
-            steps=plan_job(JobOptions()).to_json()["steps"],
-            created=now,
-        )
-        directory = self.job_dir(job.id)
-        directory.mkdir(parents=True)
-        EventLog(events_path(directory)).append(status_event(job.status, now=now))
-        await self.blocking(self.store.add_job, job)
+        job = await self.blocking(queue_job, self.store, self.job_dir, compendium.id, user, values)
         self.log.info("job %s queued for compendium %s by %s", job.id, compendium.id, user)
         self.set_header("Location", f"{self.service.api_prefix}/job/{job.id}")
         self.write_json({"job_id": job.id}, status=201)

@@ -1,8 +1,15 @@
 """Launch links: a reviewer's way into an ERC.
 
 - ``GET launch/{compendium_id}``
-- ``GET launch/doi/{doi}``: the compendium whose metadata records the DOI (resolving DOIs of
-  external repositories comes with loading).
+- ``GET launch/doi/{doi}``: the compendium visible to the caller whose metadata records the
+  DOI (``identifier.doi``); when there is none, the DOI is loaded with the loader (resolved
+  through the DOI handle API to its Zenodo record; see :mod:`erchub.services.loader`) into a
+  new compendium of the caller (which needs ``custom:erc:create``), and that is launched. A
+  compendium loaded from a public repository is public from the start (not a candidate):
+  what anyone can download from there is no draft, and the next reviewer with the same link
+  launches the same compendium instead of loading it again. One load per DOI runs at a time
+  in the service; the loader's errors are pages of their status (403 host not allowed, 404
+  unknown DOI or record, 400 no archive, 413 too large, 502 unreachable).
 
 A browser without identity goes through the hub's login and comes back. The compendium must be
 visible to the caller (else the 404 page; nothing is spawned). The service then starts the
@@ -13,8 +20,10 @@ the main notebook open. A session already running is opened at once; one startin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import weakref
 from typing import Any
 from urllib.parse import quote
 
@@ -22,13 +31,16 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from erchub.services.handlers.base import SCOPE_READ
+from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ
+from erchub.services.handlers.compendium import load_compendium
 from erchub.services.handlers.pages import PageHandler
+from erchub.services.loader import Source, normalize_doi
 from erchub.services.store import CompendiumQuery, CompendiumRecord
 from erchub.sessions import server_name_for
 
-DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S{1,200}$")
 HUB_API_TIMEOUT = 30
+#: one load per DOI at a time: a second reviewer waits and launches what the first loaded
+_doi_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 _SPACES = re.compile(r"\s+")
 
 
@@ -117,14 +129,39 @@ class DOILaunchHandler(BaseLaunchHandler):
     async def get(self, doi: str) -> None:
         self.require(SCOPE_READ)
         self.check_arguments()
-        doi = doi.strip().lower()
-        if not DOI_PATTERN.match(doi):
-            raise web.HTTPError(400, f"{doi[:80]!r} is not a DOI (10.NNNN/suffix)")
+        normalized = normalize_doi(doi)
+        if normalized is None:
+            raise web.HTTPError(400, f"{doi.strip()[:80]!r} is not a DOI (10.NNNN/suffix)")
+        record = await self.find(normalized)
+        if record is None:
+            lock = _doi_locks.setdefault(normalized, asyncio.Lock())
+            async with lock:
+                record = await self.find(normalized) or await self.load(normalized)
+        await self.launch(record)
+
+    async def find(self, doi: str) -> CompendiumRecord | None:
         query = CompendiumQuery(viewer=self.viewer, doi=doi, limit=1)
         found, _total = await self.blocking(self.store.list_compendia, query)
-        if not found:
-            raise web.HTTPError(404, f"no compendium here has the DOI {doi}")
-        await self.launch(found[0])
+        return found[0] if found else None
+
+    async def load(self, doi: str) -> CompendiumRecord:
+        """The DOI loaded into a new public compendium of the caller."""
+        user = self.require(SCOPE_CREATE)
+        try:
+            compendium_id = await load_compendium(self, Source("doi", doi), user, candidate=False)
+        except web.HTTPError as error:
+            reason = self.error_message(error.status_code, (type(error), error, None))
+            raise web.HTTPError(
+                error.status_code,
+                "no compendium here has the DOI %s, and it cannot be loaded: %s",
+                doi,
+                reason,
+            ) from None
+        self.log.info("compendium %s loaded from DOI %s for %s", compendium_id, doi, user)
+        record = await self.blocking(self.store.get_compendium, compendium_id)
+        if record is None:  # deleted in the meantime
+            raise web.HTTPError(404, f"the compendium loaded from {doi} is gone")
+        return record
 
 
 default_handlers = [

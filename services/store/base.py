@@ -1,4 +1,5 @@
-"""The store's one narrow interface: compendia and jobs, three backends behind it.
+"""The store's one narrow interface: compendia, jobs, shipments and users' secrets, three
+backends behind it.
 
 Backends (chosen by ``db_url`` in :func:`erchub.services.store.open_store`): SQLite (the
 embedded default), PostgreSQL (``postgresql+psycopg://``) and MongoDB (``mongodb://``).
@@ -10,7 +11,11 @@ Visibility rules (the store applies them, so that paging and totals are right):
 - a published compendium (``candidate`` false) is visible to everyone;
 - a candidate is visible only to its author (``user``);
 - a job is visible to whoever can see its compendium, and always to the user who created it;
-- ``viewer=None`` in a query means an administrator: everything is visible.
+- ``viewer=None`` in a query means an administrator: everything is visible;
+- a shipment is visible to the user who made it (``user``) and to administrators.
+
+Users' secrets (a Zenodo token per recipient) arrive encrypted: the store keeps the ciphertext
+and never sees a secret in clear.
 """
 
 from __future__ import annotations
@@ -83,6 +88,35 @@ class JobRecord:
     result: dict[str, Any] = field(default_factory=dict)
 
 
+#: shipment statuses (o2r's shipper)
+SHIPPED = "shipped"
+PUBLISHED = "published"
+SHIPMENT_ERROR = "error"
+SHIPMENT_STATUSES = (SHIPPED, PUBLISHED, SHIPMENT_ERROR)
+
+
+@dataclass
+class ShipmentRecord:
+    """A compendium sent to a recipient (o2r's field names)."""
+
+    id: str
+    compendium_id: str
+    #: ``download``, ``zenodo`` or ``zenodo_sandbox``
+    recipient: str
+    #: who shipped it
+    user: str
+    status: str = SHIPPED
+    #: the recipient's id of the deposition and its web page (none for downloads)
+    deposition_id: str | None = None
+    deposition_url: str | None = None
+    #: the DOI once the deposition is published
+    doi: str | None = None
+    #: why it ended in ``error``, in words a user understands
+    reason: str = ""
+    created: float = 0.0
+    last_modified: float = 0.0
+
+
 @dataclass(frozen=True)
 class CompendiumQuery:
     #: who asks (None: an administrator)
@@ -113,6 +147,21 @@ class SearchHit:
     compendium: CompendiumRecord
     #: backend-specific relevance, higher is better; only the order is meaningful
     score: float
+
+
+#: what update_shipment may change: everything but the shipment's identity and creation
+SHIPMENT_CHANGES = frozenset(
+    {"status", "deposition_id", "deposition_url", "doi", "reason", "last_modified"}
+)
+
+
+def shipment_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` checked against SHIPMENT_CHANGES: a wrong name is a bug in the caller."""
+    unknown = sorted(set(changes) - SHIPMENT_CHANGES)
+    if unknown or not changes:
+        wrong = unknown or "nothing"
+        raise TypeError(f"update_shipment cannot set {wrong}; it sets {sorted(SHIPMENT_CHANGES)}")
+    return changes
 
 
 def doi_of(metadata: dict[str, Any]) -> str | None:
@@ -235,3 +284,43 @@ class Store(abc.ABC):
         """Running jobs whose heartbeat is older than ``cutoff``: queued again (worker cleared)
         while ``attempts < max_attempts``, else ended ``failure`` with reason
         :data:`WORKER_LOST` (finished = now). Atomic per job; returns the jobs as changed."""
+
+    # -- shipments -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_shipment(self, record: ShipmentRecord) -> None:
+        """Insert; raises :class:`Conflict` when the id exists."""
+
+    @abc.abstractmethod
+    def get_shipment(self, shipment_id: str) -> ShipmentRecord | None: ...
+
+    @abc.abstractmethod
+    def list_shipments(
+        self,
+        *,
+        compendium_id: str | None = None,
+        user: str | None = None,
+        start: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[ShipmentRecord], int]:
+        """The shipments of ``compendium_id`` and of ``user`` (None: any), newest first, paged;
+        and their total. Callers pass the viewer as ``user`` unless it is an administrator."""
+
+    @abc.abstractmethod
+    def update_shipment(self, shipment_id: str, **changes: Any) -> ShipmentRecord | None:
+        """Set fields (status, deposition_id, deposition_url, doi, reason, last_modified); the
+        shipment after the update, None when it is absent. A wrong field name is a TypeError."""
+
+    # -- users' secrets ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def set_user_secret(self, user: str, name: str, encrypted: str, now: float) -> None:
+        """Keep ``user``'s secret ``name`` (already encrypted), replacing an earlier one."""
+
+    @abc.abstractmethod
+    def get_user_secret(self, user: str, name: str) -> str | None:
+        """The encrypted secret, or None when ``user`` has none of that name."""
+
+    @abc.abstractmethod
+    def delete_user_secret(self, user: str, name: str) -> bool:
+        """Forget the secret; False when there was none."""

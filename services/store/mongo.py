@@ -1,6 +1,7 @@
 """The MongoDB backend of the store, through pymongo (and mongomock in the tests).
 
-Documents: ``compendia`` and ``jobs``, the record's id as ``_id``.
+Documents: ``compendia``, ``jobs`` and ``shipments``, the record's id as ``_id``; ``secrets``,
+one per user and name (a unique index), holding the ciphertext only.
 
 Claiming is one ``find_one_and_update`` on the oldest queued job; every conditional change
 (a worker's update, heartbeat, cancel, reaping) is one filtered update, so no two clients can
@@ -41,9 +42,11 @@ from erchub.services.store.base import (
     JobQuery,
     JobRecord,
     SearchHit,
+    ShipmentRecord,
     Store,
     StoreError,
     doi_of,
+    shipment_changes,
 )
 from erchub.services.store.common import (
     CANCELED_BEFORE_START,
@@ -90,6 +93,12 @@ def _job(doc: dict[str, Any]) -> JobRecord:
     return JobRecord(**doc)
 
 
+def _shipment(doc: dict[str, Any]) -> ShipmentRecord:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return ShipmentRecord(**doc)
+
+
 def _prefix(word: str) -> str:
     return "^" + re.escape(word)
 
@@ -103,6 +112,8 @@ class MongoStore(Store):
         database = client[database_name]
         self._compendia = database["compendia"]
         self._jobs = database["jobs"]
+        self._shipments = database["shipments"]
+        self._secrets = database["secrets"]
         with self._translate():
             self._compendia.create_index([("candidate", 1), *_NEWEST])
             self._compendia.create_index([("user", 1), ("candidate", 1), *_NEWEST])
@@ -112,6 +123,10 @@ class MongoStore(Store):
             self._jobs.create_index([("compendium_id", 1), *_NEWEST])
             self._jobs.create_index([("user", 1), *_NEWEST])
             self._jobs.create_index(_NEWEST)
+            self._shipments.create_index([("compendium_id", 1), *_NEWEST])
+            self._shipments.create_index([("user", 1), *_NEWEST])
+            self._shipments.create_index(_NEWEST)
+            self._secrets.create_index([("user", 1), ("name", 1)], unique=True)
         log.info("store: %s", self._name)
 
     @contextlib.contextmanager
@@ -360,6 +375,69 @@ class MongoStore(Store):
                 if doc:
                     reaped.append(_job(doc))
         return reaped
+
+    # -- shipments -----------------------------------------------------------------------------
+
+    def add_shipment(self, record: ShipmentRecord) -> None:
+        doc = asdict(record)
+        doc["_id"] = doc.pop("id")
+        try:
+            with self._translate():
+                self._shipments.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"shipment {record.id} exists already") from exc
+
+    def get_shipment(self, shipment_id: str) -> ShipmentRecord | None:
+        with self._translate():
+            doc = self._shipments.find_one({"_id": shipment_id})
+        return _shipment(doc) if doc else None
+
+    def list_shipments(
+        self,
+        *,
+        compendium_id: str | None = None,
+        user: str | None = None,
+        start: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[ShipmentRecord], int]:
+        where: dict[str, Any] = {}
+        if compendium_id is not None:
+            where["compendium_id"] = compendium_id
+        if user is not None:
+            where["user"] = user
+        start, limit = page(start, limit)
+        with self._translate():
+            total = self._shipments.count_documents(where)
+            found = self._shipments.find(where, sort=_NEWEST, skip=start)
+            docs = list(found.limit(limit)) if limit else []
+        return [_shipment(doc) for doc in docs], total
+
+    def update_shipment(self, shipment_id: str, **changes: Any) -> ShipmentRecord | None:
+        values = shipment_changes(changes)
+        with self._translate():
+            doc = self._shipments.find_one_and_update(
+                {"_id": shipment_id}, {"$set": values}, return_document=ReturnDocument.AFTER
+            )
+        return _shipment(doc) if doc else None
+
+    # -- users' secrets ------------------------------------------------------------------------
+
+    def set_user_secret(self, user: str, name: str, encrypted: str, now: float) -> None:
+        with self._translate():
+            self._secrets.update_one(
+                {"user": user, "name": name},
+                {"$set": {"encrypted": encrypted, "updated": now}},
+                upsert=True,
+            )
+
+    def get_user_secret(self, user: str, name: str) -> str | None:
+        with self._translate():
+            doc = self._secrets.find_one({"user": user, "name": name})
+        return str(doc["encrypted"]) if doc else None
+
+    def delete_user_secret(self, user: str, name: str) -> bool:
+        with self._translate():
+            return self._secrets.delete_one({"user": user, "name": name}).deleted_count > 0
 
 
 def _field_has_prefix(field: str, word: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from erchub.services.store.base import (
@@ -43,9 +43,11 @@ from erchub.services.store.base import (
     JobQuery,
     JobRecord,
     SearchHit,
+    ShipmentRecord,
     Store,
     StoreError,
     doi_of,
+    shipment_changes,
 )
 from erchub.services.store.common import (
     CANCELED_BEFORE_START,
@@ -101,6 +103,29 @@ jobs = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("result", sa.JSON),
 )
+shipments = sa.Table(
+    "shipments",
+    _meta,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("compendium_id", sa.Text),
+    sa.Column("recipient", sa.Text),
+    sa.Column("user_name", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("deposition_id", sa.Text),
+    sa.Column("deposition_url", sa.Text),
+    sa.Column("doi", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("created", sa.Double),
+    sa.Column("last_modified", sa.Double),
+)
+user_secrets = sa.Table(
+    "user_secrets",
+    _meta,
+    sa.Column("user_name", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("encrypted", sa.Text),
+    sa.Column("updated", sa.Double),
+)
 # SQLite only; its rowid is compendia.seq
 compendia_fts = sa.table(
     "compendia_fts", sa.column("rowid", sa.Integer), *(sa.column(name) for name in FIELD_WEIGHTS)
@@ -112,6 +137,7 @@ _COMPENDIUM = [compendia.c[name] for name in ("id", "user_name", "candidate", "m
 ]
 _NEWEST_COMPENDIA = (compendia.c.created.desc(), compendia.c.id.desc())
 _NEWEST_JOBS = (jobs.c.created.desc(), jobs.c.id.desc())
+_NEWEST_SHIPMENTS = (shipments.c.created.desc(), shipments.c.id.desc())
 _TS_WEIGHTS = {"title": "A", "authors": "A", "keywords": "B", "description": "C", "files": "C"}
 #: ts_rank's weights of D, C, B, A (default 0.1, 0.2, 0.4, 1.0). One word: its ts_rank sums its
 #: occurrences with weights falling as 1/n^2, so it stays below 1.64 times the weight of its
@@ -142,6 +168,12 @@ def _job_values(record: JobRecord) -> dict[str, Any]:
     values = dict(record.__dict__)
     values["user_name"] = values.pop("user")
     return values
+
+
+def _shipment(row: Row) -> ShipmentRecord:
+    m = dict(row._mapping)
+    m["user"] = m.pop("user_name")
+    return ShipmentRecord(**m)
 
 
 def _tsvector(fields: dict[str, list[str]]) -> sa.ColumnElement[Any]:
@@ -487,6 +519,93 @@ class SqlStore(Store):
                 .returning(*jobs.c)
             ).all()
         return [_job(row) for row in [*requeued, *failed]]
+
+    # -- shipments -----------------------------------------------------------------------------
+
+    def add_shipment(self, record: ShipmentRecord) -> None:
+        values = dict(record.__dict__)
+        values["user_name"] = values.pop("user")
+        try:
+            with self._writing() as conn:
+                conn.execute(shipments.insert().values(**values))
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"shipment {record.id} exists already") from exc
+
+    def get_shipment(self, shipment_id: str) -> ShipmentRecord | None:
+        with self._reading() as conn:
+            found = conn.execute(sa.select(shipments).where(shipments.c.id == shipment_id)).first()
+        return _shipment(found) if found else None
+
+    def list_shipments(
+        self,
+        *,
+        compendium_id: str | None = None,
+        user: str | None = None,
+        start: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[ShipmentRecord], int]:
+        where = []
+        if compendium_id is not None:
+            where.append(shipments.c.compendium_id == compendium_id)
+        if user is not None:
+            where.append(shipments.c.user_name == user)
+        start, limit = page(start, limit)
+        with self._reading() as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(shipments).where(*where)
+            ).scalar_one()
+            rows = conn.execute(
+                sa.select(shipments)
+                .where(*where)
+                .order_by(*_NEWEST_SHIPMENTS)
+                .offset(start)
+                .limit(limit)
+            ).all()
+        return [_shipment(row) for row in rows], total
+
+    def update_shipment(self, shipment_id: str, **changes: Any) -> ShipmentRecord | None:
+        values = shipment_changes(changes)
+        update = (
+            shipments.update()
+            .where(shipments.c.id == shipment_id)
+            .values(**values)
+            .returning(*shipments.c)
+        )
+        with self._writing() as conn:
+            found = conn.execute(update).first()
+        return _shipment(found) if found else None
+
+    # -- users' secrets ------------------------------------------------------------------------
+
+    def set_user_secret(self, user: str, name: str, encrypted: str, now: float) -> None:
+        dialect: Any = postgresql if self._postgres else sqlite
+        upsert = (
+            dialect.insert(user_secrets)
+            .values(user_name=user, name=name, encrypted=encrypted, updated=now)
+            .on_conflict_do_update(
+                index_elements=["user_name", "name"], set_={"encrypted": encrypted, "updated": now}
+            )
+        )
+        with self._writing() as conn:
+            conn.execute(upsert)
+
+    def get_user_secret(self, user: str, name: str) -> str | None:
+        with self._reading() as conn:
+            found = conn.execute(
+                sa.select(user_secrets.c.encrypted).where(
+                    user_secrets.c.user_name == user, user_secrets.c.name == name
+                )
+            ).scalar()
+        return str(found) if found is not None else None
+
+    def delete_user_secret(self, user: str, name: str) -> bool:
+        with self._writing() as conn:
+            deleted = conn.execute(
+                user_secrets.delete().where(
+                    user_secrets.c.user_name == user, user_secrets.c.name == name
+                )
+            ).rowcount
+        return deleted > 0
 
 
 def _fts_text(fields: dict[str, list[str]]) -> dict[str, str]:

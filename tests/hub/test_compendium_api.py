@@ -426,8 +426,17 @@ def test_bad_forms_are_400(
 
 
 def test_a_body_that_is_not_multipart_is_400(erc_hub: Hub, alice: str) -> None:
-    response = erc_hub.request("POST", "/compendium", token=alice, json={"compendium": "x"})
+    response = erc_hub.request(
+        "POST",
+        "/compendium",
+        token=alice,
+        content=b"x",
+        headers={"Content-Type": "text/plain"},
+    )
     assert_error(response, 400, "multipart/form-data")
+    # a JSON body loads from a repository (share_url, doi, zenodo_record_id): others are named
+    response = erc_hub.request("POST", "/compendium", token=alice, json={"compendium": "x"})
+    assert_error(response, 400, "unknown field compendium")
     no_file = erc_hub.request(
         "POST", "/compendium", token=alice, files={"content_type": (None, "workspace")}
     )

@@ -7,12 +7,14 @@ import sqlite3
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import mongomock
 import pymongo
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
@@ -27,8 +29,27 @@ from erchub.services.store import (
     StoreError,
     open_store,
 )
-from erchub.services.store.base import CANCELED, FAILURE, QUEUED, RUNNING, SUCCESS, WORKER_LOST
-from erchub.services.store.sql import MIGRATIONS, SqlStore, compendia, jobs
+from erchub.services.store.base import (
+    CANCELED,
+    FAILURE,
+    PUBLISHED,
+    QUEUED,
+    RUNNING,
+    SHIPMENT_ERROR,
+    SHIPPED,
+    SUCCESS,
+    WORKER_LOST,
+    ShipmentRecord,
+)
+from erchub.services.store.mongo import MongoStore
+from erchub.services.store.sql import (
+    MIGRATIONS,
+    SqlStore,
+    compendia,
+    jobs,
+    shipments,
+    user_secrets,
+)
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -688,3 +709,211 @@ def test_open_store_names_the_mongodb_database(monkeypatch: pytest.MonkeyPatch) 
     default = open_store("mongodb://db.example:27017/")
     assert named._compendia.database.name == "ercs"
     assert default._compendia.database.name == "erchub"
+
+
+# -- shipments ---------------------------------------------------------------------------------
+
+
+def shipment(
+    id: str,
+    compendium_id: str = "c1",
+    user: str = "alice",
+    recipient: str = "zenodo",
+    created: float = 1.0,
+    **fields: Any,
+) -> ShipmentRecord:
+    return ShipmentRecord(
+        id=id,
+        compendium_id=compendium_id,
+        recipient=recipient,
+        user=user,
+        created=created,
+        last_modified=created,
+        **fields,
+    )
+
+
+def test_shipment_round_trip(store: Store) -> None:
+    record = shipment(
+        "s1",
+        created=12.5,
+        deposition_id="4711",
+        deposition_url="https://zenodo.example/deposit/4711",
+        reason="",
+    )
+    store.add_shipment(record)
+    assert store.get_shipment("s1") == record
+    assert store.get_shipment("absent") is None
+    download = shipment("s2", recipient="download", status=SHIPPED)
+    store.add_shipment(download)
+    assert store.get_shipment("s2") == download
+    assert (download.deposition_id, download.doi) == (None, None)
+
+
+def test_duplicate_shipment_is_a_conflict(store: Store) -> None:
+    store.add_shipment(shipment("s1", recipient="zenodo"))
+    with pytest.raises(Conflict):
+        store.add_shipment(shipment("s1", recipient="download", user="bob"))
+    found = store.get_shipment("s1")
+    assert found is not None and (found.recipient, found.user) == ("zenodo", "alice")
+
+
+def test_list_shipments(store: Store) -> None:
+    store.add_shipment(shipment("s1", "c1", "alice", created=1.0))
+    store.add_shipment(shipment("s2", "c2", "alice", created=2.0))
+    store.add_shipment(shipment("s3", "c1", "bob", created=3.0))
+    store.add_shipment(shipment("s4", "c1", "alice", created=4.0))
+
+    def listed(**query: Any) -> tuple[list[str], int]:
+        records, total = store.list_shipments(**query)
+        return ids(records), total
+
+    assert listed() == (["s4", "s3", "s2", "s1"], 4)
+    assert listed(compendium_id="c1") == (["s4", "s3", "s1"], 3)
+    assert listed(user="alice") == (["s4", "s2", "s1"], 3)
+    assert listed(compendium_id="c1", user="alice") == (["s4", "s1"], 2)
+    assert listed(compendium_id="c1", user="carol") == ([], 0)
+    assert listed(compendium_id="absent") == ([], 0)
+    assert listed(start=1, limit=2) == (["s3", "s2"], 4)
+    assert listed(start=9, limit=2) == ([], 4)
+    assert listed(limit=0) == ([], 4)
+    assert listed(start=-1, limit=1) == (["s4"], 4)
+    records, _ = store.list_shipments(user="bob")
+    assert records == [store.get_shipment("s3")]
+
+
+def test_list_shipments_ties_are_ordered_by_id(store: Store) -> None:
+    for name in ("x1", "x3", "x2"):
+        store.add_shipment(shipment(name, created=1.0))
+    pages = [ids(store.list_shipments(start=n, limit=1)[0]) for n in range(3)]
+    assert pages == [["x3"], ["x2"], ["x1"]]
+
+
+def test_update_shipment(store: Store) -> None:
+    store.add_shipment(shipment("s1", created=1.0, deposition_id="7"))
+    store.add_shipment(shipment("s2", created=2.0))
+    published = store.update_shipment(
+        "s1",
+        status=PUBLISHED,
+        doi="10.5072/zenodo.7",
+        deposition_url="https://zenodo.example/records/7",
+        last_modified=5.0,
+    )
+    assert published == store.get_shipment("s1")
+    assert published is not None
+    assert (published.status, published.doi, published.deposition_id) == (
+        PUBLISHED,
+        "10.5072/zenodo.7",
+        "7",
+    )
+    assert (published.created, published.last_modified) == (1.0, 5.0)
+    assert published.deposition_url == "https://zenodo.example/records/7"
+    failed = store.update_shipment("s2", status=SHIPMENT_ERROR, reason="Zenodo said no")
+    assert failed is not None
+    assert (failed.status, failed.reason) == (SHIPMENT_ERROR, "Zenodo said no")
+    assert store.get_shipment("s1") == published  # the other one is untouched
+    assert store.update_shipment("absent", status=PUBLISHED) is None
+    for wrong in ({"id": "other"}, {"user": "mallory"}, {"compendium_id": "c9"}, {}):
+        with pytest.raises(TypeError):
+            store.update_shipment("s1", **wrong)
+    assert store.get_shipment("s1") == published
+
+
+def test_deleting_a_compendium_keeps_its_shipments(store: Store) -> None:
+    # a deposition on Zenodo outlives the compendium here: its record stays
+    store.add_compendium(compendium("c1"))
+    store.add_shipment(shipment("s1", "c1"))
+    store.delete_compendium("c1")
+    assert store.get_shipment("s1") is not None
+
+
+# -- users' secrets ----------------------------------------------------------------------------
+
+
+def test_user_secrets(store: Store) -> None:
+    assert store.get_user_secret("alice", "zenodo") is None
+    store.set_user_secret("alice", "zenodo", "gAAAA-first", now=1.0)
+    store.set_user_secret("alice", "zenodo_sandbox", "gAAAA-sandbox", now=1.0)
+    store.set_user_secret("bob", "zenodo", "gAAAA-bob", now=1.0)
+    assert store.get_user_secret("alice", "zenodo") == "gAAAA-first"
+    store.set_user_secret("alice", "zenodo", "gAAAA-second", now=2.0)
+    assert store.get_user_secret("alice", "zenodo") == "gAAAA-second"
+    assert store.get_user_secret("alice", "zenodo_sandbox") == "gAAAA-sandbox"
+    assert store.get_user_secret("bob", "zenodo") == "gAAAA-bob"
+    assert store.get_user_secret("carol", "zenodo") is None
+
+    assert store.delete_user_secret("alice", "zenodo") is True
+    assert store.get_user_secret("alice", "zenodo") is None
+    assert store.delete_user_secret("alice", "zenodo") is False
+    assert store.get_user_secret("alice", "zenodo_sandbox") == "gAAAA-sandbox"
+    assert store.get_user_secret("bob", "zenodo") == "gAAAA-bob"
+    store.set_user_secret("alice", "zenodo", "gAAAA-third", now=3.0)
+    assert store.get_user_secret("alice", "zenodo") == "gAAAA-third"
+
+
+def test_user_secrets_from_threads_keep_one_value(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["store"] == "mongomock":
+        pytest.skip("mongomock's upserts are not atomic across threads")
+    start = threading.Barrier(4)
+
+    def write(n: int) -> None:
+        start.wait()
+        for round in range(10):
+            store.set_user_secret("alice", "zenodo", f"value-{n}-{round}", now=float(round))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert store.get_user_secret("alice", "zenodo") in {f"value-{n}-9" for n in range(4)}
+    assert store.delete_user_secret("alice", "zenodo") is True
+    assert store.get_user_secret("alice", "zenodo") is None
+
+
+def test_shipment_tables_match_the_code(sql_url: str) -> None:
+    open_store(sql_url).close()
+    engine = sa.create_engine(sql_url)
+    inspector = sa.inspect(engine)
+    for table in (shipments, user_secrets):
+        assert {c["name"] for c in inspector.get_columns(table.name)} == {
+            c.name for c in table.columns
+        }
+    assert set(ShipmentRecord.__dataclass_fields__) - {"user"} == {
+        c.name for c in shipments.columns
+    } - {"user_name"}
+    engine.dispose()
+
+
+def test_migrating_a_first_schema_keeps_its_compendia(sql_url: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    database = sa.make_url(sql_url).database
+    if sql_url.startswith("sqlite") and database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(sql_url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    engine.dispose()
+    assert recorded_revision(sql_url) == "0001"
+    store = open_store(sql_url)
+    assert recorded_revision(sql_url) == head_revision()
+    store.add_compendium(compendium("c1", title="kept"))
+    store.add_shipment(shipment("s1", "c1"))
+    assert store.get_shipment("s1") is not None
+    store.close()
+
+
+def test_mongodb_secrets_are_unique_per_user_and_name() -> None:
+    store = MongoStore(mongomock.MongoClient(), "erchub_test")
+    indexes = store._secrets.index_information()
+    assert any(
+        index.get("unique") and [key for key, _ in index["key"]] == ["user", "name"]
+        for index in indexes.values()
+    )
+    store.set_user_secret("alice", "zenodo", "one", now=1.0)
+    store.set_user_secret("alice", "zenodo", "two", now=2.0)
+    assert store._secrets.count_documents({}) == 1

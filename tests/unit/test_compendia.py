@@ -518,6 +518,8 @@ def test_schema_is_valid_and_matches_the_openapi_fragment() -> None:
         "dependency_files",
         "depends",
         "files",
+        "origin",
+        "substitution",
     }
 
 

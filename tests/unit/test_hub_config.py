@@ -143,6 +143,20 @@ def test_the_erc_service_may_start_servers_and_nothing_more(tmp_path: Path) -> N
     assert "api_token" not in service, "the hub makes the managed service's token"
 
 
+def test_the_erc_service_gets_the_hubs_auth_state_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY", raising=False)
+    generated = Config()
+    configure_erc_service(generated, data_dir=str(tmp_path))
+    key = generated.JupyterHub.services[0]["environment"]["JUPYTERHUB_CRYPT_KEY"]
+    assert key == hub_config.crypt_key(str(tmp_path)) and len(key) == 64
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "an-operators-key")
+    given = Config()
+    configure_erc_service(given, data_dir=str(tmp_path))
+    assert given.JupyterHub.services[0]["environment"]["JUPYTERHUB_CRYPT_KEY"] == "an-operators-key"
+
+
 def test_the_erc_service_listens_where_the_hubs_api_does(tmp_path: Path) -> None:
     alone = Config()
     configure_erc_service(alone, data_dir=str(tmp_path), port=10199)

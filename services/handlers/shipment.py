@@ -1,0 +1,492 @@
+"""The ``shipment`` resource (o2r's shipper): a published compendium sent to a recipient.
+
+- ``POST /shipment {compendium_id, recipient, zenodo_token?}``: a candidate cannot be shipped
+  (400: publish it first). ``download``: the answer streams the compendium as a BagIt bag in a
+  zip (``Content-Disposition: attachment``). ``zenodo``/``zenodo_sandbox`` (the author or an
+  administrator only): creates a deposition with the caller's token (from ``zenodo_token``,
+  the ``Zenodo-Token`` header, or the one stored with ``PUT /recipient/{recipient}/token``; 400
+  saying how to set one when there is none), uploads the bag zip through the bucket API, sets
+  the deposit metadata (:func:`erchub.services.packaging.zenodo_metadata`): 201 with the
+  shipment, status ``shipped``. When Zenodo refuses a step after the deposition exists, the
+  shipment is kept with status ``error`` and its reason.
+- ``PUT /shipment/{id}/publishment`` (``{"zenodo_token"}`` optional, as above): publishes the
+  deposition; status ``published``, ``doi`` set, and the DOI written into the compendium's
+  metadata (``identifier.doi``, ``identifier.doiurl``) as ``PUT /compendium/{id}/metadata``
+  writes it: ``.erc/metadata_o2r_1.json`` and the store, under the same lock. Again for a
+  published shipment: the DOI is written if it is missing, nothing else.
+- ``GET /shipment/{id}``; ``GET /shipment?compendium_id=&user=&start=&limit=``:
+  ``{"results": [ids], "total", "shipments": [...]}``, newest first.
+
+Shipments are visible to the user who made them and to administrators (404 for anyone else).
+Scopes: reading and downloads need ``custom:erc:read``; shipping to Zenodo and publishing
+``custom:erc:create``. Tokens are never logged nor returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import time
+import uuid
+import weakref
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from erchub.errors import ErchubError
+from erchub.services import compendia
+from erchub.services.handlers import compendium as compendium_handlers
+from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, iso, schema_problems
+from erchub.services.handlers.compendium import CompendiumBase
+from erchub.services.packaging import zenodo_metadata
+from erchub.services.shipper import (
+    RECIPIENTS,
+    TOKEN_HEADER,
+    Recipient,
+    ShipperError,
+    ZenodoClient,
+    decrypt_token,
+    deposition_page,
+    missing_deposit_fields,
+    missing_token_message,
+    token_problem,
+)
+from erchub.services.store import CompendiumRecord, JobQuery, Store
+from erchub.services.store.base import (
+    PUBLISHED,
+    SHIPMENT_ERROR,
+    SHIPPED,
+    SUCCESS,
+    ShipmentRecord,
+)
+
+#: the body of POST /shipment (``zenodo_token`` is checked apart: messages never quote it)
+SHIP_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["compendium_id", "recipient"],
+    "additionalProperties": False,
+    "properties": {
+        "compendium_id": {"type": "string", "minLength": 1, "maxLength": 256},
+        "recipient": {"type": "string", "enum": list(RECIPIENTS)},
+    },
+}
+LIST_ARGUMENTS = ("compendium_id", "user", "start", "limit")
+#: where bags are made while a shipment is under way (below the data directory)
+SHIPMENTS_DIRECTORY = "shipments"
+#: the o2r schema's form of a DOI (identifier.doi)
+DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
+DOI_RESOLVER = "https://doi.org/"
+
+#: one publishment at a time per shipment
+_publish_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def shipment_json(shipment: ShipmentRecord) -> dict[str, Any]:
+    """A shipment as the API shows it (o2r's field names, times in ISO 8601)."""
+    return {
+        "id": shipment.id,
+        "compendium_id": shipment.compendium_id,
+        "recipient": shipment.recipient,
+        "user": shipment.user,
+        "status": shipment.status,
+        "deposition_id": shipment.deposition_id,
+        "deposition_url": shipment.deposition_url,
+        "doi": shipment.doi,
+        "doiurl": doi_url(shipment.doi) if shipment.doi else None,
+        "reason": shipment.reason,
+        "created": iso(shipment.created),
+        "last_modified": iso(shipment.last_modified),
+    }
+
+
+def doi_url(doi: str) -> str:
+    return DOI_RESOLVER + doi
+
+
+def make_bag_zip(
+    compendium_dir: Path,
+    work_dir: Path,
+    metadata: dict[str, Any],
+    last_job: dict[str, Any] | None,
+    job_dir: Path | None,
+) -> Path:
+    """The compendium as a BagIt bag with RO-Crate metadata (its members below a folder named
+    as the compendium), zipped into ``work_dir``; blocking."""
+    from erchub.services import packaging
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    bag = packaging.write_bag(
+        compendium_dir,
+        work_dir / compendium_dir.name,
+        metadata=metadata,
+        last_job=last_job,
+        job_dir=job_dir,
+    )
+    return packaging.write_zip(bag, work_dir / f"{compendium_dir.name}.zip")
+
+
+def last_successful_job(store: Store, compendium_id: str) -> dict[str, Any] | None:
+    """The compendium's newest successful job, for the bag's RO-Crate CreateAction."""
+    jobs, _ = store.list_jobs(
+        JobQuery(viewer=None, compendium_id=compendium_id, status=SUCCESS, limit=1)
+    )
+    return asdict(jobs[0]) if jobs else None
+
+
+def with_doi(metadata: dict[str, Any], doi: str) -> dict[str, Any]:
+    """The metadata with ``identifier.doi`` and ``identifier.doiurl`` set to ``doi``."""
+    identifier = metadata.get("identifier")
+    identifier = dict(identifier) if isinstance(identifier, dict) else {}
+    identifier.update(doi=doi, doiurl=doi_url(doi))
+    return {**metadata, "identifier": identifier}
+
+
+class ShipmentBase(CompendiumBase):
+    """Helpers of the shipment handlers."""
+
+    def recipient_url(self, recipient: Recipient) -> str:
+        assert recipient.url_setting is not None
+        return str(getattr(self.service, recipient.url_setting)).rstrip("/")
+
+    def shipment_dir(self, shipment_id: str) -> Path:
+        return Path(self.service.data_dir) / SHIPMENTS_DIRECTORY / shipment_id
+
+    async def visible_shipment(self, shipment_id: str) -> ShipmentRecord:
+        """The shipment if it exists and is the caller's (or the caller administers), else
+        404."""
+        shipment = await self.blocking(self.store.get_shipment, shipment_id)
+        if shipment is None or not (self.is_admin or shipment.user == self.username):
+            raise web.HTTPError(404, f"shipment {shipment_id} not found")
+        return shipment
+
+    async def token_for(self, recipient: Recipient, sent: Any) -> str:
+        """The caller's token: sent in the body, in the header, or stored; 400 without one."""
+        if sent is not None:
+            problem = token_problem(sent, "zenodo_token")
+            if problem:
+                raise web.HTTPError(400, problem)
+            return str(sent)
+        header = self.request.headers.get(TOKEN_HEADER)
+        if header is not None:
+            header = header.strip()
+            problem = token_problem(header, f"the {TOKEN_HEADER} header")
+            if problem:
+                raise web.HTTPError(400, problem)
+            return header
+        stored = await self.blocking(self.store.get_user_secret, self.username, recipient.id)
+        if stored is not None:
+            try:
+                return await decrypt_token(stored, recipient, self.service.api_prefix)
+            except ShipperError as error:
+                raise web.HTTPError(error.status, error.message) from None
+        raise web.HTTPError(
+            400,
+            missing_token_message(
+                recipient, self.recipient_url(recipient), self.service.api_prefix
+            ),
+        )
+
+    def launch_url(self, record: CompendiumRecord) -> str:
+        """Where the compendium runs on this hub (its launch link)."""
+        base = f"{self.request.protocol}://{self.request.host}{self.service.base_url}"
+        return f"{base.rstrip('/')}/launch/{record.id}"
+
+    async def remove_work(self, work: Path) -> None:
+        await self.blocking(shutil.rmtree, work, ignore_errors=True)
+
+
+class ShipmentsHandler(ShipmentBase):
+    """``/shipment``: list (GET) and ship (POST)."""
+
+    async def get(self) -> None:
+        user = self.require(SCOPE_READ)
+        self.check_arguments(LIST_ARGUMENTS)
+        start, limit = self.paging()
+        compendium_id = self.text_argument("compendium_id")
+        wanted = self.text_argument("user")
+        if not self.is_admin and wanted not in (None, user):
+            # another user's shipments are not visible: none match
+            self.write_json({"results": [], "total": 0, "shipments": []})
+            return
+        owner = wanted if self.is_admin else user
+        shipments, total = await self.blocking(
+            self.store.list_shipments,
+            compendium_id=compendium_id,
+            user=owner,
+            start=start,
+            limit=limit,
+        )
+        self.write_json(
+            {
+                "results": [shipment.id for shipment in shipments],
+                "total": total,
+                "shipments": [shipment_json(shipment) for shipment in shipments],
+            }
+        )
+
+    async def post(self) -> None:
+        user = self.require(SCOPE_READ)
+        self.check_arguments()
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise web.HTTPError(
+                400, 'the body must be a JSON object {"compendium_id": ..., "recipient": ...}'
+            )
+        sent_token = body.pop("zenodo_token", None)
+        problems = schema_problems(body, SHIP_BODY_SCHEMA)
+        if problems:
+            raise web.HTTPError(400, "; ".join(problems))
+        recipient = RECIPIENTS[body["recipient"]]
+        if recipient.needs_token:
+            self.require(SCOPE_CREATE)
+        record = await self.visible_compendium(body["compendium_id"])
+        if record.candidate:
+            raise web.HTTPError(
+                400,
+                f"compendium {record.id} is a candidate: publish it (PUT /compendium/"
+                f"{record.id}/metadata) before shipping it",
+            )
+        root = await self.compendium_files(record)
+        if recipient.needs_token:
+            await self.ship_to_zenodo(recipient, record, root, user, sent_token)
+        else:
+            await self.download(record, root, user)
+
+    async def bag(self, record: CompendiumRecord, root: Path, work: Path) -> Path:
+        last_job = await self.blocking(last_successful_job, self.store, record.id)
+        job_dir = self.job_dir(last_job["id"]) if last_job else None
+        try:
+            return await self.blocking(make_bag_zip, root, work, record.metadata, last_job, job_dir)
+        except ErchubError as error:
+            raise web.HTTPError(400, f"compendium {record.id} cannot be packed: {error}") from None
+
+    async def ship_to_zenodo(
+        self,
+        recipient: Recipient,
+        record: CompendiumRecord,
+        root: Path,
+        user: str,
+        sent_token: Any,
+    ) -> None:
+        if record.user != user and not self.is_admin:
+            raise web.HTTPError(
+                403, f"only the author (or an administrator) may ship compendium {record.id}"
+            )
+        token = await self.token_for(recipient, sent_token)
+        deposit_metadata = zenodo_metadata(record.metadata, compendium_url=self.launch_url(record))
+        missing = missing_deposit_fields(deposit_metadata)
+        if missing:
+            raise web.HTTPError(
+                400,
+                f"{recipient.label} needs {', '.join(missing)}, which the metadata of compendium "
+                f"{record.id} lacks: set them with PUT /compendium/{record.id}/metadata",
+            )
+        if "license" not in deposit_metadata:
+            # Zenodo would apply its default license, which the author never chose
+            raise web.HTTPError(
+                400,
+                f"compendium {record.id} names no license for its code, text or data, and "
+                f"{recipient.label} would apply its default one: set license in its metadata "
+                f"with PUT /compendium/{record.id}/metadata",
+            )
+        client = ZenodoClient(self.recipient_url(recipient), token, recipient.label)
+        shipment_id = str(uuid.uuid4())
+        work = self.shipment_dir(shipment_id)
+        try:
+            bag_zip = await self.bag(record, root, work)
+            try:
+                deposition = await client.create_deposition()
+            except ShipperError as error:
+                raise web.HTTPError(error.status, error.message) from None
+            now = time.time()
+            shipment = ShipmentRecord(
+                id=shipment_id,
+                compendium_id=record.id,
+                recipient=recipient.id,
+                user=user,
+                status=SHIPPED,
+                deposition_id=str(deposition["id"]),
+                deposition_url=deposition_page(deposition),
+                created=now,
+                last_modified=now,
+            )
+            try:
+                bucket = client.bucket_of(deposition)
+                await client.upload(bucket, f"{record.id}.zip", bag_zip)
+                await client.set_metadata(str(deposition["id"]), deposit_metadata)
+            except ShipperError as error:
+                shipment.status, shipment.reason = SHIPMENT_ERROR, error.message
+                shipment.last_modified = time.time()
+                await self.blocking(self.store.add_shipment, shipment)
+                self.log.info(
+                    "shipment %s of %s to %s by %s: error",
+                    shipment_id,
+                    record.id,
+                    recipient.id,
+                    user,
+                )
+                raise web.HTTPError(
+                    error.status,
+                    f"{error.message} (shipment {shipment_id}, deposition "
+                    f"{shipment.deposition_id}: status error)",
+                ) from None
+        finally:
+            await self.remove_work(work)
+        await self.blocking(self.store.add_shipment, shipment)
+        self.log.info(
+            "compendium %s shipped to %s by %s: shipment %s, deposition %s",
+            record.id,
+            recipient.id,
+            user,
+            shipment_id,
+            shipment.deposition_id,
+        )
+        self.set_header("Location", f"{self.service.api_prefix}/shipment/{shipment_id}")
+        self.write_json(shipment_json(shipment), status=201)
+
+    async def download(self, record: CompendiumRecord, root: Path, user: str) -> None:
+        shipment_id = str(uuid.uuid4())
+        work = self.shipment_dir(shipment_id)
+        try:
+            bag_zip = await self.bag(record, root, work)
+            size = await self.blocking(lambda: bag_zip.stat().st_size)
+            now = time.time()
+            shipment = ShipmentRecord(
+                id=shipment_id,
+                compendium_id=record.id,
+                recipient="download",
+                user=user,
+                status=SHIPPED,
+                created=now,
+                last_modified=now,
+            )
+            await self.blocking(self.store.add_shipment, shipment)
+            self.log.info("compendium %s downloaded as a bag by %s", record.id, user)
+            self.set_header("Content-Type", "application/zip")
+            self.set_header("Content-Length", size)
+            self.set_header("Content-Disposition", f'attachment; filename="{record.id}_bag.zip"')
+            chunks = compendia.read_chunks(bag_zip)
+            try:
+                while (chunk := await self.blocking(next, chunks, None)) is not None:
+                    self.write(chunk)
+                    await self.flush()
+            except StreamClosedError:
+                return
+            finally:
+                await self.blocking(chunks.close)
+            self.finish()
+        finally:
+            await self.remove_work(work)
+
+
+class ShipmentHandler(ShipmentBase):
+    """``/shipment/{id}``: one shipment."""
+
+    async def get(self, shipment_id: str) -> None:
+        self.require(SCOPE_READ)
+        self.check_arguments()
+        self.write_json(shipment_json(await self.visible_shipment(shipment_id)))
+
+
+class PublishmentHandler(ShipmentBase):
+    """``/shipment/{id}/publishment``: publish the deposition, and the DOI into the metadata."""
+
+    async def put(self, shipment_id: str) -> None:
+        user = self.require(SCOPE_CREATE)
+        self.check_arguments()
+        sent_token = None
+        if self.request.body.strip():
+            body = self.json_body()
+            if not isinstance(body, dict) or set(body) - {"zenodo_token"}:
+                raise web.HTTPError(
+                    400, 'the body must be empty or a JSON object {"zenodo_token": "..."}'
+                )
+            sent_token = body.get("zenodo_token")
+        shipment = await self.visible_shipment(shipment_id)
+        recipient = RECIPIENTS.get(shipment.recipient)
+        if recipient is None or not recipient.needs_token:
+            raise web.HTTPError(400, f"a {shipment.recipient} shipment is not published")
+        lock = _publish_locks.setdefault(shipment_id, asyncio.Lock())
+        async with lock:
+            shipment = await self.visible_shipment(shipment_id)
+            if shipment.status == SHIPMENT_ERROR:
+                raise web.HTTPError(
+                    409,
+                    f"shipment {shipment_id} ended in error ({shipment.reason}); ship the "
+                    "compendium again",
+                )
+            if shipment.status == SHIPPED:
+                shipment = await self.publish(recipient, shipment, sent_token)
+                self.log.info(
+                    "shipment %s published by %s: DOI %s", shipment_id, user, shipment.doi
+                )
+            if shipment.doi:
+                await self.write_doi(shipment.compendium_id, shipment.doi)
+        self.write_json(shipment_json(shipment))
+
+    async def publish(
+        self, recipient: Recipient, shipment: ShipmentRecord, sent_token: Any
+    ) -> ShipmentRecord:
+        token = await self.token_for(recipient, sent_token)
+        client = ZenodoClient(self.recipient_url(recipient), token, recipient.label)
+        deposition_id = str(shipment.deposition_id)
+        try:
+            try:
+                deposition = await client.publish(deposition_id)
+            except ShipperError as refused:
+                # published already (an earlier answer lost on the way)? then take its DOI
+                if refused.upstream_status != 400:
+                    raise
+                deposition = await client.get_deposition(deposition_id)
+                if not deposition.get("submitted") or not deposition.get("doi"):
+                    raise refused from None
+        except ShipperError as error:
+            raise web.HTTPError(error.status, error.message) from None
+        doi = str(deposition["doi"]).strip()
+        if not DOI_PATTERN.match(doi):
+            raise web.HTTPError(502, f"{recipient.label} published the deposition with a DOI "
+                                f"that is not one: {doi[:80]!r}")  # fmt: skip
+        updated = await self.blocking(
+            self.store.update_shipment,
+            shipment.id,
+            status=PUBLISHED,
+            doi=doi,
+            deposition_url=deposition_page(deposition) or shipment.deposition_url,
+            last_modified=time.time(),
+        )
+        if updated is None:
+            raise web.HTTPError(404, f"shipment {shipment.id} not found")
+        return updated
+
+    async def write_doi(self, compendium_id: str, doi: str) -> None:
+        """The DOI into the compendium's metadata, under the metadata PUT's lock."""
+        async with compendium_handlers.metadata_lock(compendium_id):
+            record = await self.blocking(self.store.get_compendium, compendium_id)
+            if record is None:
+                self.log.warning("compendium %s of a published shipment is gone", compendium_id)
+                return
+            identifier = record.metadata.get("identifier")
+            if isinstance(identifier, dict) and identifier.get("doi") == doi:
+                return
+            root = self.compendium_dir(compendium_id)
+            if not await self.blocking(root.is_dir):
+                self.log.warning("the files of compendium %s are missing", compendium_id)
+                return
+            metadata = with_doi(record.metadata, doi)
+            await self.blocking(
+                compendium_handlers.save_metadata, self.store, root, record, metadata
+            )
+        self.log.info("compendium %s has the DOI %s", compendium_id, doi)
+
+
+_SHIPMENT = r"(?P<shipment_id>[^/]+)"
+
+default_handlers = [
+    (r"/shipment", ShipmentsHandler),
+    (rf"/shipment/{_SHIPMENT}", ShipmentHandler),
+    (rf"/shipment/{_SHIPMENT}/publishment", PublishmentHandler),
+]
