@@ -231,6 +231,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.set_header("Content-Type", compendia.mime_type(path.name))
         self.set_header("Content-Length", size)
         untrusted_content_headers(self)
+        await self.stream_file(path)
+
+    async def stream_file(self, path: Path) -> None:
+        """Send the file at ``path`` as the body, chunk by chunk, and finish (headers are the
+        caller's); a client that goes away ends it quietly."""
         chunks = compendia.read_chunks(path)
         try:
             while (chunk := await self.blocking(next, chunks, None)) is not None:

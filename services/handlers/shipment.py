@@ -35,10 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from tornado import web
-from tornado.iostream import StreamClosedError
 
 from erchub.errors import ErchubError
-from erchub.services import compendia
 from erchub.services.handlers import compendium as compendium_handlers
 from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, iso, schema_problems
 from erchub.services.handlers.compendium import CompendiumBase
@@ -369,16 +367,7 @@ class ShipmentsHandler(ShipmentBase):
             self.set_header("Content-Type", "application/zip")
             self.set_header("Content-Length", size)
             self.set_header("Content-Disposition", f'attachment; filename="{record.id}_bag.zip"')
-            chunks = compendia.read_chunks(bag_zip)
-            try:
-                while (chunk := await self.blocking(next, chunks, None)) is not None:
-                    self.write(chunk)
-                    await self.flush()
-            except StreamClosedError:
-                return
-            finally:
-                await self.blocking(chunks.close)
-            self.finish()
+            await self.stream_file(bag_zip)
         finally:
             await self.remove_work(work)
 

@@ -41,16 +41,17 @@ import base64
 import contextlib
 import html
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import jwt
-from tornado import httpserver, netutil, web
+from tornado import web
+
+from tests.fakes.server import ThreadedServer
 
 CLIENT_ID = "APP-FAKEORCID00001"
 CLIENT_SECRET = "fake-orcid-client-secret-for-tests-only"
@@ -229,9 +230,11 @@ class UserinfoHandler(Handler):
         self.finish(self.orcid.claims(orcid))
 
 
-class FakeORCID:
+class FakeORCID(ThreadedServer):
     """The server's state: ORCID iD -> (given name, family name), one registered client, and
     the codes and tokens issued (read them in tests; the server thread writes them)."""
+
+    name = "fake ORCID server"
 
     def __init__(
         self,
@@ -248,10 +251,7 @@ class FakeORCID:
         self.client_name = client_name
         self.grants: dict[str, Grant] = {}
         self.access_tokens: dict[str, str] = {}
-        self.url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def claims(self, orcid: str) -> dict[str, Any]:
         """What userinfo answers for ``orcid`` (ORCID omits names a person keeps private)."""
@@ -299,46 +299,6 @@ class FakeORCID:
             ],
             orcid=self,
         )
-
-    async def serve(self, port: int = 0, ready: Callable[[], object] | None = None) -> None:
-        """Serve on 127.0.0.1:``port`` (0: a free one) until :meth:`stop`; ``ready()`` is
-        called once it listens."""
-        sockets = netutil.bind_sockets(port, "127.0.0.1")
-        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-        server = httpserver.HTTPServer(self.application())
-        server.add_sockets(sockets)
-        self._loop = asyncio.get_running_loop()
-        self._stopped = asyncio.Event()
-        if ready:
-            ready()
-        try:
-            await self._stopped.wait()
-        finally:
-            server.stop()
-            await server.close_all_connections()
-
-    def start(self) -> FakeORCID:
-        """Serve on a free port in a thread with its own event loop; returns once it listens."""
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(self.serve(0, ready.set),), name="fake-orcid", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the fake ORCID server did not start in 10 s")
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._stopped:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        if self._thread:
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeORCID:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def parse_user(value: str) -> tuple[str, tuple[str, str]]:

@@ -72,15 +72,17 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tornado import httpserver, netutil, web
+from tornado import web
 from tornado.iostream import StreamClosedError
+
+from tests.fakes.server import ThreadedServer
 
 #: DataCite's test prefix: DOIs of the fake never collide with real ones
 DOI_PREFIX = "10.5072"
@@ -512,8 +514,11 @@ def metadata_errors(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
     return errors
 
 
-class FakeZenodo:
+class FakeZenodo(ThreadedServer):
     """The server's state (read it in tests; the server thread writes it under ``lock``)."""
+
+    name = "fake Zenodo server"
+    max_body_size = MAX_BODY
 
     def __init__(self, token: str | None = None) -> None:
         self.lock = threading.RLock()
@@ -530,10 +535,7 @@ class FakeZenodo:
         self.requests: list[tuple[str, str, str]] = []
         self.hooks: list[Hook] = []
         self._ids = itertools.count(FIRST_ID)
-        self.url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # -- test hooks ----------------------------------------------------------------------------
 
@@ -812,46 +814,6 @@ class FakeZenodo:
             ],
             zenodo=self,
         )
-
-    async def serve(self, port: int = 0, ready: Callable[[], object] | None = None) -> None:
-        """Serve on 127.0.0.1:``port`` (0: a free one) until :meth:`stop`; ``ready()`` is
-        called once it listens."""
-        sockets = netutil.bind_sockets(port, "127.0.0.1")
-        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-        server = httpserver.HTTPServer(self.application(), max_body_size=MAX_BODY)
-        server.add_sockets(sockets)
-        self._loop = asyncio.get_running_loop()
-        self._stopped = asyncio.Event()
-        if ready:
-            ready()
-        try:
-            await self._stopped.wait()
-        finally:
-            server.stop()
-            await server.close_all_connections()
-
-    def start(self) -> FakeZenodo:
-        """Serve on a free port in a thread with its own event loop; returns once it listens."""
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(self.serve(0, ready.set),), name="fake-zenodo", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the fake Zenodo server did not start in 10 s")
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._stopped:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        if self._thread:
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeZenodo:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 class NotFoundHandler(Handler):
