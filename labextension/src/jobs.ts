@@ -90,7 +90,14 @@ export function applyJobEvent(state: JobState, type: string, data: unknown): str
     }
     state.status = fields.status;
     state.reason = typeof fields.reason === 'string' ? fields.reason : '';
-    return [''];
+    if (!isFinal(state)) {
+      return [''];
+    }
+    // steps planned as skipped (no image saved, say) send no event: at the end, a step that
+    // never started did not run
+    const notRun = state.steps.filter(step => step.status === 'queued');
+    notRun.forEach(step => (step.status = 'skipped'));
+    return ['', ...notRun.map(step => step.name)];
   }
   const step = stepOf(state, fields.step);
   if (step === null) {

@@ -37,6 +37,20 @@ describe('job state', () => {
     expect(state.reason).toBe('cell 3 failed');
   });
 
+  it('shows the steps that never started as skipped once the job ends', () => {
+    const state = newJobState();
+    for (const name of STEP_NAMES.filter(name => name !== 'image_save')) {
+      applyJobEvent(state, 'step', { step: name, status: 'success' });
+    }
+    const changed = applyJobEvent(state, 'status', { status: 'success', reason: '' });
+    expect(changed).toEqual(['', 'image_save']);
+    const saved = state.steps.find(step => step.name === 'image_save');
+    expect(saved?.status).toBe('skipped');
+    expect(state.steps.filter(step => step.status === 'success')).toHaveLength(
+      STEP_NAMES.length - 1
+    );
+  });
+
   it('marks the job running when a step starts', () => {
     const state = newJobState();
     applyJobEvent(state, 'step', { step: 'validate_compendium', status: 'running' });
