@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export ERCHUB_DATA_DIR ?= $(CURDIR)/erchub-data
 EXAMPLE := examples/sine-wave
 
-.PHONY: demo test install provision provision-docker lint labextension-test unit bench clean
+.PHONY: demo test install provision provision-docker provision-service-user lint labextension-test unit bench clean
 
 LABEXTENSION_SOURCES := $(shell find labextension -path labextension/node_modules -prune -o -type f -print)
 
@@ -35,7 +35,14 @@ provision-docker:
 	elif [ $$rc = 3 ] && [ -z "$$CI" ]; then echo "docker tier will be skipped"; \
 	else exit $$rc; fi
 
-provision: provision-docker
+# The unprivileged user the erc service runs as under a root hub (after Docker: it joins the
+# group docker). Without root it exits 3 and the service runs as the hub's user.
+provision-service-user: install provision-docker
+	@bash config/provision/service-user.sh $(PY); rc=$$?; \
+	if [ $$rc = 3 ] && [ -z "$$CI" ]; then echo "the erc service will run as the hub's user"; \
+	elif [ $$rc != 0 ]; then exit $$rc; fi
+
+provision: provision-docker provision-service-user
 	@bash config/provision/postgres.sh; rc=$$?; \
 	if [ $$rc = 3 ] && [ -z "$$CI" ]; then echo "postgres tier will be skipped"; \
 	elif [ $$rc != 0 ]; then exit $$rc; fi
@@ -64,7 +71,7 @@ unit: install
 	$(VENV)/bin/pytest tests/unit
 
 # Loads the example ERC, prints its launch link and runs the hub at http://127.0.0.1:8000
-demo: install provision-docker
+demo: install provision-docker provision-service-user
 	$(PY) -m erchub.hub.demo $(EXAMPLE)
 
 bench: install provision

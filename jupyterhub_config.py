@@ -4,18 +4,22 @@ Settings from the environment: ERCHUB_DATA_DIR (default ./erchub-data: compendia
 SQLite stores), ERCHUB_WORKER_COUNT (job worker processes, default 1), ERCHUB_DB_URL (the
 service's store, default SQLite in the data directory), ERCHUB_ADMIN_USERS (comma-separated
 hub users who administer the hub and the erc service), ERCHUB_HUB_API_PORT (the hub's API port,
-default 8081) and ERCHUB_SERVICE_PORT (the erc service's port, default 10101); with Docker both
-listen on the sessions network's gateway.
+default 8081), ERCHUB_SERVICE_PORT (the erc service's port, default 10101; with Docker both
+listen on the sessions network's gateway) and ERCHUB_SERVICE_USER (the user the erc service
+runs as when the hub runs as root, default erchub; empty: root).
 """
 
 import os
 import shutil
+import sys
 
 from erchub.hub.config import (
+    ServiceUserError,
     configure_authenticator,
     configure_erc_service,
     configure_spawner,
     configure_templates,
+    service_user,
 )
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (provided by JupyterHub)
@@ -28,13 +32,17 @@ c.JupyterHub.bind_url = "http://127.0.0.1:8000"
 c.JupyterHub.db_url = f"sqlite:///{os.path.join(data_dir, 'jupyterhub.sqlite')}"
 c.JupyterHub.cookie_secret_file = os.path.join(data_dir, "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = os.path.join(data_dir, "jupyterhub-proxy.pid")
-# configurable-http-proxy from the project's node_modules (make installs it), else from PATH
+# configurable-http-proxy from the project's node_modules (make installs it), else from PATH,
+# started through config/proxy/chp.mjs: that answers 400 to a URL whose path is not valid
+# percent-encoding (/hub/%c0%ae), which CHP itself answers 500 (URIError: URI malformed).
 local_proxy = os.path.join(here, "node_modules", ".bin", "configurable-http-proxy")
-c.ConfigurableHTTPProxy.command = [
-    local_proxy
-    if os.path.exists(local_proxy)
-    else shutil.which("configurable-http-proxy") or "configurable-http-proxy"
-]
+proxy = local_proxy if os.path.exists(local_proxy) else shutil.which("configurable-http-proxy")
+node = shutil.which("node")
+proxy_guard = os.path.join(here, "config", "proxy", "chp.mjs")
+if proxy and node:
+    c.ConfigurableHTTPProxy.command = [node, proxy_guard, proxy]
+else:  # JupyterHub says how to install it
+    c.ConfigurableHTTPProxy.command = [proxy or "configurable-http-proxy"]
 
 admin_users = {name.strip() for name in os.environ.get("ERCHUB_ADMIN_USERS", "").split(",")}
 admin_users.discard("")
@@ -56,9 +64,16 @@ configure_spawner(
     service_port=service_port,
 )
 
+# As root, the erc service and its workers run as the unprivileged user ERCHUB_SERVICE_USER
+# (default erchub; README "Security").
+try:
+    erc_service_user = service_user(data_dir)
+except ServiceUserError as error:
+    sys.exit(f"jupyterhub_config.py: {error}")
 configure_erc_service(
     c,
     data_dir=data_dir,
+    user=erc_service_user,
     db_url=os.environ.get("ERCHUB_DB_URL"),
     worker_count=int(os.environ.get("ERCHUB_WORKER_COUNT") or 1),
     port=service_port,

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from erchub.redact import redact_url as redact
 from erchub.services.store import CompendiumQuery, CompendiumRecord, Store, open_store
-from erchub.services.store.common import redact
 from tests.conftest import DEFAULT_POSTGRES_URL
 from tests.store.conftest import postgres_schema as fresh_schema
 

@@ -3,45 +3,67 @@
 The format is told by content, not by file name. :func:`extract_archive` refuses, with an
 :class:`~erchub.errors.UnsafeArchive` naming the member and the problem,
 
-* a member whose path is absolute or has a ``..`` component;
-* a member that would land outside the target, also through links extracted before it;
-* a symbolic or hard link whose destination leaves the target (links that stay inside are
-  extracted: the simplest rule that is safe, as every later member is checked against the
-  links already on disk);
+* a member whose path is absolute or has a ``..`` component, or is more than
+  :attr:`ArchiveLimits.max_depth` folders deep;
+* a symbolic link with an absolute destination, or one that is dangling, part of a loop, or
+  resolves outside the target (or outside the compendium folder, for links in it);
+* a member at the path of a link or below it, a link where the archive has a file or folder;
+* a hard link to anything but a file the archive held before it;
 * device files, fifos and other special files;
 * more members than :attr:`ArchiveLimits.max_members`; declared sizes adding up to more than
   :attr:`ArchiveLimits.max_total_size`, or to more than :attr:`ArchiveLimits.max_ratio` times
   the archive's own size (a zip bomb).
 
+Safe by construction: no symbolic link is on disk while members are written, so every member
+lands where its path says. Folders, files and hard links are written first (hard links by
+``os.link`` to a file already written); the links come after all of them, each in a real
+folder (opened with ``O_NOFOLLOW``), and then, in the finished tree, every link is judged by
+where it really resolves: step by step below the root it belongs to (never above it), by the
+kernel (``os.stat``) and by ``os.path.realpath(strict=True)``, which must all agree. This is
+complete: if every link in the tree resolves below the root and a path has no ``..`` and is
+not absolute, the path resolves below the root too, by induction over its components (each
+step goes from a real folder below the root to an entry of it, which is a file or folder below
+the root, or a link, which resolves below the root). As no link resolves above the root on its
+way, this holds wherever the root is moved (the service moves the compendium folder).
+
 Tar members go through :func:`tarfile.data_filter` (no special files, no set-uid bits, no
-ownership) after erchub's own checks, which resolve paths strictly, so a link chain too long
-for ``os.path.realpath`` is refused instead of half-resolved (the filter bypasses fixed in
-Python 3.11.13, such as CVE-2025-4517). tarfile copies exactly the size a tar header declares.
+ownership) after erchub's own checks. tarfile copies exactly the size a tar header declares.
 Zip members are written by erchub, counting the bytes as they stream: a member that yields more
 than its header declares is refused. Entries under ``__MACOSX/`` (macOS resource forks) are
 skipped. Nothing is written outside the target, and on any error everything this call wrote is
-removed again.
+removed again (:func:`erchub.safefs.remove_tree`, which neither recurses nor follows links).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import lzma
 import os
-import shutil
 import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from erchub.errors import InvalidERC, UnsafeArchive
+from erchub.safefs import remove_tree
+
+if TYPE_CHECKING:
+    from _typeshed import StrOrBytesPath
 
 GIB = 1024**3
 COPY_CHUNK_BYTES = 1024**2
-#: a zip symlink stores its destination as content; longer than this is no path
+#: a link's destination longer than this is no path (zip stores it as the member's content)
 MAX_LINK_BYTES = 4096
+#: links one resolution may follow, as Linux's MAXSYMLINKS: more is a loop to the kernel too
+MAX_LINK_HOPS = 40
+#: path components all links of an archive together may take to resolve (bounds the work of
+#: judging them: a link may take up to MAX_LINK_HOPS * MAX_LINK_BYTES / 2)
+MAX_LINK_STEPS = 1_000_000
 #: top-level folders of an archive that are never part of a compendium
 SKIPPED_TOP_LEVEL = ("__MACOSX",)
 #: zip's "made by" system number for Unix, the only one whose file modes are meaningful
@@ -56,6 +78,7 @@ DAMAGED_ARCHIVE_ERRORS = (
     NotImplementedError,  # zip compression methods Python lacks
     OSError,
 )
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,8 @@ class ArchiveLimits:
     max_ratio: float = 200.0
     #: number of entries (files, directories and links)
     max_members: int = 50_000
+    #: path components of a member below the target
+    max_depth: int = 64
 
 
 def is_archive(path: Path) -> bool:
@@ -98,8 +123,12 @@ def extract_archive(archive: Path, target: Path, limits: ArchiveLimits = DEFAULT
         raise FileExistsError(f"extraction target {target} is not empty")
     target.mkdir(exist_ok=True)
     budget = _Budget(archive.name, limits, archive.stat().st_size)
+    tree = _Tree(os.path.realpath(target), budget)
     try:
-        extract(archive, os.path.realpath(target), budget)
+        extract(archive, tree)
+        tree.make_links()
+        root = _compendium_root(target)
+        tree.judge_links(os.path.join(tree.root, *root.relative_to(target).parts))
     except DAMAGED_ARCHIVE_ERRORS as error:
         _remove_written(target, created)
         # strerror, not str(): the latter names paths on this server
@@ -108,7 +137,7 @@ def extract_archive(archive: Path, target: Path, limits: ArchiveLimits = DEFAULT
     except BaseException:
         _remove_written(target, created)
         raise
-    return _compendium_root(target)
+    return root
 
 
 class _Budget:
@@ -131,6 +160,11 @@ class _Budget:
             raise self.unsafe(
                 member, f"is one more than the limit of {self.limits.max_members} members"
             )
+        depth = len(_components(member))
+        if depth > self.limits.max_depth:
+            raise self.unsafe(
+                member, f"is {depth} levels deep, past the limit of {self.limits.max_depth}"
+            )
         self.declared += declared_size
         if self.declared > self.limits.max_total_size:
             raise self.unsafe(
@@ -145,106 +179,322 @@ class _Budget:
                 f" {self.archive_size} bytes ({self.declared} bytes declared): a zip bomb?",
             )
 
-    def check_path(self, root: str, member: str) -> str:
-        """The destination of ``member`` below ``root``; refuse paths that leave it."""
-        parts = PurePosixPath(member).parts
+
+def _components(path: str) -> list[str]:
+    """The components of an archive path, without empty ones and ``.``."""
+    return [part for part in path.split("/") if part not in ("", ".")]
+
+
+def _ancestors(key: str) -> Iterator[str]:
+    """The proper ancestors of a normalised member path: ``a``, ``a/b`` for ``a/b/c``."""
+    index = key.find("/")
+    while index != -1:
+        yield key[:index]
+        index = key.find("/", index + 1)
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A symbolic link of the archive, made after every other member."""
+
+    member: str
+    key: str
+    destination: str
+
+
+class _Leaves(Exception):
+    """A link's resolution goes above the root it must stay below."""
+
+
+class _Tree:
+    """What one extraction wrote below ``root`` (a real path), and the links still to make."""
+
+    def __init__(self, root: str, budget: _Budget) -> None:
+        self.root = root
+        self.budget = budget
+        #: normalised path -> (kind: "file", "directory" or "link"; the member's name)
+        self.kinds: dict[str, tuple[str, str]] = {}
+        #: normalised path -> link, in the archive's order
+        self.links: dict[str, _Link] = {}
+        self.steps = 0
+
+    def key(self, member: str) -> str:
+        """The normalised path of ``member``; refuse absolute paths and ``..``."""
         if member.startswith("/"):
-            raise self.unsafe(member, "has an absolute path")
+            raise self.budget.unsafe(member, "has an absolute path")
+        parts = _components(member)
         if ".." in parts:
-            raise self.unsafe(member, "has '..' in its path")
-        destination = os.path.join(root, *parts)
-        if not _inside(root, destination):
-            raise self.unsafe(member, "would be written outside the target (through a link)")
-        return destination
+            raise self.budget.unsafe(member, "has '..' in its path")
+        return "/".join(parts)
 
-    def check_link(self, root: str, member: str, link: str, destination: str) -> None:
-        """Refuse a link whose ``destination`` leaves ``root``."""
-        if os.path.isabs(link) or not _inside(root, destination):
-            raise self.unsafe(member, f"links to {link!r}, outside the target")
+    def destination(self, key: str) -> str:
+        return os.path.join(self.root, key) if key else self.root
+
+    def record(self, member: str, key: str, kind: str, *, again: bool = False) -> None:
+        """Note ``member`` at ``key``; refuse a path the archive already used for another kind
+        of member, for a link, or (unless ``again``) for a file."""
+        previous = self.kinds.get(key)
+        if previous is not None and (
+            previous[0] != kind or kind == "link" or (kind == "file" and not again)
+        ):
+            raise self.budget.unsafe(member, "is in the archive twice")
+        if not key and kind != "directory":
+            raise self.budget.unsafe(member, "takes the place of the target folder")
+        self.kinds[key] = (kind, member)
+
+    def add_link(self, member: str, destination: str) -> None:
+        """Collect a symbolic link, to be made after every other member."""
+        key = self.key(member)
+        if not destination:
+            raise self.budget.unsafe(member, "is a link without a destination")
+        if len(os.fsencode(destination)) > MAX_LINK_BYTES:
+            raise self.budget.unsafe(member, "is a link to a path too long to be one")
+        if "\0" in destination:
+            raise self.budget.unsafe(member, "is a link to a path with a NUL character")
+        if destination.startswith("/"):
+            raise self.budget.unsafe(member, f"links to {destination!r}, an absolute path")
+        self.record(member, key, "link")
+        self.links[key] = _Link(member, key, destination)
+
+    def check_hard_link(self, member: str, destination: str) -> None:
+        """Refuse a hard link unless it names a file the archive held before it."""
+        key = "/".join(_components(destination))
+        if destination.startswith("/") or self.kinds.get(key, ("",))[0] != "file":
+            raise self.budget.unsafe(
+                member, f"is a hard link to {destination!r}, which is no file before it"
+            )
+
+    def make_links(self) -> None:
+        """Make the collected links, each in a real folder: nothing may lie below a link."""
+        if not self.links:
+            return
+        for key, (_, member) in self.kinds.items():
+            for ancestor in _ancestors(key):
+                link = self.links.get(ancestor)
+                if link is not None:
+                    raise self.budget.unsafe(member, f"lies under the link {link.member!r}")
+        root = os.open(self.root, _DIRECTORY_FLAGS)
+        try:
+            for link in self.links.values():
+                folder, _, name = link.key.rpartition("/")
+                try:
+                    parent = _open_folder(root, _components(folder))
+                except OSError as error:
+                    if error.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+                        raise
+                    raise self.budget.unsafe(link.member, "lies under a file or link") from None
+                try:
+                    os.symlink(link.destination, name, dir_fd=parent)
+                except FileExistsError:
+                    raise self.budget.unsafe(link.member, "is in the archive twice") from None
+                finally:
+                    os.close(parent)
+        finally:
+            os.close(root)
+
+    def judge_links(self, compendium: str) -> None:
+        """Refuse the archive unless every link, in the finished tree, resolves inside the
+        compendium folder ``compendium`` (a real path) when it is in it, else inside the
+        target, and never above that folder on its way."""
+        for link in self.links.values():
+            path = self.destination(link.key)
+            if compendium != self.root and path.startswith(compendium + os.sep):
+                self._judge(link, path, compendium)
+            else:
+                self._judge(link, path, self.root)
+        for key in _links_below(self.root):
+            if key not in self.links:  # cannot happen; a link made otherwise is refused
+                raise self.budget.unsafe(key, "is a link that erchub did not make")
+
+    def _judge(self, link: _Link, path: str, base: str) -> None:
+        where = (
+            "the target"
+            if base == self.root
+            else f"the compendium folder {os.path.relpath(base, self.root)!r}"
+        )
+        try:
+            resolved = self._resolve_below(link, base, os.path.relpath(path, base).split(os.sep))
+            by_kernel = os.stat(path)
+            real = os.path.realpath(path, strict=True)
+        except _Leaves:
+            raise self.budget.unsafe(
+                link.member, f"links to {link.destination!r}, which resolves outside {where}"
+            ) from None
+        except OSError:
+            raise self.budget.unsafe(link.member, "is a dangling link or a link loop") from None
+        expected = os.path.join(base, *resolved)
+        if real != expected or not os.path.samestat(by_kernel, os.lstat(expected)):
+            raise self.budget.unsafe(
+                link.member, f"links to {link.destination!r}, which resolves ambiguously"
+            )
+
+    def _resolve_below(self, link: _Link, base: str, parts: list[str]) -> list[str]:
+        """The real path of ``base/parts`` as components below ``base``, resolved as the
+        kernel does. Raises _Leaves for a step above ``base`` or to an absolute path, OSError
+        for a missing entry, a file used as a folder or more than MAX_LINK_HOPS links."""
+        resolved: list[str] = []
+        pending = parts[::-1]
+        hops = 0
+        while pending:
+            self.steps += 1
+            if self.steps > MAX_LINK_STEPS:
+                raise self.budget.unsafe(
+                    link.member,
+                    f"takes the archive's links past {MAX_LINK_STEPS} steps to resolve",
+                )
+            name = pending.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if not resolved:
+                    raise _Leaves
+                resolved.pop()
+                continue
+            path = os.path.join(base, *resolved, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links")
+                destination = os.readlink(path)
+                if destination.startswith("/"):
+                    raise _Leaves
+                pending.extend(destination.split("/")[::-1])
+            elif pending and not stat.S_ISDIR(mode):
+                raise OSError(errno.ENOTDIR, "not a directory")
+            else:
+                resolved.append(name)
+        return resolved
 
 
-def _resolve(path: str) -> str:
-    """``os.path.realpath`` that raises OSError on link loops and over-long link chains instead
-    of giving up half-way, and allows the path's tail not to exist yet."""
-    missing: list[str] = []
-    existing = path
-    while not os.path.lexists(existing):
-        existing, name = os.path.split(existing)
-        missing.append(name)
-    resolved = os.path.realpath(existing, strict=True)
-    return os.path.normpath(os.path.join(resolved, *reversed(missing)))
-
-
-def _inside(root: str, path: str) -> bool:
+def _open_folder(root: int, parts: list[str]) -> int:
+    """A descriptor of the folder ``parts`` below the descriptor ``root``, made where missing;
+    a link or file on the way raises OSError (ELOOP, ENOTDIR)."""
+    folder = os.dup(root)
     try:
-        resolved = _resolve(path)
-    except OSError:
-        return False
-    return os.path.commonpath([resolved, root]) == root
+        for name in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, dir_fd=folder)
+            child = os.open(name, _DIRECTORY_FLAGS, dir_fd=folder)
+            os.close(folder)
+            folder = child
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder
 
 
-def _extract_tar(archive: Path, root: str, budget: _Budget) -> None:
+def _links_below(root: str) -> Iterator[str]:
+    """The paths (relative, with ``/``) of all symbolic links below ``root``; not following
+    any of them."""
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        with os.scandir(os.path.join(root, relative)) as entries:
+            for entry in entries:
+                key = f"{relative}/{entry.name}" if relative else entry.name
+                if entry.is_symlink():
+                    yield key
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(key)
+
+
+class _TarFile(tarfile.TarFile):
+    """A TarFile that makes hard links only with ``os.link``: tarfile's fallback (extract the
+    link's target member again, unfiltered) could write a symbolic link or set-uid bits."""
+
+    def makelink(self, tarinfo: tarfile.TarInfo, targetpath: StrOrBytesPath) -> None:
+        _hard_link(tarinfo, targetpath)
+
+    def makelink_with_filter(
+        self,
+        tarinfo: tarfile.TarInfo,
+        targetpath: StrOrBytesPath,
+        filter_function: Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None],
+        extraction_root: str,
+    ) -> None:
+        _hard_link(tarinfo, targetpath)
+
+
+def _hard_link(tarinfo: tarfile.TarInfo, targetpath: StrOrBytesPath) -> None:
+    if not tarinfo.islnk():  # symbolic links never reach tarfile
+        raise RuntimeError(f"unexpected link {tarinfo.name!r}")
+    os.link(tarinfo._link_target, targetpath, follow_symlinks=False)  # type: ignore[attr-defined]
+
+
+def _extract_tar(archive: Path, tree: _Tree) -> None:
+    budget = tree.budget
+
     def check(member: tarfile.TarInfo, destination_root: str) -> tarfile.TarInfo | None:
         budget.admit(member.name, member.size if member.isreg() else 0)
-        destination = budget.check_path(root, member.name)
+        key = tree.key(member.name)
         if member.issym():
-            link_destination = os.path.join(os.path.dirname(destination), member.linkname)
-            budget.check_link(root, member.name, member.linkname, link_destination)
-        elif member.islnk():
-            link_destination = os.path.join(root, member.linkname)
-            budget.check_link(root, member.name, member.linkname, link_destination)
+            tree.add_link(member.name, member.linkname)
+            return None
+        if member.islnk():
+            tree.check_hard_link(member.name, member.linkname)
         try:
-            return tarfile.data_filter(member, destination_root)
+            filtered = tarfile.data_filter(member, destination_root)
         except tarfile.SpecialFileError:
             raise budget.unsafe(
                 member.name, "is a device file, fifo or other special file"
             ) from None
         except tarfile.FilterError as error:
             raise budget.unsafe(member.name, f"is refused: {error}") from None
+        tree.record(member.name, key, "directory" if member.isdir() else "file", again=True)
+        return filtered
 
-    with tarfile.open(archive) as tar:
-        tar.extractall(root, filter=check)
+    with _TarFile.open(archive) as tar:
+        tar.extractall(tree.root, filter=check)
 
 
-def _extract_zip(archive: Path, root: str, budget: _Budget) -> None:
+def _extract_zip(archive: Path, tree: _Tree) -> None:
     with zipfile.ZipFile(archive) as bundle:
         members = bundle.infolist()
         # Every size is declared up front: judge them all before writing anything.
         for info in members:
-            budget.admit(info.filename, info.file_size)
+            tree.budget.admit(info.filename, info.file_size)
         for info in members:
             if info.filename.split("/", 1)[0] not in SKIPPED_TOP_LEVEL:
-                _extract_zip_member(bundle, info, root, budget)
+                _extract_zip_member(bundle, info, tree)
 
 
-def _extract_zip_member(
-    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, root: str, budget: _Budget
-) -> None:
+def _extract_zip_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, tree: _Tree) -> None:
     name = info.filename
-    destination = budget.check_path(root, name)
+    budget = tree.budget
+    key = tree.key(name)
+    destination = tree.destination(key)
     mode = info.external_attr >> 16 if info.create_system == ZIP_UNIX_SYSTEM else 0
     if info.flag_bits & 0x1:
         raise InvalidERC(f"{budget.archive_name}: member {name!r} is encrypted")
     if info.is_dir() or stat.S_ISDIR(mode):
-        os.makedirs(destination, exist_ok=True)
+        tree.record(name, key, "directory")
+        _make_folders(destination, name, budget)
         return
-    if os.path.lexists(destination):
-        raise budget.unsafe(name, "is in the archive twice")
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
     if stat.S_ISLNK(mode):
         if info.file_size > MAX_LINK_BYTES:
             raise budget.unsafe(name, "is a link to a path too long to be one")
-        link = bundle.read(info).decode("utf-8", errors="surrogateescape")
-        link_destination = os.path.join(os.path.dirname(destination), link)
-        budget.check_link(root, name, link, link_destination)
-        os.symlink(link, destination)
+        with bundle.open(info) as source:
+            link = source.read(MAX_LINK_BYTES + 1).decode("utf-8", errors="surrogateescape")
+        tree.add_link(name, link)
         return
     if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
         raise budget.unsafe(name, "is a device file, fifo or other special file")
+    tree.record(name, key, "file")
+    if os.path.lexists(destination):
+        raise budget.unsafe(name, "is in the archive twice")
+    _make_folders(os.path.dirname(destination), name, budget)
     permissions = 0o755 if mode & stat.S_IXUSR else 0o644
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     with bundle.open(info) as source, open(os.open(destination, flags, permissions), "wb") as sink:
         _copy_member(source, sink, info.file_size, name, budget)
+
+
+def _make_folders(path: str, member: str, budget: _Budget) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise budget.unsafe(member, "is in the archive twice, or under a file") from None
 
 
 def _copy_member(
@@ -261,13 +511,12 @@ def _copy_member(
 
 def _remove_written(target: Path, created: bool) -> None:
     if created:
-        shutil.rmtree(target, ignore_errors=True)
+        remove_tree(target)
         return
-    for entry in target.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink()
+    with os.scandir(target) as entries:
+        names = [entry.name for entry in entries]
+    for name in names:
+        remove_tree(target / name)
 
 
 def _compendium_root(target: Path) -> Path:

@@ -306,6 +306,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from traitlets import TraitError
 
+    from erchub.redact import install_log_redaction
     from erchub.services.store import StoreError, open_store
     from erchub.services.worker import Worker
 
@@ -317,6 +318,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
     )
+    # the worker's lines go to the service's log: no URL credentials or tokens in them
+    install_log_redaction()
     try:
         worker = Worker(config=config, log=logging.getLogger("erchub.worker"))
         worker.check_settings()

@@ -64,6 +64,7 @@ from typing import Any
 
 import yaml
 
+from erchub import safefs
 from erchub.errors import InvalidERC
 
 ERC_FILENAME = "erc.yml"
@@ -500,6 +501,8 @@ def read_erc_data(path: Path) -> object:
         return next(yaml.safe_load_all(text), None)
     except yaml.YAMLError as error:
         raise InvalidERC(f"{ERC_FILENAME}: {_describe_yaml_error(error)}") from None
+    except RecursionError:
+        raise InvalidERC(f"{ERC_FILENAME}: nested too deeply to be an erc.yml") from None
 
 
 def _describe_yaml_error(error: yaml.YAMLError) -> str:
@@ -511,10 +514,19 @@ def _describe_yaml_error(error: yaml.YAMLError) -> str:
 
 def load_erc(directory: Path) -> ErcConfig | None:
     """The validated ``erc.yml`` in ``directory``, None when the directory has none."""
-    path = directory / ERC_FILENAME
+    path = erc_path(directory)
     if not path.is_file():
         return None
     return parse_erc(read_erc_data(path), ERC_FILENAME)
+
+
+def erc_path(directory: Path) -> Path:
+    """Where ``directory``'s erc.yml really is (it may be a link inside the compendium);
+    InvalidERC when it leads outside."""
+    try:
+        return safefs.resolve_inside(directory, ERC_FILENAME)
+    except safefs.OutsideRoot:
+        raise InvalidERC(f"{ERC_FILENAME}: leads outside the compendium") from None
 
 
 def erc_to_data(cfg: ErcConfig) -> dict[str, Any]:

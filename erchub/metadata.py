@@ -43,9 +43,7 @@ data; ODbL: data); every other kind is ``NOASSERTION`` for the author to choose.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
@@ -55,11 +53,14 @@ import nbformat
 import yaml
 from nbformat.warnings import MissingIDFieldWarning
 
+from erchub import jsonlimits, safefs
 from erchub.erc import LICENSE_KINDS, LICENSE_NOT_SPECIFIED, ErcConfig
 from erchub.errors import InvalidERC
 
 METADATA_PATH = ".erc/metadata_o2r_1.json"
 METADATA_DIRECTORY = ".erc/"
+#: levels a notebook's JSON may nest: cells and outputs take about 8, a JSON output more
+NOTEBOOK_MAX_DEPTH = 256
 
 LICENSE_FILE_PATTERN = re.compile(r"(licen[cs]e|copying).*", re.IGNORECASE)
 DEPENDENCY_FILENAMES = (
@@ -129,7 +130,7 @@ def load_notebook(path: Path) -> nbformat.NotebookNode:
         return InvalidERC(f"{path.name}: not a valid notebook: {reason}")
 
     try:
-        data = json.loads(path.read_bytes())
+        data = jsonlimits.loads(path.read_bytes(), NOTEBOOK_MAX_DEPTH)
     except OSError as error:
         raise InvalidERC(f"{path.name}: cannot be read: {error.strerror}") from None
     except UnicodeDecodeError:
@@ -137,6 +138,8 @@ def load_notebook(path: Path) -> nbformat.NotebookNode:
     except json.JSONDecodeError as error:
         reason = f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         raise invalid(reason) from None
+    except jsonlimits.TooDeep as error:
+        raise invalid(str(error)) from None
     if not isinstance(data, dict):
         raise invalid("not a JSON object")
     if "nbformat" not in data:
@@ -229,19 +232,11 @@ def extract_metadata(
 
 def write_metadata(root: Path, metadata: Mapping[str, Any]) -> Path:
     """Store ``metadata`` as ``root/.erc/metadata_o2r_1.json``, replacing it atomically."""
-    path = root / METADATA_PATH
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".metadata-", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return path
+        return safefs.write_text(root, METADATA_PATH, text)
+    except safefs.OutsideRoot:
+        raise InvalidERC(f"{METADATA_PATH}: leads outside the compendium") from None
 
 
 def _metadata_value(meta: Mapping[str, Any], name: str) -> Any:

@@ -29,6 +29,7 @@ from pathlib import Path
 import pathspec
 import yaml
 
+from erchub import safefs
 from erchub.erc import (
     ERC_FILENAME,
     ErcConfig,
@@ -37,6 +38,9 @@ from erchub.erc import (
     parse_erc,
     read_erc_data,
     render_erc,
+)
+from erchub.erc import (
+    erc_path as resolve_erc_path,
 )
 from erchub.errors import InvalidERC
 from erchub.metadata import default_licenses, extract_metadata, load_notebook, write_metadata
@@ -52,6 +56,17 @@ __all__ = [
 ]
 
 ERCIGNORE_FILENAME = ".ercignore"
+
+
+def inside(root: Path, relative: str) -> Path:
+    """The real path of the compendium's file ``relative``; InvalidERC when it leads outside
+    (a link), so that nothing outside a compendium is read as one of its files."""
+    try:
+        return safefs.resolve_inside(root, relative)
+    except safefs.OutsideRoot as error:
+        raise InvalidERC(f"{relative}: {error}") from None
+
+
 #: gitignore patterns that hold whatever .ercignore says
 ALWAYS_IGNORED = (".git", ".ipynb_checkpoints/", "__pycache__/", "/.erc/jobs/")
 NOTEBOOK_SUFFIX = ".ipynb"
@@ -71,7 +86,7 @@ class Workspace:
 
     @property
     def main_path(self) -> Path:
-        return self.root / self.erc.main
+        return inside(self.root, self.erc.main)
 
 
 def list_files(root: Path) -> list[str]:
@@ -146,7 +161,7 @@ def prepare_compendium(root: Path, *, write: bool = True) -> Workspace:
     if not root.is_dir():
         raise InvalidERC(f"{root} is not a directory")
     files = list_files(root)
-    erc_path = root / ERC_FILENAME
+    erc_path = resolve_erc_path(root)
     erc_text: str | None = None  # new content for erc.yml, None to leave it as it is
     if erc_path.is_file():
         data = read_erc_data(erc_path)
@@ -166,11 +181,11 @@ def prepare_compendium(root: Path, *, write: bool = True) -> Workspace:
             licenses=default_licenses(root, files),
         )
         erc_text = render_erc(erc)
-    notebook = load_notebook(root / erc.main)
+    notebook = load_notebook(inside(root, erc.main))
     if not write:
         return Workspace(root=root, erc=erc, files=files)
     if erc_text is not None:
-        erc_path.write_text(erc_text, encoding="utf-8")
+        safefs.write_text(root, ERC_FILENAME, erc_text)
     metadata = extract_metadata(root, erc, list_files(root), notebook=notebook)
     write_metadata(root, metadata)
     return Workspace(root=root, erc=erc, files=list_files(root))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import secrets
+import stat
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -61,6 +64,108 @@ def service_host(c: Any) -> str:
     return host or "127.0.0.1"
 
 
+#: the unprivileged user the erc service runs as when the hub runs as root
+DEFAULT_SERVICE_USER = "erchub"
+#: what the erc service keeps in the data directory (owned by its user); the rest (the hub's
+#: database, cookie secret and crypt key, the working copies) stays the hub's
+SERVICE_ENTRIES = ("compendia", "jobs", "uploads", "venvs", "cookie_secret")
+SERVICE_STORE_FILES = ("erchub.sqlite", "erchub.sqlite-wal", "erchub.sqlite-shm")
+SERVICE_DIRECTORIES = ("compendia", "jobs", "uploads")
+#: seconds the check that the service user can start the service may take
+SERVICE_USER_CHECK_SECONDS = 120
+
+
+class ServiceUserError(RuntimeError):
+    """The configured service user cannot run the erc service (said in one line)."""
+
+
+def service_user(data_dir: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The user the erc service runs as: None (the hub's own user) unless the hub runs as root.
+
+    As root, ``$ERCHUB_SERVICE_USER`` (default ``erchub``; empty: run as root) names a system
+    user (``config/provision/service-user.sh`` makes one). The data directory becomes
+    root-owned, group-writable by that user's group and sticky (``1775``, as ``/tmp``): the
+    service makes and owns its entries, and can neither read nor replace the hub's secrets
+    there. Raises :class:`ServiceUserError` when a user named in the environment is missing
+    or cannot start the service (the Python or the checkout not readable to it); the default
+    user missing is a warning, and the service runs as root.
+    """
+    environ = os.environ if environ is None else environ
+    if os.geteuid() != 0:
+        return None
+    name = environ.get("ERCHUB_SERVICE_USER", DEFAULT_SERVICE_USER)
+    if not name:
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        if "ERCHUB_SERVICE_USER" in environ:
+            raise ServiceUserError(f"ERCHUB_SERVICE_USER={name!r}: no such user") from None
+        logging.getLogger("erchub").warning(
+            "the erc service runs as root: there is no user %r (make one with "
+            "config/provision/service-user.sh, or set ERCHUB_SERVICE_USER)",
+            name,
+        )
+        return None
+    prepare_data_dir(data_dir, entry)
+    check_service_user(entry)
+    return name
+
+
+def prepare_data_dir(data_dir: str, entry: pwd.struct_passwd) -> None:
+    """Give the service user its part of the data directory (see :func:`service_user`)."""
+    os.makedirs(data_dir, exist_ok=True)
+    os.chown(data_dir, 0, entry.pw_gid)
+    os.chmod(data_dir, 0o1775)
+    for name in SERVICE_DIRECTORIES:
+        path = os.path.join(data_dir, name)
+        if not os.path.lexists(path):
+            os.mkdir(path, 0o755)
+    for name in (*SERVICE_ENTRIES, *SERVICE_STORE_FILES):
+        path = os.path.join(data_dir, name)
+        if os.path.lexists(path) and os.lstat(path).st_uid != entry.pw_uid:
+            _chown_tree(path, entry.pw_uid, entry.pw_gid)
+
+
+def _chown_tree(path: str, uid: int, gid: int) -> None:
+    """Hand ``path`` and everything below it to ``uid``:``gid`` (links themselves, never what
+    they point to): data an earlier run of the service left as root."""
+    os.lchown(path, uid, gid)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        return
+    for directory, subdirectories, names in os.walk(path):
+        for name in subdirectories + names:
+            os.lchown(os.path.join(directory, name), uid, gid)
+
+
+def check_service_user(entry: pwd.struct_passwd) -> None:
+    """Start the service's Python as ``entry``'s user, as JupyterHub will, and import the
+    service: ServiceUserError with the reason when that fails."""
+    groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", "import erchub.services.app"],
+            user=entry.pw_uid,
+            group=entry.pw_gid,
+            extra_groups=groups,
+            cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": entry.pw_dir},
+            capture_output=True,
+            timeout=SERVICE_USER_CHECK_SECONDS,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+    else:
+        if result.returncode == 0:
+            return
+        lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = lines[-1] if lines else f"exit code {result.returncode}"
+    raise ServiceUserError(
+        f"the erc service's user {entry.pw_name!r} cannot start {sys.executable} with erchub: "
+        f"{reason} (config/provision/service-user.sh grants it the access it needs)"
+    )
+
+
 def configure_erc_service(
     c: Any,
     *,
@@ -70,6 +175,7 @@ def configure_erc_service(
     port: int = SERVICE_PORT,
     admin_users: Iterable[str] = (),
     environment: Mapping[str, str] | None = None,
+    user: str | None = None,
 ) -> None:
     """Add the managed `erc` service to a JupyterHub config, with its scopes and roles.
 
@@ -78,7 +184,9 @@ def configure_erc_service(
     extension in sessions reaches it), else on 127.0.0.1.
     Every user gets ``custom:erc:read``, ``create`` and ``run`` (and access to the service);
     ``admin_users`` and the ``erc-admin`` group get ``custom:erc:admin``. Settings reach the
-    service as ``ERCHUB_*`` environment variables (see erchub.services.app).
+    service as ``ERCHUB_*`` environment variables (see erchub.services.app). With ``user``
+    (see :func:`service_user`), JupyterHub starts the service, and so its workers, as that
+    user.
     """
     env = passed_environment(os.environ)
     env.update(
@@ -102,6 +210,7 @@ def configure_erc_service(
             # The browser's token carries the erc scopes its user holds, no consent page.
             "oauth_client_allowed_scopes": list(ERC_SCOPES),
             "oauth_no_confirm": True,
+            **({"user": user} if user else {}),
         }
     )
     c.JupyterHub.services = services

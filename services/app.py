@@ -10,6 +10,7 @@ case: ``ERCHUB_DB_URL``, ``ERCHUB_UPLOAD_LIMIT``, ...).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -30,14 +31,15 @@ from traitlets.config import Application
 from traitlets.config.loader import ArgumentError
 
 from erchub import __version__
+from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
+from erchub.redact import install_log_redaction
+from erchub.services import compendia
 from erchub.services.handlers import api_handlers, page_handlers
-from erchub.services.handlers.base import NotFoundHandler
+from erchub.services.handlers.base import MAX_JSON_BODY, NotFoundHandler
 from erchub.services.runtime import default_data_dir
 from erchub.services.store import StoreError, default_db_url, open_store
 
 GIB = 1024**3
-#: the largest request body any endpoint but the upload reads (bytes)
-MAX_JSON_BODY = 16 * 1024**2
 
 
 class ERCService(Application):
@@ -81,6 +83,32 @@ class ERCService(Application):
     @default("upload_limit")
     def _default_upload_limit(self) -> int:
         return self._env("upload_limit", 2 * GIB)
+
+    archive_max_depth = Integer(
+        min=1,
+        help="Deepest path (folders below the compendium's top, plus the file) an uploaded or "
+        "loaded archive may hold; deeper ones get 400 (default $ERCHUB_ARCHIVE_MAX_DEPTH, "
+        "else 64).",
+    ).tag(config=True)
+
+    @default("archive_max_depth")
+    def _default_archive_max_depth(self) -> int:
+        return self._env("archive_max_depth", DEFAULT_LIMITS.max_depth)
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        """How far an uploaded or loaded archive may expand."""
+        return dataclasses.replace(DEFAULT_LIMITS, max_depth=self.archive_max_depth)
+
+    stale_upload_age = Float(
+        help="Seconds after which what an upload, a staging or a deletion left in "
+        "<data_dir>/uploads is removed at the service's start (a service killed mid-upload; "
+        "default $ERCHUB_STALE_UPLOAD_AGE, else 3600).",
+    ).tag(config=True)
+
+    @default("stale_upload_age")
+    def _default_stale_upload_age(self) -> float:
+        return self._env("stale_upload_age", 3600.0)
 
     # -- loading (o2r loader) and Zenodo -------------------------------------------------------
 
@@ -228,6 +256,9 @@ class ERCService(Application):
             tornado_log.propagate = False
         if self.config_file and os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
+        # Once logging is configured (a config file may reconfigure it): no log line of the
+        # service shows a token (tornado's warnings and JupyterHub's carry request URIs).
+        install_log_redaction([self.log])
         # Every setting is read now, so that a bad value stops the start with its message.
         for name in self.class_trait_names(config=True):
             getattr(self, name)
@@ -320,10 +351,15 @@ class ERCService(Application):
         server = httpserver.HTTPServer(
             self.make_app(),
             xheaders=True,
-            # JSON bodies are small; the upload handler lifts this for itself and streams to
-            # disk under upload_limit.
+            # Handlers lift this for themselves and answer a body past their limit with a
+            # JSON 413 (BaseHandler.start_body); this bounds what any other route reads.
             max_body_size=MAX_JSON_BODY,
         )
+        swept = await asyncio.get_running_loop().run_in_executor(
+            None, compendia.sweep_uploads, self.data_dir, self.stale_upload_age
+        )
+        if swept:
+            self.log.info("removed %d stale entries of uploads/", swept)
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         self.log.info(
             "erc service at %s%s (%d workers)",

@@ -15,13 +15,14 @@ one-line message for the API to show.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import mimetypes
 import os
 import queue
 import re
 import secrets
-import shutil
 import stat
 import string
 import tarfile
@@ -31,14 +32,19 @@ import time
 import zipfile
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
 
+from erchub import jsonlimits, safefs
 from erchub.archive import DEFAULT_LIMITS, ArchiveLimits, extract_archive
 from erchub.erc import ERC_FILENAME, load_erc
 from erchub.errors import ErchubError, InvalidERC
 from erchub.metadata import METADATA_PATH, extract_metadata, write_metadata
 from erchub.workspace import prepare_compendium
+
+_log = logging.getLogger(__name__)
+#: bytes of a compendium's .erc/metadata_o2r_1.json read at most
+MAX_METADATA_BYTES = 16 * 1024**2
 
 #: o2r's id alphabet; 6 characters give 62**6 (about 5.7e10) ids
 ID_ALPHABET = string.ascii_letters + string.digits
@@ -76,10 +82,6 @@ _ENCODED_TYPES = {
     "xz": "application/x-xz",
 }
 _PLAIN_NAMES = {"postBuild", "start", "Dockerfile", "Pipfile", "LICENSE", "LICENCE", "COPYING"}
-
-
-class OutsideCompendium(ValueError):
-    """A path that leaves the compendium (absolute, ``..``, or through a link)."""
 
 
 @dataclass
@@ -138,10 +140,10 @@ def stage(
         root = fill(staging / "content")
         metadata = _complete(root, content_type)
     except ErchubError as error:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_quietly(staging)
         raise type(error)(_without_server_paths(str(error), staging)) from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_quietly(staging)
         raise
     return StagedCompendium(root=root, staging=staging, metadata=metadata)
 
@@ -167,7 +169,7 @@ def _complete(root: Path, content_type: str) -> dict[str, Any]:
                 "content_type workspace to have one generated"
             )
         workspace = prepare_compendium(root, write=False)
-        if (root / METADATA_PATH).is_file():
+        if safefs.is_file(root, METADATA_PATH):
             return _read_metadata(root)
         metadata = extract_metadata(root, erc, workspace.files)
         write_metadata(root, metadata)
@@ -182,9 +184,11 @@ def _complete(root: Path, content_type: str) -> dict[str, Any]:
 
 def _read_metadata(root: Path) -> dict[str, Any]:
     try:
-        metadata = json.loads((root / METADATA_PATH).read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        metadata = jsonlimits.loads(safefs.read_bytes(root, METADATA_PATH, MAX_METADATA_BYTES))
+    except (UnicodeDecodeError, json.JSONDecodeError, jsonlimits.TooDeep) as error:
         raise InvalidERC(f"{METADATA_PATH}: not valid JSON: {error}") from None
+    except (safefs.OutsideRoot, safefs.FileTooLarge) as error:
+        raise InvalidERC(f"{METADATA_PATH}: {error}") from None
     if not isinstance(metadata, dict):
         raise InvalidERC(f"{METADATA_PATH}: must hold a JSON object")
     return metadata
@@ -204,7 +208,44 @@ def install(staged: StagedCompendium, data_dir: Path | str, compendium_id: str) 
 
 
 def discard(staged: StagedCompendium) -> None:
-    shutil.rmtree(staged.staging, ignore_errors=True)
+    _remove_quietly(staged.staging)
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a tree of the service's own; a failure is logged, never raised (it runs in
+    cleanups, and what stays behind is swept at the next start, see :func:`sweep_uploads`)."""
+    try:
+        safefs.remove_tree(path)
+    except OSError as error:
+        _log.warning("could not remove %s: %s", path, error.strerror or error)
+
+
+def sweep_uploads(data_dir: Path | str, older_than: float, now: float | None = None) -> int:
+    """Remove what uploads, stagings and deletions left in ``data_dir/uploads`` (a service
+    that was killed, a removal that failed): every entry that nothing changed for
+    ``older_than`` seconds. Returns how many entries went."""
+    uploads = Path(data_dir) / UPLOADS_DIRECTORY
+    if not uploads.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - older_than
+    swept = 0
+    for entry in list(uploads.iterdir()):
+        if _last_change(entry) < cutoff:
+            _remove_quietly(entry)
+            swept += not os.path.lexists(entry)
+    return swept
+
+
+def _last_change(entry: Path) -> float:
+    """The newest modification time of ``entry`` and its direct children (an upload in
+    progress writes a file inside its directory)."""
+    newest = entry.lstat().st_mtime
+    if entry.is_dir() and not entry.is_symlink():
+        with os.scandir(entry) as children:
+            for child in children:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, child.stat(follow_symlinks=False).st_mtime)
+    return newest
 
 
 def delete_compendium_dir(data_dir: Path | str, compendium_id: str) -> None:
@@ -217,7 +258,7 @@ def delete_compendium_dir(data_dir: Path | str, compendium_id: str) -> None:
     uploads.mkdir(parents=True, exist_ok=True)
     doomed = uploads / f"deleted-{compendium_id}-{secrets.token_hex(4)}"
     os.rename(target, doomed)
-    shutil.rmtree(doomed, ignore_errors=True)
+    _remove_quietly(doomed)
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -241,39 +282,54 @@ def file_tree(root: Path) -> dict[str, Any]:
     files'); a file has ``mimetype``, a directory ``children`` (sorted by name). A link to a
     file inside the compendium counts as that file; a link to a directory appears as an empty
     directory (not followed, so that a loop cannot make the tree endless); links that lead
-    outside are left out.
+    outside are left out. Built without recursion, so that no depth breaks it.
     """
     real_root = os.path.realpath(root)
-    return _directory_node(root, "", root.name, real_root)
+    top = _directory(Path(root), "", root.name)
+    # Directories in the order they were opened: children come after their parents, so the
+    # reversed order adds each directory's size to its parent after its own is complete.
+    opened = [top]
+    pending = [top]
+    while pending:
+        node = pending.pop()
+        with os.scandir(node.pop("_directory")) as entries:
+            ordered = sorted(entries, key=lambda entry: entry.name)
+        for entry in ordered:
+            relative = f"{node['path']}/{entry.name}" if node["path"] else entry.name
+            child = _node(entry, relative, real_root)
+            if child is None:
+                continue
+            node["children"].append(child)
+            if "_directory" in child:
+                opened.append(child)
+                pending.append(child)
+    for node in reversed(opened):
+        node["size"] = sum(child["size"] for child in node["children"])
+    return top
 
 
-def _directory_node(directory: Path, relative: str, name: str, real_root: str) -> dict[str, Any]:
-    children = []
-    with os.scandir(directory) as entries:
-        ordered = sorted(entries, key=lambda entry: entry.name)
-    for entry in ordered:
-        child = f"{relative}/{entry.name}" if relative else entry.name
-        node = _node(entry, child, real_root)
-        if node is not None:
-            children.append(node)
-    size = sum(child["size"] for child in children)
-    return {"path": relative, "name": name, "type": "directory", "size": size, "children": children}
+def _directory(path: Path | None, relative: str, name: str) -> dict[str, Any]:
+    """A directory's node; ``path`` when its entries are still to be read."""
+    node: dict[str, Any] = {
+        "path": relative,
+        "name": name,
+        "type": "directory",
+        "size": 0,
+        "children": [],
+    }
+    if path is not None:
+        node["_directory"] = path
+    return node
 
 
 def _node(entry: os.DirEntry[str], relative: str, real_root: str) -> dict[str, Any] | None:
     if entry.is_symlink():
-        if not _within(real_root, os.path.realpath(entry.path)):
+        if not safefs.is_within(real_root, os.path.realpath(entry.path)):
             return None
         if entry.is_dir():
-            return {
-                "path": relative,
-                "name": entry.name,
-                "type": "directory",
-                "size": 0,
-                "children": [],
-            }
+            return _directory(None, relative, entry.name)
     if entry.is_dir(follow_symlinks=False):
-        return _directory_node(Path(entry.path), relative, entry.name, real_root)
+        return _directory(Path(entry.path), relative, entry.name)
     if not entry.is_file():
         return None  # dangling links, fifos
     return {
@@ -285,32 +341,14 @@ def _node(entry: os.DirEntry[str], relative: str, real_root: str) -> dict[str, A
     }
 
 
-def _within(real_root: str, real_path: str) -> bool:
-    return os.path.commonpath([real_root, real_path]) == real_root
-
-
-def resolve_inside(root: Path, relative: str) -> Path:
-    """The real path of ``relative`` inside the compendium at ``root``.
-
-    Raises :class:`OutsideCompendium` for an empty, absolute or ``..`` path, a NUL byte, or a
-    path that leaves ``root`` through a symbolic link. The path need not exist.
-    """
-    if not relative or "\x00" in relative:
-        raise OutsideCompendium(f"not a file path: {relative!r}")
-    pure = PurePosixPath(relative)
-    if pure.is_absolute() or relative.startswith("\\"):
-        raise OutsideCompendium(f"{relative!r} is an absolute path")
-    if ".." in pure.parts:
-        raise OutsideCompendium(f"{relative!r} has '..' in it")
-    real_root = os.path.realpath(root)
-    resolved = os.path.realpath(os.path.join(real_root, *pure.parts))
-    if not _within(real_root, resolved):
-        raise OutsideCompendium(f"{relative!r} leads outside the compendium")
-    return Path(resolved)
-
-
-def read_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Generator[bytes, None, None]:
-    with open(path, "rb") as stream:
+def read_chunks(
+    source: Path | BinaryIO, chunk_bytes: int = CHUNK_BYTES
+) -> Generator[bytes, None, None]:
+    """The content of the file at ``source`` (a path, or a file open for reading, which the
+    caller closes) in chunks."""
+    with (
+        open(source, "rb") if isinstance(source, Path) else contextlib.nullcontext(source) as stream
+    ):
         while chunk := stream.read(chunk_bytes):
             yield chunk
 

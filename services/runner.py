@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from traitlets import Bool, Instance, Unicode, default
+from traitlets import Instance, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from erchub import checker, erc, parameters, report, workspace
+from erchub import checker, erc, parameters, report, safefs, workspace
 from erchub.errors import ErchubError
 from erchub.services.runtime import (
     WORKDIR_NAME,
@@ -105,12 +105,6 @@ class JobRunner(LoggingConfigurable):
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return default_data_dir()
-
-    keep_workdir = Bool(
-        False,
-        help="Keep the symlink mirror of the inputs in output/workdir after a job (default "
-        "False: cleanup removes the links and keeps the files the notebook wrote).",
-    ).tag(config=True)
 
     docker_runtime = Instance(DockerRuntime)
     local_runtime = Instance(LocalRuntime)
@@ -334,7 +328,7 @@ class _JobRun:
                 "timed_out": outcome.timed_out,
             },
         )
-        if not (self.directory / OUTPUT_DIR / display_name).exists():
+        if not safefs.is_file(self.directory / OUTPUT_DIR, display_name):
             self.record.pop("display")
         if outcome.status != "success":
             return outcome.message or "execution failed"
@@ -364,7 +358,10 @@ class _JobRun:
     def check(self) -> str | None:
         assert self.workspace is not None
         original = workspace.load_notebook(self.workspace.main_path)
-        reproduced = workspace.load_notebook(self.directory / self.record["executed"])
+        # What the notebook wrote is read as a regular file inside output/, never through a link.
+        reproduced = workspace.load_notebook(
+            safefs.resolve_inside(self.directory / OUTPUT_DIR, Path(self.record["executed"]).name)
+        )
         options = checker.CheckOptions.from_settings(self.workspace.erc.check)
         result = checker.compare_notebooks(original, reproduced, options)
         (self.directory / CHECK_DIR).mkdir(exist_ok=True)
@@ -406,21 +403,9 @@ class _JobRun:
 
     def cleanup(self) -> str | None:
         workdir = self.directory / OUTPUT_DIR / WORKDIR_NAME
-        if workdir.exists() and not self.runner.keep_workdir:
-            removed = remove_input_links(workdir)
-            self.log("cleanup", f"removed {removed} input links from output/workdir")
+        if os.path.isdir(workdir) and not os.path.islink(workdir):
+            # The runtime removed the input mirror's links when the execution ended; the
+            # folders that held only links go now, the notebook's own files stay.
+            removed = safefs.remove_empty_directories(workdir)
+            self.log("cleanup", f"removed {removed} empty folders of the input mirror")
         return None
-
-
-def remove_input_links(workdir: Path) -> int:
-    """Remove the symlink mirror of the inputs, keeping files the notebook wrote."""
-    removed = 0
-    for dirpath, _dirnames, filenames in os.walk(workdir, topdown=False):
-        for name in filenames:
-            path = Path(dirpath) / name
-            if path.is_symlink():
-                path.unlink()
-                removed += 1
-        if dirpath != str(workdir) and not os.listdir(dirpath):
-            os.rmdir(dirpath)
-    return removed

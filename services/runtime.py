@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -30,7 +29,7 @@ from typing import Any
 from traitlets import Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from erchub import execute
+from erchub import execute, jsonlimits, safefs
 from erchub.erc import parse_memory
 from erchub.errors import ExecutionError
 
@@ -42,6 +41,11 @@ CONTAINER_OUTPUT = "/erc/output"
 CONTAINER_NOTEBOOK = "/erc/input.ipynb"
 #: the notebook's working directory, inside the output directory
 WORKDIR_NAME = "workdir"
+#: what the executor's result.json may say its status is
+OUTCOME_STATUSES = ("success", "failure")
+#: bytes of result.json read, and characters kept of each text in it
+MAX_RESULT_BYTES = 1024**2
+MAX_RESULT_TEXT = 4000
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,26 @@ class ExecutionOutcome:
     seconds: float = 0.0
 
 
+def contain_output(output: Path) -> int:
+    """Make what a notebook wrote safe for the worker to read: every symbolic link and special
+    file (fifo, socket, device) in ``output`` is removed, never followed, and so is the input
+    mirror's (they point into the container's file system, not the host's). Returns how many
+    entries went. Called when the execution has ended and nothing writes there any more."""
+    if not os.path.lexists(output):
+        return 0
+    return safefs.drop_links(output)
+
+
 def read_outcome(
     output: Path, seconds: float, exit_code: int | None, last_line: str
 ) -> ExecutionOutcome:
-    """The executor's result.json, or a failure saying why there is none."""
-    result_path = output / execute.RESULT_FILE
-    if not result_path.exists():
+    """The executor's result.json, or a failure saying why there is none (the notebook could
+    have written or replaced it: it is read as untrusted data)."""
+    try:
+        result = jsonlimits.loads(
+            safefs.read_bytes(output, execute.RESULT_FILE, limit=MAX_RESULT_BYTES)
+        )
+    except FileNotFoundError:
         message = f"the executor ended without a result (exit code {exit_code})"
         if "No module named 'erchub'" in last_line:
             message += (
@@ -88,13 +106,27 @@ def read_outcome(
         elif last_line:
             message += f": {last_line}"
         return ExecutionOutcome(status="failure", message=message, seconds=seconds)
-    result: dict[str, Any] = json.loads(result_path.read_text())
+    except (OSError, ValueError):  # not a file, too large, not JSON
+        result = None
+    if not isinstance(result, dict) or result.get("status") not in OUTCOME_STATUSES:
+        return ExecutionOutcome(
+            status="failure",
+            message=f"the executor's {execute.RESULT_FILE} is not a result it writes"
+            f" (exit code {exit_code})",
+            seconds=seconds,
+        )
+
+    def text(key: str) -> str | None:
+        value = result.get(key)
+        return str(value)[:MAX_RESULT_TEXT] if value is not None else None
+
+    cell_index = result.get("cell_index")
     return ExecutionOutcome(
         status=result["status"],
-        message=result.get("message", ""),
-        cell_index=result.get("cell_index"),
-        ename=result.get("ename"),
-        evalue=result.get("evalue"),
+        message=text("message") or "",
+        cell_index=cell_index if isinstance(cell_index, int) else None,
+        ename=text("ename"),
+        evalue=text("evalue"),
         timed_out=result.get("kind") == "timeout",
         seconds=seconds,
     )
@@ -191,10 +223,14 @@ class DockerRuntime(LimitsMixin):
         config=True
     )
     uid = Int(
-        1000,
-        help="Non-root uid (and gid) the notebook runs as in the container (default 1000, "
-        "repo2docker's NB_UID).",
+        help="Non-root uid (and gid) the notebook runs as in the container (default: the "
+        "worker's own uid when the worker is not root, so that it can remove everything the "
+        "notebook wrote; else 1000, repo2docker's NB_UID).",
     ).tag(config=True)
+
+    @default("uid")
+    def _default_uid(self) -> int:
+        return os.geteuid() or 1000
 
     @validate("mem_limit")
     def _valid_mem_limit(self, proposal: Any) -> str:
@@ -276,24 +312,27 @@ class DockerRuntime(LimitsMixin):
                 time.sleep(0.2)
             state = container.attrs["State"]
             reader.join(timeout=5)
-            if state.get("OOMKilled"):
-                return ExecutionOutcome(
-                    status="failure",
-                    message=f"the notebook ran out of memory (limit {self.effective_memory(spec)}"
-                    " bytes)",
-                    seconds=time.monotonic() - started,
-                )
-            return read_outcome(
-                spec.output, time.monotonic() - started, state.get("ExitCode"), tail.line
-            )
         finally:
             with contextlib.suppress(Exception):
                 container.remove(force=True)
+            # Only now, with nothing left that could write there, is the output judged.
+            contain_output(spec.output)
+        seconds = time.monotonic() - started
+        if state.get("OOMKilled"):
+            return ExecutionOutcome(
+                status="failure",
+                message=f"the notebook ran out of memory (limit {self.effective_memory(spec)}"
+                " bytes)",
+                seconds=seconds,
+            )
+        return read_outcome(spec.output, seconds, state.get("ExitCode"), tail.line)
 
     def _prepare_output(self, spec: ExecutionSpec) -> None:
         spec.output.mkdir(parents=True, exist_ok=True)
         workdir = spec.output / WORKDIR_NAME
         for directory in (spec.output, *mirror_inputs(spec.files, CONTAINER_COMPENDIUM, workdir)):
+            if self.uid == os.geteuid():
+                continue
             if os.geteuid() == 0:
                 os.chown(directory, self.uid, self.uid)
             else:
@@ -379,19 +418,21 @@ class LocalRuntime(LimitsMixin):
             start_new_session=True,
             cwd=spec.output,
         )
-        tail = LastLine(on_line)
-        reader = threading.Thread(target=self._pump, args=(process, tail), daemon=True)
-        reader.start()
-        deadline = started + limit + 30
-        while process.poll() is None:
-            if cancel is not None and cancel.is_set():
-                self._kill(process)
-                return ExecutionOutcome(status="canceled", message="canceled by the user")
-            if time.monotonic() > deadline:
-                self._kill(process)
-                return self.timeout_outcome(limit, time.monotonic() - started)
-            time.sleep(0.2)
-        reader.join(timeout=5)
+        try:
+            tail = LastLine(on_line)
+            reader = threading.Thread(target=self._pump, args=(process, tail), daemon=True)
+            reader.start()
+            deadline = started + limit + 30
+            while process.poll() is None:
+                if cancel is not None and cancel.is_set():
+                    return ExecutionOutcome(status="canceled", message="canceled by the user")
+                if time.monotonic() > deadline:
+                    return self.timeout_outcome(limit, time.monotonic() - started)
+                time.sleep(0.2)
+            reader.join(timeout=5)
+        finally:
+            self._kill(process)
+            contain_output(spec.output)
         return read_outcome(spec.output, time.monotonic() - started, process.returncode, tail.line)
 
     @staticmethod

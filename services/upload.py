@@ -33,7 +33,6 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from tornado import web
-from tornado.http1connection import HTTP1Connection
 
 from erchub.services.compendia import CONTENT_TYPES, UPLOADS_DIRECTORY
 from erchub.services.handlers.base import BaseHandler
@@ -46,9 +45,6 @@ MAX_FIELD_BYTES = 64
 #: characters kept of the client's file name (it only appears in messages)
 MAX_FILENAME_CHARS = 100
 UNSAFE_FILENAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+ -]")
-#: tornado's own body limit for an upload request; upload_limit is enforced here instead, so
-#: that a client gets a JSON 413 however it frames the body
-UNLIMITED = 2**62
 
 
 def uploads_dir(handler: BaseHandler) -> Path:
@@ -248,78 +244,54 @@ def _safe_filename(raw: bytes) -> str:
     return name[:MAX_FILENAME_CHARS] or "upload"
 
 
-@web.stream_request_body
 class UploadHandler(BaseHandler):
     """Base of handlers that take a multipart upload in POST.
 
     A subclass overrides :meth:`check_upload` (identity, scope, arguments); its ``post``
-    awaits :meth:`received_upload` and removes the upload when done with it.
-
-    A refusal known before the end of the body (no identity, a bad part, the limit crossed)
-    is answered once the body has arrived: the rest is read and dropped, up to
-    :meth:`drain_limit` bytes, beyond which the connection is closed. Answering earlier is
-    fragile behind a proxy: configurable-http-proxy, still sending the body, may pass on a
-    503 of its own or reuse the connection for the next request.
+    awaits :meth:`received_upload` and removes the upload when done with it. Refusals known
+    before the end of the body linger as the BaseHandler's do.
     """
 
     _receiver: MultipartReceiver | None = None
-    _refusal: web.HTTPError | None = None
-    _dropped = 0
 
     @property
-    def drain_limit(self) -> int:
-        """Bytes of a refused body read and dropped before the connection is closed."""
-        return max(int(self.service.upload_limit), 64 * 1024**2)
+    def body_limit(self) -> int:  # type: ignore[override]
+        return int(self.service.upload_limit)
+
+    def too_large(self) -> web.HTTPError:
+        return too_large(self.body_limit)
 
     def check_upload(self) -> None:
         """What the caller must be and send for an upload; raises HTTPError (401, 403, 400)."""
 
-    async def prepare(self) -> None:
-        await super().prepare()
+    async def start_body(self) -> None:
         if self.request.method == "POST":
             await self.start_upload()
+        else:
+            await super().start_body()
 
     async def start_upload(self) -> None:
         """Refuse what can be refused before the body is read; get ready for the body."""
-        limit = int(self.service.upload_limit)
-        connection = self.request.connection
-        if isinstance(connection, HTTP1Connection):
-            connection.set_max_body_size(UNLIMITED)
+        await super().start_body()
+        self._body = None  # the body goes to the receiver, never into memory
+        if self._refusal is not None:
+            return
         declared = self.request.headers.get("Content-Length", "").strip()
         try:
             self.check_upload()
-            if declared and not declared.isdigit():
-                raise web.HTTPError(400, f"Content-Length must be a number, got {declared!r}")
-            if declared and int(declared) > limit:
-                raise too_large(limit)
             self._receiver = await self.blocking(
                 MultipartReceiver,
                 self.request.headers.get("Content-Type", ""),
                 uploads_dir(self),
-                limit,
+                self.body_limit,
             )
         except web.HTTPError as error:
-            expects_continue = self.request.headers.get("Expect", "").lower() == "100-continue"
-            beyond = declared.isdigit() and int(declared) > limit + self.drain_limit
-            if expects_continue or beyond:
-                # No body is on its way yet (the client awaits "100 Continue"), or too much
-                # of it to wait for: answer and close.
-                raise
-            self.refuse(error)
-
-    def refuse(self, error: web.HTTPError) -> None:
-        """Refuse the upload with ``error``, answered when the body has arrived."""
-        self._refusal = error
+            self.refuse_early(error, declared)
 
     async def data_received(self, chunk: bytes) -> None:
-        if self._refusal is not None:
-            self._dropped += len(chunk)
-            connection = self.request.connection
-            if self._dropped > self.drain_limit and isinstance(connection, HTTP1Connection):
-                connection.close()
-            return
         receiver = self._receiver
-        if receiver is None:
+        if self._refusal is not None or receiver is None:
+            await super().data_received(chunk)
             return
         try:
             await self.blocking(receiver.feed, chunk)

@@ -58,6 +58,7 @@ from traitlets.config import LoggingConfigurable
 
 import erchub
 from erchub.errors import BuildError
+from erchub.redact import redact_url
 from erchub.spawner.buildpacks import (
     NB_UID,
     NB_USER,
@@ -111,7 +112,6 @@ _COPIES_FILES = re.compile(r"^\s*(COPY|ADD)\s", re.IGNORECASE | re.MULTILINE)
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE)
 _URL_HOST = re.compile(r"https?://[^\s/\"'$]+")
 _ERROR_LINE = re.compile(r"(ERROR|E):\s", re.IGNORECASE)
-_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
 _PYTHON_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 # repo2docker's buildpacks read the current directory, which is process-wide.
@@ -161,11 +161,6 @@ class Endpoint:
     port: int
     needed_by: str
     tls: bool = True
-
-
-def redact_credentials(text: str) -> str:
-    """``text`` with the user information of every URL in it replaced by ``***``."""
-    return _USERINFO.sub("***@", text)
 
 
 def content_hash(parts: Mapping[str, bytes]) -> str:
@@ -554,7 +549,7 @@ class ImageBuilder(LoggingConfigurable):
             )
         check_reachable(endpoints, self.reachability_timeout)
         if self.pip_env:
-            redacted = {name: redact_credentials(value) for name, value in self.pip_env.items()}
+            redacted = {name: redact_url(value) for name, value in self.pip_env.items()}
             self.log.info("pip settings for %s: %s", plan.image, redacted)
         engine = DockerSDKEngine(parent=self)
         engine.client = self.docker_client
@@ -573,14 +568,14 @@ class ImageBuilder(LoggingConfigurable):
                 # The buildpack reads the workspace when its build starts: up to its first line.
                 first = list(itertools.islice(lines, 1))
             for line in itertools.chain(first, lines):
-                text = redact_credentials(line.rstrip())
+                text = redact_url(line.rstrip())
                 if text:
                     tail.append(text)
                     if on_log is not None:
                         on_log(text)
         except (EngineBuildError, docker.errors.DockerException) as exc:
             message = str(exc).strip()
-            reason = redact_credentials(message.splitlines()[-1] if message else repr(exc))
+            reason = redact_url(message.splitlines()[-1] if message else repr(exc))
             # The daemon names the failed step; the tool's own error line says why.
             cause = next((line for line in reversed(tail) if _ERROR_LINE.match(line)), None)
             if cause:

@@ -81,7 +81,7 @@ def postgres_problem(url: str) -> str | None:
     """Why the postgres tier cannot use ``url``, or None when it can."""
     import sqlalchemy as sa
 
-    from erchub.services.store.common import redact
+    from erchub.redact import redact_url as redact
 
     try:
         engine = sa.create_engine(url, connect_args={"connect_timeout": 3})

@@ -17,16 +17,19 @@ import datetime
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import jsonschema
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
+from erchub import jsonlimits, safefs
 from erchub.services import compendia
 from erchub.services.store import CompendiumRecord, Store
 
@@ -48,6 +51,13 @@ MAX_PROBLEMS = 10
 MAX_PROBLEM_CHARS = 200
 #: query arguments every endpoint accepts: how a hub token or the XSRF token may travel
 AUTH_ARGUMENTS = ("token", "_xsrf")
+#: the largest request body an endpoint reads, but for uploads (bytes)
+MAX_JSON_BODY = 16 * 1024**2
+#: bytes of a refused body read and dropped before the connection is closed, at least
+MIN_DRAIN_BYTES = 64 * 1024**2
+#: tornado's own body limit; each handler enforces its limit itself, so that a client gets a
+#: JSON 413 however it frames the body
+UNLIMITED = 2**62
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -58,8 +68,24 @@ def iso(timestamp: float | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@web.stream_request_body
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
-    """Handlers of the API: identity, scopes, JSON bodies, paging, JSON errors."""
+    """Handlers of the API: identity, scopes, JSON bodies, paging, JSON errors.
+
+    Bodies stream in (``@stream_request_body``), so that a body past :attr:`body_limit` gets a
+    JSON 413 instead of a closed connection. A refusal known before the end of the body (a
+    declared length past the limit, the limit crossed) is answered once the body has arrived:
+    the rest is read and dropped, up to :attr:`drain_limit` bytes, beyond which the connection
+    is closed. Answering earlier is fragile behind a proxy: configurable-http-proxy, still
+    sending the body, may pass on a 503 of its own or reuse the connection for the next
+    request.
+    """
+
+    #: the largest body this handler reads (bytes)
+    body_limit = MAX_JSON_BODY
+    _body: bytearray | None = None
+    _refusal: web.HTTPError | None = None
+    _dropped = 0
 
     # -- the application ---------------------------------------------------------------------
 
@@ -96,6 +122,69 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 self.hub_auth._persist_url_token_if_set(self)
         except UserNotAllowed:
             self._hub_auth_user_cache = None
+        await self.start_body()
+
+    # -- request bodies ----------------------------------------------------------------------
+
+    @property
+    def drain_limit(self) -> int:
+        """Bytes of a refused body read and dropped before the connection is closed."""
+        return max(int(self.service.upload_limit), MIN_DRAIN_BYTES)
+
+    def too_large(self) -> web.HTTPError:
+        return web.HTTPError(
+            413, f"the request body is larger than the limit of {self.body_limit} bytes"
+        )
+
+    async def start_body(self) -> None:
+        """Get ready for the body; refuse what its headers tell already."""
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(UNLIMITED)
+        self._body = bytearray()
+        declared = self.request.headers.get("Content-Length", "").strip()
+        if declared and not declared.isdigit():
+            self.refuse_early(
+                web.HTTPError(400, f"Content-Length must be a number, got {declared[:40]!r}"),
+                declared,
+            )
+        elif declared and int(declared) > self.body_limit:
+            self.refuse_early(self.too_large(), declared)
+
+    def refuse_early(self, error: web.HTTPError, declared: str) -> None:
+        """Refuse the request with ``error`` before its body is read: at once when no body is
+        on its way yet (the client awaits "100 Continue") or too much of it to wait for, else
+        once the body has arrived."""
+        expects_continue = self.request.headers.get("Expect", "").lower() == "100-continue"
+        beyond = declared.isdigit() and int(declared) > self.body_limit + self.drain_limit
+        if expects_continue or beyond:
+            raise error
+        self.refuse(error)
+
+    def refuse(self, error: web.HTTPError) -> None:
+        """Refuse the request with ``error``, answered when the body has arrived."""
+        if self._refusal is None:
+            self._refusal = error
+        self._body = None
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._refusal is not None:
+            self._dropped += len(chunk)
+            connection = self.request.connection
+            if self._dropped > self.drain_limit and isinstance(connection, HTTP1Connection):
+                connection.close()
+            return
+        if self._body is not None:
+            self._body += chunk
+            if len(self._body) > self.body_limit:
+                self.refuse(self.too_large())
+
+    @property
+    def body(self) -> bytes:
+        """The request's body; raises the refusal of it, if any."""
+        if self._refusal is not None:
+            raise self._refusal
+        return bytes(self._body or b"")
 
     @property
     def scopes(self) -> set[str]:
@@ -155,9 +244,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if not content_type.split(";")[0].strip().endswith("json"):
             raise web.HTTPError(400, f"expected a JSON body, got Content-Type {content_type}")
         try:
-            body = json.loads(self.request.body or b"null")
+            body = jsonlimits.loads(self.body or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise web.HTTPError(400, f"malformed JSON body: {error}") from None
+        except jsonlimits.TooDeep as error:
+            raise web.HTTPError(400, f"JSON body: {error}") from None
         if schema is not None:
             problems = schema_problems(body, schema)
             if problems:
@@ -218,25 +309,28 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     async def send_file(self, root: Path, relative: str) -> None:
         """Stream the file ``relative`` inside ``root`` with its content type.
 
-        400 for a path leading outside ``root``, 404 for a missing file or a directory. The
-        files are the uploaders' content: see :func:`untrusted_content_headers`.
+        400 for a path leading outside ``root``, 404 for a missing file or anything but a
+        regular file (the file is opened without following a link, see
+        :func:`erchub.safefs.open_file`). The files are the uploaders' content: see
+        :func:`untrusted_content_headers`.
         """
         try:
-            path = compendia.resolve_inside(root, relative)
-        except compendia.OutsideCompendium as error:
+            stream = await self.blocking(safefs.open_file, root, relative)
+        except safefs.OutsideRoot as error:
             raise web.HTTPError(400, str(error)) from None
-        size = await self.blocking(_file_size, path)
-        if size is None:
-            raise web.HTTPError(404, f"no file {relative!r}")
-        self.set_header("Content-Type", compendia.mime_type(path.name))
-        self.set_header("Content-Length", size)
-        untrusted_content_headers(self)
-        await self.stream_file(path)
+        except OSError:
+            raise web.HTTPError(404, f"no file {relative!r}") from None
+        with stream:
+            self.set_header("Content-Type", compendia.mime_type(PurePosixPath(relative).name))
+            self.set_header("Content-Length", os.fstat(stream.fileno()).st_size)
+            untrusted_content_headers(self)
+            await self.stream_file(stream)
 
-    async def stream_file(self, path: Path) -> None:
-        """Send the file at ``path`` as the body, chunk by chunk, and finish (headers are the
-        caller's); a client that goes away ends it quietly."""
-        chunks = compendia.read_chunks(path)
+    async def stream_file(self, source: Path | BinaryIO) -> None:
+        """Send the file at ``source`` (a path, or a file open for reading) as the body, chunk
+        by chunk, and finish (headers are the caller's); a client that goes away ends it
+        quietly."""
+        chunks = compendia.read_chunks(source)
         try:
             while (chunk := await self.blocking(next, chunks, None)) is not None:
                 self.write(chunk)
@@ -280,13 +374,6 @@ def untrusted_content_headers(handler: web.RequestHandler) -> None:
     the hub's origin (an HTML file would otherwise read the service's cookies and API)."""
     handler.set_header("X-Content-Type-Options", "nosniff")
     handler.set_header("Content-Security-Policy", "sandbox allow-scripts allow-popups")
-
-
-def _file_size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size if path.is_file() else None
-    except OSError:
-        return None
 
 
 def schema_problems(document: Any, schema: dict[str, Any]) -> list[str]:

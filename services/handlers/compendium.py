@@ -44,6 +44,7 @@ from typing import Any
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from erchub import safefs
 from erchub.errors import InvalidERC, UnsafeArchive
 from erchub.metadata import is_orcid_id, orcid_check_character, write_metadata
 from erchub.services import compendia
@@ -214,7 +215,9 @@ async def create_compendium(
     archive that is no compendium or is unsafe."""
     data_dir = handler.service.data_dir
     try:
-        staged = await handler.blocking(compendia.ingest, archive, content_type, data_dir)
+        staged = await handler.blocking(
+            compendia.ingest, archive, content_type, data_dir, handler.service.archive_limits
+        )
     except (InvalidERC, UnsafeArchive) as error:
         raise web.HTTPError(400, str(error)) from None
     try:
@@ -272,9 +275,6 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
     """``/compendium``: list (GET), upload (POST of a multipart body) and load (POST of a
     JSON body)."""
 
-    #: the JSON body of a load, as it arrives (None: a multipart upload)
-    _load_body: bytearray | None = None
-
     def check_upload(self) -> None:
         self.require(SCOPE_CREATE)
         self.check_arguments()
@@ -285,27 +285,24 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
         content_type = self.request.headers.get("Content-Type", "")
         return content_type.split(";")[0].strip().lower().endswith("json")
 
+    @property
+    def body_limit(self) -> int:  # type: ignore[override]
+        return MAX_LOAD_BODY if self.is_load else int(self.service.upload_limit)
+
+    def too_large(self) -> web.HTTPError:
+        if self.is_load:
+            return web.HTTPError(413, f"a load request is at most {MAX_LOAD_BODY} bytes")
+        return super().too_large()
+
     async def start_upload(self) -> None:
         if not self.is_load:
             await super().start_upload()
             return
-        self._load_body = bytearray()
-        declared = self.request.headers.get("Content-Length", "").strip()
+        await BaseHandler.start_body(self)
         try:
             self.check_upload()
-            if declared.isdigit() and int(declared) > MAX_LOAD_BODY:
-                raise web.HTTPError(413, f"a load request is at most {MAX_LOAD_BODY} bytes")
         except web.HTTPError as error:
             self.refuse(error)
-
-    async def data_received(self, chunk: bytes) -> None:
-        if self._load_body is None:
-            await super().data_received(chunk)
-        elif self._refusal is None:
-            self._load_body += chunk
-            if len(self._load_body) > MAX_LOAD_BODY:
-                self._load_body = bytearray()
-                self.refuse(web.HTTPError(413, f"a load request is at most {MAX_LOAD_BODY} bytes"))
 
     async def get(self) -> None:
         self.require(SCOPE_READ)
@@ -328,7 +325,7 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
 
     async def post(self) -> None:
         user = self.require(SCOPE_CREATE)
-        if self._load_body is not None:
+        if self.is_load:
             await self.load(user)
             return
         upload = await self.received_upload()
@@ -341,9 +338,6 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
 
     async def load(self, user: str) -> None:
         """POST of a JSON body: load the source it names (see the module's docstring)."""
-        if self._refusal is not None:
-            raise self._refusal
-        self.request.body = bytes(self._load_body or b"")
         body = self.json_body(LOAD_BODY_SCHEMA)
         try:
             source = parse_source(body)
@@ -465,8 +459,8 @@ def _checked_metadata(root: Path, sent: dict[str, Any], stored: dict[str, Any]) 
     mainfile = sent.get("mainfile")
     if mainfile is not None:
         try:
-            exists = compendia.resolve_inside(root, mainfile).is_file()
-        except compendia.OutsideCompendium:
+            exists = safefs.resolve_inside(root, mainfile).is_file()
+        except safefs.OutsideRoot:
             exists = False
         if not exists:
             raise web.HTTPError(400, f"o2r.mainfile: {mainfile!r} is no file of the compendium")

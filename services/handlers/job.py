@@ -41,7 +41,11 @@ CREATE_SCHEMA: dict[str, Any] = {
 }
 
 #: job files a client may fetch, relative to the job directory (others are internal)
-PUBLIC_JOB_PATHS = ("output/", "check/", "Dockerfile", "build.log", "erc.yml", "input.ipynb")
+#: what of a job directory its data route serves: files in these folders (each the root its
+#: paths resolve in, so that nothing in output/ reaches job.json or the event log) ...
+PUBLIC_JOB_FOLDERS = ("output", "check")
+#: ... and these files
+PUBLIC_JOB_FILES = ("Dockerfile", "build.log", "erc.yml", "input.ipynb")
 #: how often the log stream looks for new events, and sends a comment to keep proxies open
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
@@ -268,9 +272,13 @@ class JobDataHandler(JobBaseHandler):
         self.require(SCOPE_READ)
         self.check_arguments()
         job = await self.visible_job(job_id)
-        if not path.startswith(PUBLIC_JOB_PATHS):
+        folder, _, inside = path.partition("/")
+        if folder in PUBLIC_JOB_FOLDERS and inside:
+            await self.send_file(self.job_dir(job.id) / folder, inside)
+        elif path in PUBLIC_JOB_FILES:
+            await self.send_file(self.job_dir(job.id), path)
+        else:
             raise web.HTTPError(404, f"job {job_id} has no file {path}")
-        await self.send_file(self.job_dir(job.id), path)
 
 
 default_handlers = [

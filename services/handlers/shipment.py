@@ -388,7 +388,7 @@ class PublishmentHandler(ShipmentBase):
         user = self.require(SCOPE_CREATE)
         self.check_arguments()
         sent_token = None
-        if self.request.body.strip():
+        if self.body.strip():
             body = self.json_body()
             if not isinstance(body, dict) or set(body) - {"zenodo_token"}:
                 raise web.HTTPError(

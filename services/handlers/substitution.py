@@ -18,13 +18,12 @@ in the executor, off the event loop.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from tornado import web
 
-from erchub import substitution, workspace
+from erchub import safefs, substitution, workspace
 from erchub.errors import InvalidERC
 from erchub.metadata import write_metadata
 from erchub.services import compendia
@@ -52,11 +51,9 @@ def build_substituted(
     def fill(target: Path) -> Path:
         target.mkdir()
         for path, source in plan.files.items():
-            # resolve_inside: the listed files are inside already; this keeps it so
-            origin = compendia.resolve_inside(roots[source.side], source.path)
-            destination = target / path
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(origin, destination)
+            # The listed files are inside already; opening them inside keeps it so.
+            with safefs.open_file(roots[source.side], source.path) as origin:
+                safefs.write_stream(target, path, origin)
         return target
 
     staged = compendia.stage(data_dir, fill, "compendium")

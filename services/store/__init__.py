@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from erchub.redact import redact_url as redact
 from erchub.services.store.base import (
     FINAL_JOB_STATUSES,
     QUEUED,
@@ -29,7 +30,6 @@ from erchub.services.store.base import (
     doi_of,
     search_fields,
 )
-from erchub.services.store.common import redact
 
 SCHEMES = ("sqlite", "postgresql+psycopg", "postgresql", "mongodb", "mongodb+srv")
 DEFAULT_MONGODB_DATABASE = "erchub"

@@ -68,11 +68,3 @@ def job_changes(changes: dict[str, Any]) -> dict[str, Any]:
         # Back in the queue (a worker stopping gracefully): no worker holds it any more.
         return {**changes, "worker": None, "heartbeat": None}
     return changes
-
-
-_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^/]*@")
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``, fit for logs and error messages."""
-    return _PASSWORD.sub(r"\1:***@", url)

@@ -31,6 +31,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
+from erchub.redact import redact_url as redact
 from erchub.services.store.base import (
     CANCELED,
     FAILURE,
@@ -56,7 +57,6 @@ from erchub.services.store.common import (
     job_changes,
     page,
     query_words,
-    redact,
 )
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ API_PREFIX = "/services/erc/api/v1"
 #: the test hub's upload limit (bytes), small so that 413 is cheap to provoke
 UPLOAD_LIMIT = 5 * 1024**2
 ADMIN = "hubadmin"
+FINAL_JOB_STATUSES = ("success", "failure", "canceled")
 
 
 @dataclass
@@ -96,6 +98,16 @@ class Hub:
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
+    def wait_for_job(self, token: str, job_id: str, seconds: float = 1200) -> dict[str, Any]:
+        """The job with its steps once it has ended."""
+        deadline = time.monotonic() + seconds
+        while True:
+            job: dict[str, Any] = self.request("GET", f"/job/{job_id}?steps=all", token).json()
+            if job["status"] in FINAL_JOB_STATUSES:
+                return job
+            assert time.monotonic() < deadline, f"job {job_id} did not end: {job}"
+            time.sleep(1)
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -152,6 +164,7 @@ def start_hub(
     """Start a hub in ``workdir`` (``environment`` overrides ERCHUB_* settings; ``extra_config``
     is appended to the test's jupyterhub config file)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    let_others_pass(workdir)
     data_dir = workdir / "data"
     port, hub_port = free_port(), free_port()
     manager_token = secrets.token_hex(16)
@@ -197,6 +210,16 @@ def start_hub(
         time.sleep(0.5)
     stop_hub(process)
     raise RuntimeError(f"the hub and its erc service did not answer in 90 s:\n{hub.log_tail()}")
+
+
+def let_others_pass(directory: Path) -> None:
+    """Let every user pass through ``directory`` and the folders above it (pytest makes its
+    temporary folders 0700): a root hub runs the erc service as its own user, which works in
+    the hub's working directory and the data directory below it."""
+    for folder in (directory, *directory.parents):
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
 def stop_hub(process: subprocess.Popen[bytes]) -> None:

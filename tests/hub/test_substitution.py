@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ pytestmark = pytest.mark.hub
 
 BASE_DATA = "x,y\n0,1\n1,3\n2,2\n3,5\n4,4\n"
 OVERLAY_DATA = "x,y\n0,6\n1,0\n2,5\n3,1\n4,6\n"
-FINAL = ("success", "failure", "canceled")
 
 LOAD = """\
 import csv
@@ -93,16 +91,6 @@ def substitute(hub: Hub, token: str, **body: Any) -> Any:
 
 def pair(base: str = "data.csv", overlay: str = "data.csv") -> list[dict[str, str]]:
     return [{"base": base, "overlay": overlay}]
-
-
-def wait_for_job(hub: Hub, token: str, job_id: str, seconds: float = 1200) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while True:
-        job: dict[str, Any] = hub.request("GET", f"/job/{job_id}?steps=all", token).json()
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} did not end: {job}"
-        time.sleep(1)
 
 
 def file_of(hub: Hub, token: str, compendium_id: str, path: str) -> bytes:
@@ -326,7 +314,7 @@ def test_substituted_data_changes_exactly_the_dependent_figure(
     draft = erc_hub.create(alice, analysis(tmp_path / "draft", "River gauges", BASE_DATA))
     started = erc_hub.request("POST", "/job", alice, json={"compendium_id": draft})
     assert started.status_code == 201, started.text
-    run = wait_for_job(erc_hub, alice, started.json()["job_id"])
+    run = erc_hub.wait_for_job(alice, started.json()["job_id"])
     assert run["steps"]["image_execute"]["status"] == "success", json.dumps(run, indent=1)
     executed = erc_hub.request("GET", f"/job/{run['id']}/data/{run['files']['executed']}", alice)
     assert executed.status_code == 200
@@ -346,7 +334,7 @@ def test_substituted_data_changes_exactly_the_dependent_figure(
 
     # The base reproduces itself: the check finds no difference.
     again = erc_hub.request("POST", "/job", alice, json={"compendium_id": base}).json()["job_id"]
-    reproduced = wait_for_job(erc_hub, alice, again)
+    reproduced = erc_hub.wait_for_job(alice, again)
     assert reproduced["status"] == "success", json.dumps(reproduced, indent=1)
     assert reproduced["check"]["passed"] is True
     assert reproduced["check"]["counts"]["outputs_compared"] == 2
@@ -357,7 +345,7 @@ def test_substituted_data_changes_exactly_the_dependent_figure(
     new, job_id = response.json()["id"], response.json()["job_id"]
     assert file_of(erc_hub, alice, new, "data.csv").decode() == OVERLAY_DATA
 
-    job = wait_for_job(erc_hub, alice, job_id)
+    job = erc_hub.wait_for_job(alice, job_id)
     assert job["compendium_id"] == new
     for step in ("validate_compendium", "image_build", "image_execute", "cleanup"):
         assert job["steps"][step]["status"] == "success", json.dumps(job, indent=1)

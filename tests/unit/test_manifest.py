@@ -15,11 +15,11 @@ import pytest
 from repo2docker.app import Repo2Docker
 
 from erchub.errors import BuildError
+from erchub.redact import redact_url as redact_credentials
 from erchub.spawner.builder import (
     ImageBuilder,
     content_hash,
     from_images,
-    redact_credentials,
     registry_endpoint,
     wheel_fingerprint,
 )
@@ -335,7 +335,7 @@ def test_content_hash_is_independent_of_order():
 def test_credentials_in_urls_are_redacted():
     text = "PIP_INDEX_URL=https://build:s3cret@pypi.example.org/simple https://pypi.org/simple"
     assert redact_credentials(text) == (
-        "PIP_INDEX_URL=https://***@pypi.example.org/simple https://pypi.org/simple"
+        "PIP_INDEX_URL=https://[secret]@pypi.example.org/simple https://pypi.org/simple"
     )
     assert "token" not in redact_credentials("https://token@index.example/simple/")
 
