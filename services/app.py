@@ -36,6 +36,7 @@ from erchub.redact import install_log_redaction
 from erchub.services import compendia
 from erchub.services.handlers import api_handlers, page_handlers
 from erchub.services.handlers.base import MAX_JSON_BODY, NotFoundHandler
+from erchub.services.handlers.pages import NotFoundPageHandler
 from erchub.services.runtime import default_data_dir
 from erchub.services.store import StoreError, default_db_url, open_store
 
@@ -293,6 +294,7 @@ class ERCService(Application):
             erc_service=self,
             cookie_secret=self.cookie_secret(),
             log_function=self._log_request,
+            default_handler_class=NotFoundPageHandler,
         )
 
     def _log_request(self, handler: web.RequestHandler) -> None:

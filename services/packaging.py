@@ -67,7 +67,7 @@ from rocrate.model.entity import Entity
 from rocrate.model.person import Person
 from rocrate.rocrate import ROCrate
 
-from erchub import __version__
+from erchub import __version__, safefs
 from erchub.erc import LICENSE_NOT_SPECIFIED, URI_PATTERN, UUID4_PATTERN
 from erchub.errors import ErchubError
 from erchub.metadata import (
@@ -796,7 +796,8 @@ def _place_payload(
     replaced = {CRATE_METADATA, METADATA_PATH, ZENODO_METADATA_PATH}
     placed = [file for file in list_files(source) if file not in replaced]
     for file in placed:
-        _link_or_copy(source / file, target / file)
+        # list_files keeps only files inside; resolving them inside keeps it so
+        _link_or_copy(safefs.resolve_inside(source, file), target / file)
     for path, content in (
         (METADATA_PATH, dict(o2r)),
         (ZENODO_METADATA_PATH, zenodo_metadata(o2r)),
@@ -823,18 +824,17 @@ def _job_display(job: Mapping[str, Any] | None, job_dir: Path | None) -> Path | 
         if isinstance(section, Mapping) and _text(section.get("display")):
             relative = _text(section.get("display"))
             break
-    if relative is None or not _safe_relative(relative):
+    if relative is None or not safefs.is_file(job_dir, relative):
         return None
-    real_dir = os.path.realpath(job_dir)
-    path = os.path.realpath(os.path.join(real_dir, relative))
-    if os.path.commonpath([real_dir, path]) != real_dir or not os.path.isfile(path):
-        return None
-    return Path(path)
+    return safefs.resolve_inside(job_dir, relative)
 
 
 def _safe_relative(path: str) -> bool:
-    pure = PurePosixPath(path)
-    return bool(path) and not pure.is_absolute() and ".." not in pure.parts and "\x00" not in path
+    try:
+        safefs.relative_path(path)
+    except safefs.OutsideRoot:
+        return False
+    return True
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 from traitlets import Float, Instance, Int, TraitError, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from erchub import safefs
 from erchub.services.events import EVENTS_FILE, EventLog, events_path, status_event, step_event
 from erchub.services.runner import JOB_LABEL, JobEvent, JobRunner
 from erchub.services.runtime import default_data_dir
@@ -138,12 +139,8 @@ def reflink(source: str, target: str) -> None:
 def clear_job_dir(job_dir: Path) -> None:
     """Remove an earlier attempt's files, keeping the event log (its ids must go on)."""
     for entry in job_dir.iterdir():
-        if entry.name == EVENTS_FILE:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+        if entry.name != EVENTS_FILE:
+            safefs.remove_tree(entry)
 
 
 # -- the worker ------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from traitlets import Float, Int, Unicode, default
 
 from erchub.archive import extract_archive
 from erchub.errors import ErchubError
-from erchub.services.runtime import default_data_dir
+from erchub.settings import default_data_dir
 from erchub.sessions import InvalidSessionOptions, SessionTarget, lab_url_for, parse_user_options
 from erchub.spawner.buildpacks import NB_UID
 

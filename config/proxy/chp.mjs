@@ -30,7 +30,7 @@ const chpBin = realpathSync(chpCommand);
 const chpLib = path.join(path.dirname(chpBin), "..", "lib", "configproxy.js");
 const { ConfigurableProxy } = await import(pathToFileURL(chpLib).href);
 
-const GUARDED = ["handleProxyWeb", "handleProxyWs", "handleApiRequest"];
+const GUARDED = ["handleProxyWeb", "handleProxyWs", "handleApiRequest", "handleProxyError"];
 for (const name of GUARDED) {
   if (typeof ConfigurableProxy?.prototype?.[name] !== "function") {
     console.error(
@@ -64,7 +64,8 @@ function refuse(proxy, req) {
   proxy.log.warn("400 %s %s malformed percent-encoding", req.method, logPath(req.url));
 }
 
-const { handleProxyWeb, handleProxyWs, handleApiRequest } = ConfigurableProxy.prototype;
+const { handleProxyWeb, handleProxyWs, handleApiRequest, handleProxyError } =
+  ConfigurableProxy.prototype;
 
 ConfigurableProxy.prototype.handleProxyWeb = function (req, res) {
   if (decodablePath(req.url)) return handleProxyWeb.call(this, req, res);
@@ -96,6 +97,13 @@ ConfigurableProxy.prototype.handleApiRequest = function (req, res) {
   refuse(this, req);
   res.writeHead(400, { "Content-Type": "text/plain; charset=utf-8" });
   res.end(MESSAGE);
+};
+
+ConfigurableProxy.prototype.handleProxyError = function (code, kind, req, res, e) {
+  // CHP asks its error target for `<code>?url=<the request's URL>`, and the hub logs that URL:
+  // a query may carry a token (`?token=`). The error page gets the path only.
+  if (req && typeof req.url === "string") req.url = req.url.split("?", 1)[0];
+  return handleProxyError.call(this, code, kind, req, res, e);
 };
 
 // CHP's command line reads process.argv: as if it had been started itself.

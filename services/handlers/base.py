@@ -51,6 +51,12 @@ MAX_PROBLEMS = 10
 MAX_PROBLEM_CHARS = 200
 #: query arguments every endpoint accepts: how a hub token or the XSRF token may travel
 AUTH_ARGUMENTS = ("token", "_xsrf")
+#: the policy of files of compendia and jobs: an author's interactive figures run their scripts,
+#: in an opaque origin (no allow-same-origin), so they can neither read the hub's cookies nor
+#: call the API as the reader
+UNTRUSTED_CONTENT_POLICY = "sandbox allow-scripts allow-popups"
+#: the policy of JSON answers: never a page, nothing to load, never in a frame
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 #: the largest request body an endpoint reads, but for uploads (bytes)
 MAX_JSON_BODY = 16 * 1024**2
 #: bytes of a refused body read and dropped before the connection is closed, at least
@@ -109,6 +115,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         """Run a blocking call (store, file system) in the executor, off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", API_POLICY)
 
     # -- identity and scopes -----------------------------------------------------------------
 
@@ -373,7 +383,7 @@ def untrusted_content_headers(handler: web.RequestHandler) -> None:
     """Files of compendia and jobs are the uploaders' content: a browser must not run them with
     the hub's origin (an HTML file would otherwise read the service's cookies and API)."""
     handler.set_header("X-Content-Type-Options", "nosniff")
-    handler.set_header("Content-Security-Policy", "sandbox allow-scripts allow-popups")
+    handler.set_header("Content-Security-Policy", UNTRUSTED_CONTENT_POLICY)
 
 
 def schema_problems(document: Any, schema: dict[str, Any]) -> list[str]:

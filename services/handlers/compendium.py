@@ -400,7 +400,11 @@ class CompendiumHandler(CompendiumBase):
     def _remove_files(self, compendium_id: str, job_ids: list[str]) -> None:
         compendia.delete_compendium_dir(self.service.data_dir, compendium_id)
         for job_id in job_ids:
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            # what a job wrote is hostile: removed without following a link, at any depth
+            try:
+                safefs.remove_tree(self.job_dir(job_id))
+            except OSError as error:
+                self.log.warning("could not remove job %s: %s", job_id, error)
 
 
 class MetadataHandler(CompendiumBase):

@@ -110,3 +110,12 @@ class PageHandler(BaseHandler):
         self.render_page(
             "error.html", status_code, status=status_code, title=title, message=message
         )
+
+
+class NotFoundPageHandler(PageHandler):
+    """Any path of the service that matches no page or API route: an HTML 404 with the
+    pages' headers (the API's own prefix answers JSON, see NotFoundHandler)."""
+
+    async def prepare(self) -> None:
+        await super().prepare()  # the caller's name, for the page's header
+        raise web.HTTPError(404, "there is no such page")

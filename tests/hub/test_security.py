@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pwd
+import re
 import signal
 import stat
 import time
@@ -24,12 +25,14 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from erchub.hub.config import DEFAULT_SERVICE_USER
+from erchub.services.handlers.base import API_POLICY, UNTRUSTED_CONTENT_POLICY
 from tests.conftest import heading, write_notebook
-from tests.hub.conftest import Hub
+from tests.hub.conftest import REPO, Hub
 
 pytestmark = pytest.mark.hub
 
 MIB = 1024**2
+README = REPO / "README.md"
 ERC_YML = b"spec_version: 1\nid: 4e5b5f38-0f5c-4a55-9d0a-2f1bb1f3a1e1\nmain: main.ipynb\n"
 #: enough ``y/`` and ``..`` to climb from the compendium to the file system's root
 CLIMB = "y/" * 19 + "../" * 20
@@ -208,6 +211,26 @@ def test_links_that_stay_inside_are_kept_and_served(erc_hub: Hub, tmp_path: Path
     compendium_id = erc_hub.create(mallory, archive)
     served = erc_hub.request("GET", f"/compendium/{compendium_id}/data/latest.csv", mallory)
     assert served.status_code == 200 and served.content == b"a,b\n1,2\n"
+
+
+def test_served_files_are_sandboxed(erc_hub: Hub, tmp_path: Path) -> None:
+    """The policy README promises for uploaded and produced files is the one they get."""
+    promised = re.search(
+        r"`Content-Security-Policy: (sandbox[^`]*)`: an author's", README.read_text()
+    )
+    assert promised is not None, "README's Security section names the policy"
+    assert promised.group(1) == UNTRUSTED_CONTENT_POLICY
+    mallory = erc_hub.token("mallory")
+    archive = zip_of(
+        ("ws/main.ipynb", notebook_bytes(tmp_path, "1")),
+        ("ws/page.html", b"<script>fetch('/hub/api/user')</script>"),
+    )
+    compendium_id = erc_hub.create(mallory, archive)
+    served = erc_hub.request("GET", f"/compendium/{compendium_id}/data/page.html", mallory)
+    assert served.status_code == 200
+    assert served.headers["content-security-policy"] == UNTRUSTED_CONTENT_POLICY
+    assert "allow-same-origin" not in UNTRUSTED_CONTENT_POLICY
+    assert served.headers["x-content-type-options"] == "nosniff"
 
 
 # --- 2. what a job wrote is hostile --------------------------------------------------------
@@ -413,3 +436,15 @@ def test_a_restarted_service_sweeps_what_uploads_left(erc_hub: Hub) -> None:
     time.sleep(2)  # the sweep comes just before the service listens
     response = httpx.get(erc_hub.api_url + "/openapi.json", timeout=30)
     assert response.status_code == 200
+
+
+def test_json_answers_and_unknown_pages_have_their_headers(erc_hub: Hub) -> None:
+    mallory = erc_hub.token("mallory")
+    answer = erc_hub.request("GET", "/compendium", mallory)
+    assert answer.headers["content-security-policy"] == API_POLICY
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    page = httpx.get(f"{erc_hub.url}/services/erc/no/such/page", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "SAMEORIGIN"

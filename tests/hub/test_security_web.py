@@ -4,8 +4,11 @@ are not valid percent-encoding, the security headers of the service's pages."""
 from __future__ import annotations
 
 import http.client
+import http.server
 import re
 import secrets
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -13,7 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.hub.conftest import Hub, example_zip, require_hub, start_hub, stop_hub
+from tests.conftest import free_port
+from tests.hub.conftest import PROXY, REPO, Hub, example_zip, require_hub, start_hub, stop_hub
 
 pytestmark = pytest.mark.hub
 
@@ -237,3 +241,61 @@ def test_every_page_of_the_service_has_a_strict_policy(erc_hub: Hub) -> None:
         if response.status_code != 302:
             assert 'class="card error"' in response.text, what
         assert_page_headers(response)
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """An error target that remembers what it was asked."""
+
+    asked: list[str] = []
+
+    def do_GET(self) -> None:
+        type(self).asked.append(self.path)
+        body = b"error page"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_proxys_error_page_never_gets_the_query() -> None:
+    """CHP asks its error target for ``<code>?url=<request URL>``, which the hub logs: the
+    wrapper hands it the path only, so a ``?token=`` of a failed request is not logged."""
+    require_hub()
+    recorder = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    port, api_port, dead_port = free_port(), free_port(), free_port()
+    proxy = subprocess.Popen(
+        [
+            "node",
+            str(REPO / "config" / "proxy" / "chp.mjs"),
+            str(PROXY),
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--api-ip=127.0.0.1",
+            f"--api-port={api_port}",
+            f"--default-target=http://127.0.0.1:{dead_port}",
+            f"--error-target=http://127.0.0.1:{recorder.server_address[1]}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/user/x/?token=SECRET-IN-URL")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the proxy did not start"
+                time.sleep(0.2)
+        assert response.status_code == 503
+        assert _Recorder.asked, "the error target was asked"
+        assert all("SECRET-IN-URL" not in asked for asked in _Recorder.asked), _Recorder.asked
+        assert any("%2Fuser%2Fx%2F" in asked for asked in _Recorder.asked), _Recorder.asked
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+        recorder.shutdown()
