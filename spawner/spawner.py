@@ -48,8 +48,8 @@ from traitlets import Float, Int, Unicode, default
 
 from erchub.archive import extract_archive
 from erchub.errors import ErchubError
-from erchub.settings import default_data_dir
 from erchub.sessions import InvalidSessionOptions, SessionTarget, lab_url_for, parse_user_options
+from erchub.settings import default_data_dir
 from erchub.spawner.buildpacks import NB_UID
 
 #: the hub's name of the managed erc service
