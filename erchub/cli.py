@@ -68,9 +68,9 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
 
 def docker_available() -> bool:
     try:
-        import docker
+        from erchub.spawner.clients import docker_client
 
-        docker.from_env().ping()
+        docker_client().ping()
     except Exception:
         return False
     return True
@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_job(args: argparse.Namespace, *, check: bool, raw_values: dict[str, str]) -> int:
-    from erchub.services.runner import JobRunner
+    from erchub.services.jobs.runner import JobRunner
     from erchub.steps import JobOptions
 
     runtime = args.runtime
@@ -307,8 +307,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from traitlets import TraitError
 
     from erchub.redact import install_log_redaction
+    from erchub.services.jobs.worker import Worker
     from erchub.services.store import StoreError, open_store
-    from erchub.services.worker import Worker
 
     config = load_config(args.config)
     if args.data_dir:

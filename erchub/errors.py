@@ -32,3 +32,29 @@ class BuildError(ErchubError):
 
 class ExecutionError(ErchubError):
     """The notebook could not be executed."""
+
+
+# -- what an operation on compendia, jobs and shipments says to its caller ------------------
+# Domain code raises these; the erc service's BaseHandler alone turns them into HTTP answers.
+
+
+class Invalid(ErchubError):
+    """A request's content is wrong (a field, a value, a file it names)."""
+
+    exit_code = 2
+
+
+class NotFound(ErchubError):
+    """What was asked for does not exist, or the caller may not see it."""
+
+
+class Forbidden(ErchubError):
+    """The caller sees it but may not do this to it."""
+
+
+class Conflict(ErchubError):
+    """It cannot be done in the state the thing is in (a running job, an ended one)."""
+
+
+class Unavailable(ErchubError):
+    """It cannot be done now; the same request may succeed later."""

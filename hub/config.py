@@ -302,9 +302,9 @@ HUB_API_PORT = 8081
 def docker_engine_problem() -> str | None:
     """Why the local Docker engine cannot run sessions, or None."""
     try:
-        import docker
+        from erchub.spawner.clients import docker_client
 
-        docker.from_env(timeout=5).ping()
+        docker_client(timeout=5).ping()
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

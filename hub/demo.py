@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from erchub.errors import ErchubError
-from erchub.services import compendia
-from erchub.services.handlers.compendium import add_compendium
+from erchub.services.compendia import files as compendia
+from erchub.services.compendia.operations import add_compendium
 from erchub.services.store import CompendiumQuery, StoreError, default_db_url, open_store
 
 DEMO_USER = "erchub-demo"

@@ -1,1 +1,13 @@
-"""erchub.services: the `erc` hub service, its store and the job runner."""
+"""erchub.services: the `erc` hub service, in rooms that import each other downward only.
+
+- ``app`` (the tornado application, its settings and the workers it supervises) imports
+  ``handlers``;
+- ``handlers/`` (the API and the pages: parse, authorize, call a room, render) import
+  ``compendia``, ``jobs``, ``exchange`` and ``store``; nothing but the app imports a handler;
+- ``exchange/`` (o2r's loader, shipper and packaging) and ``jobs/`` (worker, runner, runtimes,
+  events) import ``compendia`` and ``store``;
+- ``compendia/`` (compendia on disk and the operations on them) imports ``store``;
+- ``store/`` imports the core only.
+
+``tests/unit/test_import_contracts.py`` holds the tree to these rules.
+"""

@@ -33,12 +33,12 @@ from traitlets.config.loader import ArgumentError
 from erchub import __version__
 from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
 from erchub.redact import install_log_redaction
-from erchub.services import compendia
+from erchub.services.compendia import files as compendia
 from erchub.services.handlers import api_handlers, page_handlers
 from erchub.services.handlers.base import MAX_JSON_BODY, NotFoundHandler
 from erchub.services.handlers.pages import NotFoundPageHandler
-from erchub.services.runtime import default_data_dir
 from erchub.services.store import StoreError, default_db_url, open_store
+from erchub.settings import default_data_dir
 
 GIB = 1024**3
 

@@ -15,37 +15,29 @@ and CRCs (PipBuildPack: rebuilding an unchanged wheel keeps the tag).
 
 repo2docker's buildpacks read the workspace from the current directory; the builder enters it
 under a process-wide lock, only while detecting, rendering and starting a build.
+
+The hosts check is in ``erchub.spawner.reachability``, erchub's wheel in
+``erchub.spawner.wheel``, the hashes in ``erchub.spawner.hashing``; the engine's client comes
+from ``erchub.spawner.clients``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import re
-import shutil
-import socket
-import ssl
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.request
-import zipfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import docker
 import docker.errors
-from docker.auth import resolve_repository_name
 from docker.utils import parse_repository_tag
 from repo2docker.app import Repo2Docker
 from repo2docker.buildpacks import CondaBuildPack, DockerBuildPack
@@ -67,12 +59,18 @@ from erchub.spawner.buildpacks import (
     PipSettings,
     workspace_files,
 )
+from erchub.spawner.clients import docker_client
 from erchub.spawner.engine import DockerSDKEngine
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # repo2docker depends on tomli there
-    import tomli as tomllib
+from erchub.spawner.hashing import content_hash, wheel_fingerprint
+from erchub.spawner.reachability import (
+    Endpoint,
+    check_reachable,
+    from_images,
+    registry_endpoint,
+    script_urls,
+    url_endpoints,
+)
+from erchub.spawner.wheel import build_erchub_wheel, erchub_source_tree
 
 #: files repo2docker reads as environment configuration (in binder/ or .binder/ when present)
 REPO2DOCKER_CONFIG_FILES = (
@@ -106,11 +104,8 @@ DEFAULT_PIP_HOSTS = ("https://pypi.org/simple", "https://files.pythonhosted.org"
 #: label of erchub base images that states their Python version (X.Y)
 PYTHON_LABEL = "org.erchub.python.version"
 LOG_TAIL_LINES = 40
-WHEEL_BUILD_TIMEOUT = 600
 
 _COPIES_FILES = re.compile(r"^\s*(COPY|ADD)\s", re.IGNORECASE | re.MULTILINE)
-_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE)
-_URL_HOST = re.compile(r"https?://[^\s/\"'$]+")
 _ERROR_LINE = re.compile(r"(ERROR|E):\s", re.IGNORECASE)
 _PYTHON_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
@@ -151,224 +146,6 @@ class BuildFailed(BuildError):
     def __init__(self, message: str, log_tail: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.log_tail = list(log_tail)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A host a build needs, and why (for the message when it does not answer)."""
-
-    host: str
-    port: int
-    needed_by: str
-    tls: bool = True
-
-
-def content_hash(parts: Mapping[str, bytes]) -> str:
-    """A sha256 over named byte strings, independent of the mapping's order."""
-    digest = hashlib.sha256()
-    for name in sorted(parts):
-        digest.update(f"{name}\0{hashlib.sha256(parts[name]).hexdigest()}\n".encode())
-    return digest.hexdigest()
-
-
-def wheel_fingerprint(wheel: Path) -> bytes:
-    """The wheel's member names and CRCs: equal for rebuilds of the same sources."""
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            members = sorted(archive.infolist(), key=lambda member: member.filename)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise BuildError(f"erchub wheel {wheel} cannot be read: {exc}") from exc
-    return "\n".join(f"{member.filename} {member.CRC:08x}" for member in members).encode()
-
-
-def from_images(dockerfile: str) -> list[str]:
-    """Images a Dockerfile's FROM lines pull (not scratch, earlier stages, or ARG-built names)."""
-    stages: set[str] = set()
-    images: list[str] = []
-    for line in dockerfile.splitlines():
-        match = _FROM.match(line)
-        if not match:
-            continue
-        image, stage = match.groups()
-        if image.lower() != "scratch" and image not in stages and "$" not in image:
-            images.append(image)
-        if stage:
-            stages.add(stage)
-    return images
-
-
-def registry_endpoint(image: str, needed_by: str) -> Endpoint:
-    """The registry an image is pulled from (Docker Hub: registry-1.docker.io)."""
-    registry, _name = resolve_repository_name(image)
-    if registry in ("docker.io", "index.docker.io"):
-        registry = "registry-1.docker.io"
-    host, _, port = registry.partition(":")
-    return Endpoint(host, int(port or 443), needed_by)
-
-
-def url_endpoints(urls: Iterable[str], needed_by: str) -> list[Endpoint]:
-    """The http(s) hosts of ``urls`` (other schemes, such as file:, need no host)."""
-    endpoints = []
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme in ("http", "https") and parts.hostname:
-            tls = parts.scheme == "https"
-            endpoints.append(
-                Endpoint(parts.hostname, parts.port or (443 if tls else 80), needed_by, tls)
-            )
-    return endpoints
-
-
-def probe(endpoint: Endpoint, timeout: float) -> str | None:
-    """Why ``endpoint`` does not answer a TCP connect (and TLS handshake), or None if it does.
-
-    When an http(s) proxy applies to the host (environment variables), its proxy is probed.
-    """
-    host, port, tls, via = endpoint.host, endpoint.port, endpoint.tls, ""
-    proxy = urllib.request.getproxies().get("https" if endpoint.tls else "http")
-    if proxy and not urllib.request.proxy_bypass(endpoint.host):
-        proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        host, port, tls = proxy_parts.hostname or "", proxy_parts.port or 80, False
-        via = f" through proxy {host}:{port}"
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
-            if tls:
-                # Reachability only: the client that downloads verifies certificates.
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-                with context.wrap_socket(connection, server_hostname=host):
-                    pass
-    except socket.gaierror as exc:
-        return f"{host} does not resolve{via} ({exc.strerror})"
-    except TimeoutError:
-        return f"timed out after {timeout:g} s{via}"
-    except (OSError, ssl.SSLError) as exc:
-        return f"{exc.strerror or exc}{via}"
-    return None
-
-
-def check_reachable(endpoints: Iterable[Endpoint], timeout: float) -> None:
-    """Raise BuildError naming every endpoint that does not answer within ``timeout`` s."""
-    unique = list({(e.host, e.port): e for e in reversed(list(endpoints))}.values())[::-1]
-    if not unique:
-        return
-    pool = ThreadPoolExecutor(max_workers=len(unique), thread_name_prefix="erchub-probe")
-    futures = {pool.submit(probe, endpoint, timeout): endpoint for endpoint in unique}
-    # Name resolution ignores socket timeouts: the wait bounds it.
-    _done, pending = wait(futures, timeout=timeout)
-    pool.shutdown(wait=False, cancel_futures=True)
-    problems = []
-    for future, endpoint in futures.items():
-        reason = f"timed out after {timeout:g} s" if future in pending else future.result()
-        if reason:
-            problems.append(
-                f"cannot reach {endpoint.host}:{endpoint.port} ({endpoint.needed_by}): {reason}"
-            )
-    if problems:
-        raise BuildError("; ".join(problems))
-
-
-def erchub_source_tree() -> Path | None:
-    """The source tree erchub is installed from (editable installs), or None."""
-    root = Path(erchub.__file__).resolve().parent.parent
-    pyproject = root / "pyproject.toml"
-    if not pyproject.is_file():
-        return None
-    project = tomllib.loads(pyproject.read_text("utf-8")).get("project", {})
-    return root if project.get("name") == "erchub" else None
-
-
-def wheel_sources(root: Path) -> list[Path]:
-    """Files of the source tree that go into erchub's wheel (relative): the folders and files
-    its pyproject.toml's hatch wheel target includes, the sources of its shared data (the
-    prebuilt lab extension, the server extension's config file), its build hook and the
-    top-level project files."""
-    config = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))
-    wheel_target = config.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {})
-    wheel_target = wheel_target.get("wheel", {})
-    roots = {root / folder for folder in wheel_target.get("only-include", [])} or {
-        root / config["project"]["name"].replace("-", "_")
-    }
-    roots.update(root / source for source in wheel_target.get("shared-data", {}))
-    hooks = wheel_target.get("hooks", {}).values()
-    roots.update(root / hook["path"] for hook in hooks if "path" in hook)
-    project_files = {"pyproject.toml", "MANIFEST.in"}
-    found = {
-        path
-        for path in root.iterdir()
-        if path.is_file()
-        and (
-            path.name in project_files
-            or path.name.upper().startswith(("README", "LICENSE", "COPYING", "NOTICE"))
-        )
-    }
-    for start in roots:
-        candidates = start.rglob("*") if start.is_dir() else [start]
-        found.update(
-            path
-            for path in candidates
-            if path.is_file()
-            and not {"__pycache__", "node_modules"} & set(path.relative_to(root).parts)
-            and path.suffix != ".pyc"
-        )
-    return sorted(path.relative_to(root) for path in found)
-
-
-def missing_prebuilt_assets(root: Path) -> list[str]:
-    """The lab extension's built files a wheel needs (pyproject's ensured targets) that the
-    source tree at ``root`` lacks: without them the build would need Node."""
-    config = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))
-    hook = config.get("tool", {}).get("hatch", {}).get("build", {}).get("hooks", {})
-    targets = hook.get("jupyter-builder", {}).get("ensured-targets", [])
-    return [target for target in targets if not (root / target).is_file()]
-
-
-def build_erchub_wheel(root: Path, cache_dir: Path) -> Path:
-    """erchub's wheel built from ``root`` with ``pip wheel --no-deps``, cached by content.
-
-    It builds from a copy of the sources, so the build writes nothing into the source tree.
-    """
-    missing = missing_prebuilt_assets(root)
-    if missing:
-        raise BuildError(
-            f"the lab extension in {root} is not built ({', '.join(missing)} missing): "
-            "run `make install` there (it needs Node and npm)"
-        )
-    sources = wheel_sources(root)
-    key = content_hash({str(path): (root / path).read_bytes() for path in sources})[:16]
-    wheels = cache_dir / "wheels"
-    target = wheels / key
-    cached = sorted(target.glob("erchub-*.whl"))
-    if cached:
-        return cached[0]
-    wheels.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=wheels) as scratch:
-        copy, built = Path(scratch) / "src", Path(scratch) / "wheel"
-        for path in sources:
-            (copy / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / path, copy / path)
-        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
-        try:
-            process = subprocess.run(
-                [*command, "--wheel-dir", str(built), str(copy)],
-                capture_output=True,
-                text=True,
-                timeout=WHEEL_BUILD_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BuildError(
-                f"building the erchub wheel from {root} took over {WHEEL_BUILD_TIMEOUT} s"
-            ) from exc
-        if process.returncode != 0:
-            last = (process.stderr.strip().splitlines() or ["no output"])[-1]
-            raise BuildError(f"building the erchub wheel from {root} failed: {last}")
-        try:
-            os.replace(built, target)
-        except OSError:
-            if not target.is_dir():  # else a concurrent builder published the same wheel
-                raise
-    return sorted(target.glob("erchub-*.whl"))[0]
 
 
 @contextmanager
@@ -465,8 +242,23 @@ class ImageBuilder(LoggingConfigurable):
         ~/.cache/erchub.""",
     ).tag(config=True)
 
+    client_kwargs = Dict(
+        help="""Arguments of docker.DockerClient for the engine that builds, over DOCKER_HOST,
+        DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as DockerSpawner.client_kwargs (ERCSpawner
+        sets its own for the builds of sessions: they build on the engine that runs them).
+        Default: none.""",
+    ).tag(config=True)
+
+    tls_config = Dict(
+        help="""Arguments of docker.tls.TLSConfig for the engine that builds, as
+        DockerSpawner.tls_config (ERCSpawner sets its own for the builds of sessions).
+        Default: none.""",
+    ).tag(config=True)
+
     docker_client = AnyTrait(
-        help="docker.DockerClient for every daemon call. Default: docker.from_env() on first use.",
+        help="""docker.DockerClient for every engine call. Default: made on first use from
+        tls_config, the DOCKER_* environment variables and client_kwargs
+        (erchub.spawner.clients.docker_client).""",
     )
 
     @default("repo2docker_base_image")
@@ -500,7 +292,7 @@ class ImageBuilder(LoggingConfigurable):
 
     @default("docker_client")
     def _default_docker_client(self) -> docker.DockerClient:
-        return docker.from_env()
+        return docker_client(tls_config=self.tls_config, **self.client_kwargs)
 
     def plan(self, workspace: Path, erc_id: str) -> BuildPlan:
         """Detect the buildpack, render its Dockerfile and name the image; builds nothing.
@@ -685,7 +477,7 @@ class ImageBuilder(LoggingConfigurable):
         elif not isinstance(buildpack, DockerBuildPack):
             detected_by = getattr(buildpack, "environment_yaml_path", None) or "this workspace"
             endpoints += url_endpoints(
-                _script_urls(buildpack), f"needed by repo2docker's {name} for {detected_by}"
+                script_urls(buildpack), f"needed by repo2docker's {name} for {detected_by}"
             )
         return endpoints
 
@@ -751,14 +543,3 @@ class ImageBuilder(LoggingConfigurable):
                 "set ImageBuilder.erchub_wheel to a wheel of erchub " + erchub.__version__
             )
         return build_erchub_wheel(root, Path(self.cache_dir))
-
-
-def _script_urls(buildpack: BuildPack) -> list[str]:
-    """URLs in the uncommented lines of the scripts a repo2docker buildpack runs in its build."""
-    urls = []
-    for source in buildpack.get_build_script_files():
-        _context_name, path = buildpack.generate_build_context_filename(source)
-        for line in Path(path).read_text("utf-8").splitlines():
-            if not line.lstrip().startswith("#"):
-                urls += _URL_HOST.findall(line)
-    return urls

@@ -27,6 +27,8 @@ from repo2docker.docker import DockerContainer
 from repo2docker.engine import BuildError, ContainerEngine, Image, ImageLoadError
 from traitlets import Float, Instance, default
 
+from erchub.spawner.clients import docker_client
+
 #: ``COPY --chmod=MODE src... dest``: BuildKit-only syntax that repo2docker's own template uses.
 _COPY_CHMOD = re.compile(
     r"^(?P<head>(?:COPY|ADD)\s+(?:--\S+\s+)*?)--chmod=(?P<mode>[0-7]{3,4})\s+(?P<rest>.+)$",
@@ -47,7 +49,8 @@ class DockerSDKEngine(ContainerEngine):
 
     client = Instance(
         docker.DockerClient,
-        help="docker client used for every call. Default: docker.from_env() on first use.",
+        help="""docker client used for every call (ImageBuilder hands over its own). Default:
+        erchub.spawner.clients.docker_client() on first use.""",
     )
 
     build_timeout = Float(
@@ -58,7 +61,7 @@ class DockerSDKEngine(ContainerEngine):
 
     @default("client")
     def _default_client(self) -> docker.DockerClient:
-        return docker.from_env()
+        return docker_client()
 
     def build(
         self,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import docker
 
 from erchub.errors import ErchubError
+from erchub.spawner.clients import docker_client
 
 #: the iptables chain that filters what sessions send to the host
 FIREWALL_CHAIN = "ERCHUB-SESSIONS"
@@ -36,8 +37,10 @@ class SessionNetwork:
 def ensure_session_network(
     name: str, bridge: str = "erchub0", client: docker.DockerClient | None = None
 ) -> SessionNetwork:
-    """Create the internal bridge network ``name`` (interface ``bridge``) unless it exists."""
-    client = client or docker.from_env()
+    """Create the internal bridge network ``name`` (interface ``bridge``) unless it exists, on
+    the engine of ``client`` (default: :func:`erchub.spawner.clients.docker_client`'s)."""
+    if client is None:
+        client = docker_client()
     try:
         network = client.networks.get(name)
     except docker.errors.NotFound:

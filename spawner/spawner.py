@@ -5,15 +5,22 @@ opening the job's executed notebook). Before the server starts, the spawner
 
 1. fetches the compendium from the `erc` service with the server's own hub token, so the
    service's visibility rules decide (another user's candidate is "not found");
-2. makes sure the runtime image exists: ``erchub build --events`` in a subprocess (the builder
-   enters the workspace directory, which must not happen in the hub's process), reusing an
-   existing image, with every phase and build log line sent to ``progress()``;
-3. gives the user a private working copy: a Docker volume per user and server, filled from
-   the compendium on the first start and kept across restarts; the compendium itself is never
-   mounted, so a session cannot change it;
+2. makes sure the runtime image exists: ``erchub build --events`` in a subprocess on the
+   sessions' Docker engine, reusing an existing image or a build of it already running, with
+   every phase and build log line sent to ``progress()`` (see ``erchub.spawner.session_build``);
+3. gives the user a private working copy: a Docker volume per user and server
+   (``working_copy_volume``, a DockerSpawner volume name template), filled from the compendium
+   on the first start and kept across restarts; the compendium itself is never mounted, so a
+   session cannot change it;
 4. starts jupyterhub-singleuser in the image with the working copy as its root and the main
    notebook as the default URL, on an internal Docker network from which the hub's API is the
    only thing it is meant to reach.
+
+ERCSpawner is a DockerSpawner as its maintainers mean it to be extended: the working copy is one
+of ``volumes`` (next to the operator's ``volumes``, ``read_only_volumes`` and the internal-SSL
+certificates), every Docker call goes through ``docker()`` and its ``client`` (made from
+``client_kwargs`` and ``tls_config``, which the builds get too). What its user cannot fix is a
+``SessionError`` (JupyterHub's SpawnException): a message for them, details for the log.
 
 ``LocalERCSpawner`` runs the session as a local process of the hub's own Python environment,
 without image or isolation: for development on machines without Docker.
@@ -22,17 +29,11 @@ without image or isolation: for development on machines without Docker.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import posixpath
-import shutil
 import sys
-import tarfile
-import tempfile
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -41,16 +42,24 @@ import docker
 import docker.errors
 from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SimpleLocalProcessSpawner, Spawner
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import exponential_backoff, fmt_ip_url, make_ssl_context, url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Int, Unicode, default
 
 from erchub.archive import extract_archive
-from erchub.errors import ErchubError
 from erchub.sessions import InvalidSessionOptions, SessionTarget, lab_url_for, parse_user_options
 from erchub.settings import default_data_dir
 from erchub.spawner.buildpacks import NB_UID
+from erchub.spawner.session import (
+    FetchedCompendium,
+    SessionError,
+    SessionSource,
+    copy_working_copy,
+    scratch_directory,
+    write_working_copy_tar,
+)
+from erchub.spawner.session_build import build_image, builder_command, builder_config
 
 #: the hub's name of the managed erc service
 SERVICE_NAME = "erc"
@@ -66,36 +75,6 @@ SESSION_TOKEN_SCOPES = [
 ]
 #: labels of the Docker objects of sessions
 SESSION_LABEL = "org.erchub.session"
-#: build log lines shown per progress step before progress moves on
-_BUILD_PROGRESS = (20, 70)
-
-
-class SessionError(ErchubError):
-    """A session that cannot start, with the reason its user sees on the progress page."""
-
-
-@dataclass
-class SessionSource:
-    """What a session opens, as the erc service describes it to the session's user."""
-
-    compendium_id: str
-    title: str
-    #: the notebook to open, relative to the working copy
-    notebook: str
-    #: changes whenever the compendium's files may have changed
-    version: str
-    #: a job's executed notebook to add to the working copy as ``notebook`` (its API path)
-    job_notebook: str | None = None
-
-
-@dataclass
-class FetchedCompendium:
-    """A compendium unpacked for one start: its files and the extra files of the session."""
-
-    source: SessionSource
-    root: Path
-    #: extra files for the working copy (relative path -> local file): a job's notebook
-    extra: dict[str, Path]
 
 
 #: runtime images of compendium versions this hub built or found: relaunches skip the build
@@ -187,7 +166,7 @@ class ERCSessionMixin(_SpawnerBase):
         try:
             return parse_user_options(self.user_options)
         except InvalidSessionOptions as exc:
-            raise SessionError(str(exc)) from None
+            raise SessionError(str(exc), reason="options") from None
 
     # -- progress --------------------------------------------------------------------------
 
@@ -241,10 +220,21 @@ class ERCSessionMixin(_SpawnerBase):
         except HTTPClientError as exc:
             message = _api_message(exc)
             if exc.code in (403, 404):
-                raise SessionError(message) from None
-            raise SessionError(f"the erc service answered {exc.code}: {message}") from None
+                # the service's own message for the user: "compendium X not found"
+                raise SessionError(message, reason="not-found", status_code=404) from None
+            raise SessionError(
+                f"the erc service could not answer (HTTP {exc.code}); try again later",
+                reason="erc-service",
+                log_message=f"the erc service answered {exc.code} to {path}: {message}",
+                status_code=502,
+            ) from None
         except OSError as exc:
-            raise SessionError(f"the erc service cannot be reached: {exc}") from None
+            raise SessionError(
+                "the erc service cannot be reached; try again later",
+                reason="erc-service",
+                log_message=f"the erc service at {self.erc_api_url} cannot be reached: {exc}",
+                status_code=503,
+            ) from None
 
     async def api_json(self, path: str) -> dict[str, Any]:
         response = await self.api_request(path)
@@ -281,7 +271,9 @@ class ERCSessionMixin(_SpawnerBase):
             return source
         executed = (job.get("files") or {}).get("executed")
         if not executed:
-            raise SessionError(f"job {target.id} has no executed notebook to open")
+            raise SessionError(
+                f"job {target.id} has no executed notebook to open", reason="options"
+            )
         stem = posixpath.splitext(posixpath.basename(notebook or executed))[0]
         source.notebook = posixpath.join(
             posixpath.dirname(notebook), f"{stem}-job-{target.id}.ipynb"
@@ -304,33 +296,71 @@ class ERCSessionMixin(_SpawnerBase):
         return FetchedCompendium(source, root, extra)
 
     async def wait_until_answering(self, ip: str, port: int) -> None:
-        """Poll the server often until it answers: the hub's own check backs off to seconds
-        between tries, which would dominate a relaunch."""
-        url = f"http://{ip}:{port}{url_path_join(self.server.base_url, 'api')}"
-        deadline = time.monotonic() + self.http_timeout
+        """Wait until the server answers, as ``jupyterhub.utils.wait_for_http_server`` (which
+        the hub calls next) waits: an answer below 500, even a 404, is up; a 5xx or no answer
+        is not; the deadline (``http_timeout``) raises. Unlike the hub's wait it tries often
+        (its back-off to seconds between tries would dominate a relaunch) and ends when the
+        server exits."""
+        proto = "https" if self.internal_ssl else "http"
+        api = url_path_join(self.server.base_url, "api")
+        url = f"{proto}://{fmt_ip_url(ip)}:{port}{api}"
+        # the hub's own client certificate, as for its wait (JupyterHub's User._wait_up)
+        settings = getattr(self.user, "settings", None) or {}
+        ssl_context = make_ssl_context(
+            settings.get("internal_ssl_key"),
+            settings.get("internal_ssl_cert"),
+            cafile=settings.get("internal_ssl_ca"),
+        )
+        request = HTTPRequest(
+            url, request_timeout=2, follow_redirects=False, ssl_options=ssl_context
+        )
         client = AsyncHTTPClient()
-        while time.monotonic() < deadline:
+
+        async def answered() -> bool:
             try:
-                await client.fetch(url, request_timeout=2)
-                return
-            except HTTPClientError as exc:
-                if exc.code != 599:  # an HTTP answer: the server is up
-                    return
-            except OSError:
-                pass
+                response = await client.fetch(request, raise_error=False)
+            except (OSError, HTTPClientError):  # no answer (599: none in time)
+                response = None
+            if response is not None and response.code < 500:
+                return True
+            if response is not None:
+                self.log.warning("JupyterLab at %s answered %s", url, response.code)
             exited = await self.poll()
             if exited is not None:
                 raise SessionError(
-                    f"JupyterLab exited before answering ({exited}); the hub's log has its output"
+                    "JupyterLab stopped before it answered",
+                    reason="exited",
+                    log_message=f"JupyterLab of {self.user.name}'s server {self.name!r} exited "
+                    f"with status {exited} before answering at {url}",
+                    status_code=500,
                 )
-            await asyncio.sleep(0.05)
+            return False
+
+        try:
+            await exponential_backoff(
+                answered,
+                f"JupyterLab of {self.user.name}'s server {self.name!r} did not answer at {url} "
+                f"within {self.http_timeout} s",
+                start_wait=0.05,
+                scale_factor=1.5,
+                max_wait=1,
+                timeout=self.http_timeout,
+            )
+        except TimeoutError as exc:
+            raise SessionError(
+                f"JupyterLab did not answer within {self.http_timeout} s",
+                reason="timeout",
+                log_message=str(exc),
+                status_code=500,
+            ) from None
 
     def set_default_url(self, source: SessionSource) -> None:
         self.default_url = lab_url_for(source.notebook) if source.notebook else "/lab"
 
 
 class ERCSpawner(ERCSessionMixin, DockerSpawner):
-    """A session in the ERC's runtime image on the local Docker engine (see the module)."""
+    """A session in the ERC's runtime image on the Docker engine of ``client`` (see the
+    module)."""
 
     working_copy_dir = Unicode(
         "/home/jovyan/work",
@@ -342,6 +372,14 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
         NB_UID,
         help="Owner (uid and gid) of the working copy's files: the image's notebook user. "
         "Default: 1000.",
+    ).tag(config=True)
+
+    working_copy_volume = Unicode(
+        "erchub-work-{username}--{servername}",
+        help="""Name of the Docker volume of a server's working copy: a template of
+        DockerSpawner's volume names ({username}, {servername}, ...: escaped, so that two
+        servers never share a name), rendered by format_volume_name. Default:
+        erchub-work-{username}--{servername}.""",
     ).tag(config=True)
 
     pids_limit = Int(
@@ -383,40 +421,47 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
 
     @property
     def volume_name(self) -> str:
-        return f"erchub-work-{self.escaped_name}-{self.name or 'default'}"
+        """The working copy's volume, named as DockerSpawner names volumes (as its
+        certificates' volume in ``move_certs``)."""
+        return str(self.format_volume_name(self.working_copy_volume, self))
 
-    _working_copy_archive: bytes | None = None
+    #: the working copy of a fresh volume, copied into the container when it is created
+    _working_copy_tar: Path | None = None
 
     async def start(self) -> Any:
         self.begin_progress()
         try:
             return await self._start_session()
+        except docker.errors.DockerException as exc:
+            raise SessionError(
+                "Docker could not start the session; try again later",
+                reason="docker",
+                log_message=f"Docker could not start {self.user.name}'s server "
+                f"{self.name!r}: {exc}",
+                status_code=500,
+            ) from exc
         finally:
-            self._working_copy_archive = None
+            self._working_copy_tar = None
             self.end_progress()
 
-    async def _start_session(self) -> Any:
+    async def _start_session(self) -> tuple[str, int]:
         _network, source = await asyncio.gather(self.check_network(), self.describe_source())
         image, fresh = await asyncio.gather(self.known_image(source), self.volume_missing())
-        if image is None or fresh:
-            with tempfile.TemporaryDirectory(prefix="erchub-session-") as scratch:
-                fetched = await self.fetch_compendium(source, Path(scratch))
+        async with scratch_directory() as scratch:
+            if image is None or fresh:
+                fetched = await self.fetch_compendium(source, scratch)
                 if image is None:
-                    image = _IMAGES[source.version] = await build_image(self, fetched)
+                    image = _IMAGES[source.version] = await self.runtime_image(fetched, scratch)
                 if fresh:
-                    self.report("Preparing your working copy of the compendium", 80)
-                    self._working_copy_archive = await asyncio.get_running_loop().run_in_executor(
-                        None, working_copy_tar, fetched, self.working_copy_dir,
-                        self.working_copy_uid,
-                    )  # fmt: skip
-                    await self.create_volume(source)
-        else:
-            self.report("Reusing your working copy from the last session", 80)
-        self.image = image
-        self.notebook_dir = self.working_copy_dir
-        self.set_default_url(source)
-        self.report(f"Starting JupyterLab in {self.image}", 85)
-        ip, port = await super().start()
+                    await self.prepare_working_copy(fetched, scratch)
+            else:
+                self.report("Reusing your working copy from the last session", 80)
+            self.image = image
+            self.notebook_dir = self.working_copy_dir
+            self.set_default_url(source)
+            self.mount_working_copy()
+            self.report(f"Starting JupyterLab in {self.image}", 85)
+            ip, port = await super().start()
         self.report("Waiting for JupyterLab to answer", 90)
         await self.wait_until_answering(ip, port)
         return ip, port
@@ -435,16 +480,89 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
         self.report(f"Reusing the runtime image {image}", 60)
         return image
 
+    async def runtime_image(self, fetched: FetchedCompendium, scratch: Path) -> str:
+        """The compendium's runtime image, built on this spawner's engine: the builder gets
+        its own configuration and this spawner's ``client_kwargs`` and ``tls_config``."""
+        loop = asyncio.get_running_loop()
+        problem = ""
+        if self.builder_config_file and not await loop.run_in_executor(
+            None, os.path.isfile, self.builder_config_file
+        ):
+            problem = f"ERCSpawner.builder_config_file {self.builder_config_file} is missing"
+        try:
+            text = builder_config(self.builder_config_file, self.client_kwargs, self.tls_config)
+        except ValueError as exc:
+            problem = str(exc)
+        if problem:
+            raise SessionError(
+                "the hub cannot build runtime images: its configuration has a problem",
+                reason="config",
+                log_message=problem,
+                status_code=500,
+            )
+        config = scratch / "builder_config.py"
+        await loop.run_in_executor(None, config.write_text, text)
+        return await build_image(self, builder_command(config, fetched.root), fetched.root)
+
+    async def prepare_working_copy(self, fetched: FetchedCompendium, scratch: Path) -> None:
+        """The working copy as a tar file, and its volume: made only once the image is there,
+        so that a failed build leaves nothing behind."""
+        self.report("Preparing your working copy of the compendium", 80)
+        self._working_copy_tar = await asyncio.get_running_loop().run_in_executor(
+            None,
+            write_working_copy_tar,
+            fetched,
+            scratch / "working-copy.tar",
+            self.working_copy_dir,
+            self.working_copy_uid,
+        )
+        labels = {
+            SESSION_LABEL: "working-copy",
+            "org.erchub.user": self.user.name,
+            "org.erchub.server": self.name,
+            "org.erchub.compendium": fetched.source.compendium_id,
+        }
+        await self.docker("create_volume", self.volume_name, labels=labels)
+
+    def mount_working_copy(self) -> None:
+        """The working copy's volume joins ``volumes``, next to the operator's: DockerSpawner
+        renders its name, binds it with them, and adds ``read_only_volumes`` and the
+        internal-SSL certificates (``volume_binds``)."""
+        volumes = {
+            key: bind for key, bind in self.volumes.items() if key != self.working_copy_volume
+        }
+        taken = {
+            self.format_volume_name(bind["bind"] if isinstance(bind, dict) else bind, self)
+            for bind in (*volumes.values(), *self.read_only_volumes.values())
+        }
+        if self.working_copy_dir in taken:
+            raise SessionError(
+                "the hub's configuration does not let sessions start",
+                reason="config",
+                log_message=f"ERCSpawner.working_copy_dir {self.working_copy_dir} is also the "
+                "mount point of one of DockerSpawner.volumes or read_only_volumes",
+                status_code=500,
+            )
+        self.volumes = {**volumes, self.working_copy_volume: self.working_copy_dir}
+
     async def check_network(self) -> None:
         try:
             await self.docker("inspect_network", self.network_name)
         except docker.errors.NotFound:
             raise SessionError(
-                f"the Docker network {self.network_name} of sessions is missing; restart the "
-                "hub (its configuration creates it)"
+                "sessions cannot start on this hub now; try again later",
+                reason="docker",
+                log_message=f"the Docker network {self.network_name} of sessions is missing; "
+                "restart the hub (its configuration creates it)",
+                status_code=500,
             ) from None
         except docker.errors.DockerException as exc:
-            raise SessionError(f"the Docker engine cannot be reached: {exc}") from None
+            raise SessionError(
+                "sessions cannot start on this hub now; try again later",
+                reason="docker",
+                log_message=f"the Docker engine cannot be reached: {exc}",
+                status_code=500,
+            ) from None
 
     async def volume_missing(self) -> bool:
         try:
@@ -453,32 +571,20 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
             return True
         return False
 
-    async def create_volume(self, source: SessionSource) -> None:
-        """The working copy's volume: made only once the image is there, so that a failed
-        build leaves nothing behind."""
-        labels = {
-            SESSION_LABEL: "working-copy",
-            "org.erchub.user": self.user.name,
-            "org.erchub.server": self.name,
-            "org.erchub.compendium": source.compendium_id,
-        }
-        await self.docker("create_volume", self.volume_name, labels=labels)
-
-    @property
-    def volume_mount_points(self) -> list[str]:
-        return [self.working_copy_dir]
-
-    @property
-    def volume_binds(self) -> dict[str, dict[str, str]]:
-        return {self.volume_name: {"bind": self.working_copy_dir, "mode": "rw"}}
-
     async def create_object(self) -> Any:
         created = await super().create_object()
-        if self._working_copy_archive is not None:
+        if self._working_copy_tar is not None:
             # Copied into the created container: docker writes through to the fresh volume,
-            # with the notebook user's ownership, whichever engine and host run it.
+            # with the notebook user's ownership, whichever engine and host run it; streamed
+            # from the file, in DockerSpawner's executor thread.
             parent = posixpath.dirname(self.working_copy_dir.rstrip("/"))
-            await self.docker("put_archive", created["Id"], parent, self._working_copy_archive)
+            stream = await asyncio.get_running_loop().run_in_executor(
+                None, self._working_copy_tar.open, "rb"
+            )
+            try:
+                await self.docker("put_archive", created["Id"], parent, stream)
+            finally:
+                stream.close()
         return created
 
     def delete_forever(self) -> Any:
@@ -531,18 +637,18 @@ class LocalERCSpawner(ERCSessionMixin, SimpleLocalProcessSpawner):
         self.begin_progress()
         try:
             self.log.warning(
-                "LocalERCSpawner (development only): %s runs in the hub's Python environment, "
-                "not in the ERC's runtime image, without isolation",
-                self._log_name,
+                "LocalERCSpawner (development only): %s's server %r runs in the hub's Python "
+                "environment, not in the ERC's runtime image, without isolation",
+                self.user.name,
+                self.name,
             )
             source = await self.describe_source()
-            if not self.working_copy.exists():
-                with tempfile.TemporaryDirectory(prefix="erchub-session-") as scratch:
-                    fetched = await self.fetch_compendium(source, Path(scratch))
+            loop = asyncio.get_running_loop()
+            if not await loop.run_in_executor(None, self.working_copy.exists):
+                async with scratch_directory() as scratch:
+                    fetched = await self.fetch_compendium(source, scratch)
                     self.report("Preparing your working copy of the compendium", 60)
-                    await asyncio.get_running_loop().run_in_executor(
-                        None, copy_working_copy, fetched, self.working_copy
-                    )
+                    await loop.run_in_executor(None, copy_working_copy, fetched, self.working_copy)
             self.notebook_dir = str(self.working_copy)
             self.set_default_url(source)
             self.report("Starting JupyterLab (local process, development only)", 90)
@@ -560,114 +666,6 @@ def check_user_options(spawner: Spawner, user_options: Any) -> None:
         parse_user_options(user_options)
     except InvalidSessionOptions as exc:
         raise web.HTTPError(400, str(exc)) from None
-
-
-# -- building the image -------------------------------------------------------------------
-
-
-async def build_image(spawner: ERCSessionMixin, fetched: FetchedCompendium) -> str:
-    """The runtime image of ``fetched``, built unless it exists, with progress events."""
-    spawner.report("Looking for the runtime image", 10)
-    command = [sys.executable, "-m", "erchub"]
-    if spawner.builder_config_file:
-        command += ["--config", spawner.builder_config_file]
-    command += ["build", "--events", str(fetched.root)]
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    assert process.stdout is not None and process.stderr is not None
-    stderr_task = asyncio.ensure_future(process.stderr.read())
-    image, error, lines = "", "", 0
-    started = time.monotonic()
-    try:
-        async for raw in process.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            kind = event.get("event")
-            if kind == "plan":
-                image = event["image"]
-                if event.get("exists"):
-                    spawner.report(f"Reusing the runtime image {image}", 60)
-                else:
-                    spawner.report(
-                        f"Building the runtime image {image} with {event['buildpack']}", 15
-                    )
-            elif kind == "log":
-                lines += 1
-                low, high = _BUILD_PROGRESS
-                # the number of lines is unknown: creep towards `high` without reaching it
-                spawner.report(event["line"], low + int((high - low) * (1 - 0.99**lines)))
-            elif kind == "done":
-                image = event["image"]
-                if not event.get("cache_hit"):
-                    spawner.report(f"Built {image} in {time.monotonic() - started:.0f} s", 75)
-            elif kind == "error":
-                error = event.get("message") or "the build failed"
-        code = await process.wait()
-    except BaseException:
-        # the hub gave up on the start (timeout, the server was stopped), or the events were
-        # not what they should be: the build stops too
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        raise
-    finally:
-        stderr = (await stderr_task).decode(errors="replace").strip()
-    if code != 0 or not image:
-        reason = error or (stderr.splitlines()[-1] if stderr else f"exit code {code}")
-        # the user knows the compendium, not the hub's scratch directory
-        reason = reason.removeprefix("erchub: error: ").replace(str(fetched.root), "the compendium")
-        raise SessionError(f"building the runtime image failed: {reason}")
-    return image
-
-
-# -- the working copy ---------------------------------------------------------------------
-
-
-def working_copy_tar(fetched: FetchedCompendium, working_copy_dir: str, uid: int) -> bytes:
-    """The working copy as a tar whose top entry is ``basename(working_copy_dir)``, every file
-    owned by ``uid``: extracted into the directory above the mount point, it fills the volume
-    and makes its root the notebook user's."""
-    top = posixpath.basename(working_copy_dir.rstrip("/"))
-    now = time.time()
-
-    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = uid
-        info.uname = info.gname = ""
-        return info
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        root = tarfile.TarInfo(top)
-        root.type, root.mode, root.mtime = tarfile.DIRTYPE, 0o755, int(now)
-        archive.addfile(owned(root))
-        for path in sorted(fetched.root.rglob("*")):
-            if path.is_symlink() or not (path.is_file() or path.is_dir()):
-                continue
-            relative = path.relative_to(fetched.root).as_posix()
-            archive.add(path, f"{top}/{relative}", recursive=False, filter=owned)
-        for relative, source in fetched.extra.items():
-            archive.add(source, f"{top}/{relative}", recursive=False, filter=owned)
-    return buffer.getvalue()
-
-
-def copy_working_copy(fetched: FetchedCompendium, target: Path) -> None:
-    """The local variant's working copy: the compendium's files (not its links, as in
-    :func:`working_copy_tar`), then the extra files; made beside ``target`` and moved into
-    place, so that a failed copy is not taken for a working copy by the next start."""
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-
-    def links(directory: str, names: list[str]) -> list[str]:
-        return [name for name in names if os.path.islink(os.path.join(directory, name))]
-
-    shutil.copytree(fetched.root, partial, ignore=links)
-    for relative, source in fetched.extra.items():
-        (partial / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, partial / relative)
-    os.replace(partial, target)
 
 
 def _api_message(error: HTTPClientError) -> str:

@@ -58,6 +58,7 @@ from tornado.iostream import StreamClosedError
 
 from erchub.archive import DEFAULT_LIMITS, is_archive
 from erchub.erc import ERC_FILENAME
+from erchub.errors import ErchubError
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ USER_AGENT = "erchub-loader (+https://github.com/o2r-project)"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._+ -]")
 
 
-class LoadError(Exception):
-    """A load that cannot be done: ``status`` and a message for the client."""
+class LoadError(ErchubError):
+    """A load that cannot be done: ``status`` (the HTTP status the API answers) and a message
+    for the client."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

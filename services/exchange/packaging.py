@@ -77,7 +77,7 @@ from erchub.metadata import (
     is_orcid_id,
     license_files,
 )
-from erchub.services.compendia import ArchiveStream, mime_type
+from erchub.services.compendia.files import ArchiveStream, mime_type
 from erchub.workspace import list_files
 
 __all__ = [
@@ -873,7 +873,7 @@ def zip_bag(bag_dir: Path, *, prefix: str | None = None) -> ArchiveStream:
     """The bag as a zip stream: iterate it for chunks of about 256 KiB, or call its
     ``next_chunk()`` in an executor (it blocks) and ``close()`` when the client goes away.
 
-    A thread writes the zip into a bounded queue (:class:`erchub.services.compendia.
+    A thread writes the zip into a bounded queue (:class:`erchub.services.compendia.files.
     ArchiveStream`), so memory stays flat whatever the bag's size; nothing is written to disk.
     Members sit below one folder, ``prefix`` (default: the bag directory's name), as RFC 8493
     asks of a serialized bag; erchub's loader unpacks such a zip to the bag's ``data/``.

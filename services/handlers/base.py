@@ -30,7 +30,8 @@ from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from erchub import jsonlimits, safefs
-from erchub.services import compendia
+from erchub.errors import Conflict, ErchubError, Forbidden, NotFound, Unavailable
+from erchub.services.compendia import files as compendia
 from erchub.services.store import CompendiumRecord, Store
 
 if TYPE_CHECKING:
@@ -106,6 +107,17 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def log(self) -> logging.Logger:
         return self.service.log
+
+    def compendium_dir(self, compendium_id: str) -> Path:
+        """Where a compendium's files are (``data_dir/compendia/<id>``)."""
+        return compendia.compendium_path(self.service.data_dir, compendium_id)
+
+    async def compendium_files(self, record: CompendiumRecord) -> Path:
+        """The directory of a visible compendium; 404 if its files are gone."""
+        root = self.compendium_dir(record.id)
+        if not await self.blocking(root.is_dir):
+            raise web.HTTPError(404, f"the files of compendium {record.id} are missing")
+        return root
 
     def job_dir(self, job_id: str) -> Path:
         """Where a job's files are (``data_dir/jobs/<id>``)."""
@@ -356,6 +368,20 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(body))
 
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """The status of a domain error (see :func:`domain_status`), else ``status_code``."""
+        exc_info = kwargs.get("exc_info")
+        mapped = domain_status(exc_info[1]) if exc_info else None
+        super().send_error(mapped or status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        """A domain error is the client's: one line at info, no traceback."""
+        status = domain_status(value) if value is not None else None
+        if status is None:
+            super().log_exception(typ, value, tb)
+            return
+        self.log.info("%d %s %s: %s", status, self.request.method, self.request.path, value)
+
     @staticmethod
     def error_message(status_code: int, exc_info: Any) -> str:
         """What the client is told: the HTTPError's message, else the status's phrase; never
@@ -368,6 +394,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             error = exc_info[1]
             if isinstance(error, web.HTTPError) and error.log_message:
                 message = error.log_message % error.args if error.args else error.log_message
+            elif domain_status(error) is not None:
+                message = str(error)
             elif status_code >= 500:
                 message = "internal error; the service log has the details"
         return message
@@ -377,6 +405,30 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.clear_header("Content-Type")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps({"status": status_code, "message": message}))
+
+
+#: the HTTP status of each kind of domain error; any other ErchubError is the request's fault
+DOMAIN_STATUSES: tuple[tuple[type[ErchubError], int], ...] = (
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (Unavailable, 503),
+)
+
+
+def domain_status(error: BaseException) -> int | None:
+    """The one place domain errors become HTTP statuses: None for anything that is not an
+    :class:`~erchub.errors.ErchubError` (a bug: 500); an error that names its own ``status``
+    (the loader's) keeps it."""
+    if not isinstance(error, ErchubError):
+        return None
+    status = getattr(error, "status", None)
+    if isinstance(status, int):
+        return status
+    for kind, code in DOMAIN_STATUSES:
+        if isinstance(error, kind):
+            return code
+    return 400
 
 
 def untrusted_content_headers(handler: web.RequestHandler) -> None:

@@ -9,8 +9,8 @@ JupyterHub 6 requires for cookie-authenticated requests of scripts.
 from __future__ import annotations
 
 from erchub.services.handlers.base import SCOPE_READ
-from erchub.services.handlers.compendium import summary_json
 from erchub.services.handlers.pages import PageHandler
+from erchub.services.handlers.views import summary_json
 
 
 class CheckPageHandler(PageHandler):

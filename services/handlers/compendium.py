@@ -6,7 +6,7 @@
   foundation's one-line message (also for the archive limits, a zip bomb: the request itself
   was within the upload limit, its content is what is wrong); a body above the upload limit
   is a 413. With a JSON body (``Content-Type: application/json``) it loads instead (o2r's
-  loader, :mod:`erchub.services.loader`): ``{"share_url"}``, ``{"doi"}`` or
+  loader, :mod:`erchub.services.exchange.loader`): ``{"share_url"}``, ``{"doi"}`` or
   ``{"zenodo_record_id"}`` (optional ``sandbox``, ``filename``, ``content_type``); the
   download then takes exactly the path of an upload, and the metadata records its ``origin``
   (and ``identifier.doi``). The loader's errors keep their status (400, 403, 404, 413, 502).
@@ -30,52 +30,37 @@ Scopes: reading needs ``custom:erc:read``; uploading, changing metadata and dele
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shutil
-import tempfile
-import time
-import weakref
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from tornado import web
 from tornado.iostream import StreamClosedError
 
 from erchub import safefs
-from erchub.errors import InvalidERC, UnsafeArchive
-from erchub.metadata import is_orcid_id, orcid_check_character, write_metadata
-from erchub.services import compendia
+from erchub.services.compendia import files as compendia
+from erchub.services.compendia.operations import (
+    checked_metadata,
+    ingest_compendium,
+    metadata_lock,
+    save_metadata,
+)
+from erchub.services.exchange.loader import LOAD_BODY_SCHEMA, LoaderSettings, parse_source
+from erchub.services.exchange.loading import load_compendium
 from erchub.services.handlers.base import (
     SCOPE_CREATE,
     SCOPE_READ,
     BaseHandler,
-    iso,
 )
-from erchub.services.loader import (
-    LOAD_BODY_SCHEMA,
-    Loader,
-    LoadError,
-    LoaderSettings,
-    Source,
-    parse_source,
-)
+from erchub.services.handlers.upload import UploadHandler
+from erchub.services.handlers.views import compendium_json, summary_json
 from erchub.services.store import (
-    RUNNING,
     CompendiumQuery,
-    CompendiumRecord,
     Conflict,
-    JobQuery,
-    Store,
 )
-from erchub.services.upload import UploadHandler, uploads_dir
 
 #: the filters of GET /compendium
 LIST_ARGUMENTS = ("user", "doi", "candidate", "summary", "start", "limit")
-#: how often an upload draws a fresh id when the drawn one is taken
-ID_ATTEMPTS = 20
 #: jobs looked at per store query when a compendium is deleted
 JOB_PAGE = 1000
 #: the largest JSON body of POST /compendium (a load request), in bytes
@@ -98,180 +83,8 @@ DERIVED_FIELDS = tuple(
     name for name, field in O2R_SCHEMA["properties"].items() if field.get("readOnly")
 )
 
-#: one metadata change at a time per compendium, so that the file and the store agree
-_metadata_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-
-def metadata_lock(compendium_id: str) -> asyncio.Lock:
-    """The lock every change of a compendium's metadata holds (PUT, a shipment's DOI)."""
-    return _metadata_locks.setdefault(compendium_id, asyncio.Lock())
-
-
-def save_metadata(
-    store: Store,
-    root: Path,
-    record: CompendiumRecord,
-    metadata: dict[str, Any],
-    candidate: bool | None = None,
-) -> CompendiumRecord | None:
-    """Write the metadata file, then the store (None when the compendium was deleted
-    meanwhile); the old file comes back if the store fails. Blocking: call off the loop."""
-    write_metadata(root, metadata)
-    try:
-        return store.update_compendium(
-            record.id, metadata=metadata, candidate=candidate, now=time.time()
-        )
-    except BaseException:
-        write_metadata(root, record.metadata)
-        raise
-
-
-def compendium_json(record: CompendiumRecord, files: dict[str, Any] | None) -> dict[str, Any]:
-    """A compendium as the API shows it (o2r fields, times in ISO 8601)."""
-    body = summary_json(record)
-    body["updated"] = iso(record.updated)
-    body["metadata"] = {"o2r": record.metadata}
-    if files is not None:
-        body["files"] = files
-    return body
-
-
-def summary_json(record: CompendiumRecord) -> dict[str, Any]:
-    title = record.metadata.get("title")
-    return {
-        "id": record.id,
-        "user": record.user,
-        "created": iso(record.created),
-        "candidate": record.candidate,
-        "title": title if isinstance(title, str) else None,
-    }
-
-
-def add_compendium(
-    store: Store,
-    staged: compendia.StagedCompendium,
-    data_dir: str,
-    user: str,
-    *,
-    candidate: bool = True,
-) -> str:
-    """Move a staged compendium to a free id and record it (files first, so that a recorded
-    compendium always has its files); the files go again if the record cannot be made."""
-    for _ in range(ID_ATTEMPTS):
-        compendium_id = compendia.new_compendium_id()
-        if store.get_compendium(compendium_id) is not None:
-            continue
-        try:
-            target = compendia.install(staged, data_dir, compendium_id)
-        except FileExistsError:
-            continue
-        now = time.time()
-        record = CompendiumRecord(
-            id=compendium_id,
-            user=user,
-            candidate=candidate,
-            metadata=staged.metadata,
-            created=now,
-            updated=now,
-        )
-        try:
-            store.add_compendium(record)
-        except Conflict:
-            # another upload took the id in the meantime: back to staging, draw again
-            os.rename(target, staged.root)
-            continue
-        except BaseException:
-            compendia.delete_compendium_dir(data_dir, compendium_id)
-            raise
-        return compendium_id
-    raise web.HTTPError(503, "no free compendium id found; please try again")
-
-
-def _add_metadata(staged: compendia.StagedCompendium, added: dict[str, Any]) -> None:
-    """Merge ``added`` into the staged compendium's metadata (``identifier`` field by
-    field) and write it."""
-    metadata = dict(staged.metadata)
-    for key, value in added.items():
-        current = metadata.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
-            metadata[key] = {**current, **value}
-        else:
-            metadata[key] = value
-    write_metadata(staged.root, metadata)
-    staged.metadata = metadata
-
-
-async def create_compendium(
-    handler: BaseHandler,
-    archive: Path,
-    content_type: str,
-    user: str,
-    *,
-    metadata: dict[str, Any] | None = None,
-    candidate: bool = True,
-) -> str:
-    """An uploaded or downloaded archive made a compendium of ``user``: extracted safely,
-    completed, ``metadata`` merged in, moved into place and recorded; its id. 400 for an
-    archive that is no compendium or is unsafe."""
-    data_dir = handler.service.data_dir
-    try:
-        staged = await handler.blocking(
-            compendia.ingest, archive, content_type, data_dir, handler.service.archive_limits
-        )
-    except (InvalidERC, UnsafeArchive) as error:
-        raise web.HTTPError(400, str(error)) from None
-    try:
-        if metadata:
-            await handler.blocking(_add_metadata, staged, metadata)
-        return await handler.blocking(
-            add_compendium, handler.store, staged, data_dir, user, candidate=candidate
-        )
-    finally:
-        await handler.blocking(compendia.discard, staged)
-
-
-async def load_compendium(
-    handler: BaseHandler, source: Source, user: str, *, candidate: bool = True
-) -> str:
-    """Load ``source`` with the loader into a compendium of ``user``; its id. The loader's
-    errors become HTTP errors of their status."""
-    directory = uploads_dir(handler)
-    await handler.blocking(directory.mkdir, parents=True, exist_ok=True)
-    work = Path(await handler.blocking(tempfile.mkdtemp, prefix="load-", dir=directory))
-    loader = Loader(LoaderSettings.of(handler.service), handler.log)
-    try:
-        try:
-            loaded = await loader.load(source, work)
-        except LoadError as error:
-            raise web.HTTPError(error.status, error.message) from None
-        return await create_compendium(
-            handler,
-            loaded.archive,
-            loaded.content_type,
-            user,
-            metadata=loaded.metadata,
-            candidate=candidate,
-        )
-    finally:
-        loader.close()
-        await handler.blocking(shutil.rmtree, work, ignore_errors=True)
-
-
-class CompendiumBase(BaseHandler):
-    """Helpers of the compendium handlers."""
-
-    def compendium_dir(self, compendium_id: str) -> Path:
-        return compendia.compendium_path(self.service.data_dir, compendium_id)
-
-    async def compendium_files(self, record: CompendiumRecord) -> Path:
-        """The directory of a visible compendium; 404 if its files are gone."""
-        root = self.compendium_dir(record.id)
-        if not await self.blocking(root.is_dir):
-            raise web.HTTPError(404, f"the files of compendium {record.id} are missing")
-        return root
-
-
-class CompendiaHandler(UploadHandler, CompendiumBase):
+class CompendiaHandler(UploadHandler):
     """``/compendium``: list (GET), upload (POST of a multipart body) and load (POST of a
     JSON body)."""
 
@@ -330,7 +143,15 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
             return
         upload = await self.received_upload()
         try:
-            compendium_id = await create_compendium(self, upload.path, upload.content_type, user)
+            compendium_id = await self.blocking(
+                ingest_compendium,
+                self.store,
+                upload.path,
+                upload.content_type,
+                self.service.data_dir,
+                user,
+                limits=self.service.archive_limits,
+            )
         finally:
             await self.blocking(upload.remove)
         self.log.info("compendium %s uploaded by %s (%s)", compendium_id, user, upload.content_type)
@@ -339,11 +160,16 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
     async def load(self, user: str) -> None:
         """POST of a JSON body: load the source it names (see the module's docstring)."""
         body = self.json_body(LOAD_BODY_SCHEMA)
-        try:
-            source = parse_source(body)
-        except LoadError as error:
-            raise web.HTTPError(error.status, error.message) from None
-        compendium_id = await load_compendium(self, source, user)
+        source = parse_source(body)
+        compendium_id = await load_compendium(
+            LoaderSettings.of(self.service),
+            self.store,
+            self.service.data_dir,
+            source,
+            user,
+            limits=self.service.archive_limits,
+            log=self.log,
+        )
         self.log.info("compendium %s loaded by %s (%s)", compendium_id, user, source.kind)
         self.created(compendium_id)
 
@@ -352,7 +178,7 @@ class CompendiaHandler(UploadHandler, CompendiumBase):
         self.write_json({"id": compendium_id}, status=201)
 
 
-class CompendiumHandler(CompendiumBase):
+class CompendiumHandler(BaseHandler):
     """``/compendium/{id}``: get and delete."""
 
     async def get(self, compendium_id: str) -> None:
@@ -372,30 +198,19 @@ class CompendiumHandler(CompendiumBase):
                 raise web.HTTPError(403, "only an administrator may delete a published compendium")
             if record.user != user:
                 raise web.HTTPError(403, "only the author may delete a candidate")
-        job_ids = await self.blocking(self._job_ids, compendium_id)
-        if not await self.blocking(self.store.delete_compendium, compendium_id):
+        try:
+            # atomic against a worker claiming one of its jobs (see Store.delete_compendium)
+            job_ids = await self.blocking(self.store.delete_compendium, compendium_id)
+        except Conflict as error:
+            # JobRunning: a job runs, its worker uses the files; or (MongoDB) another delete of
+            # it is under way
+            raise web.HTTPError(409, str(error)) from None
+        if job_ids is None:
             raise web.HTTPError(404, f"compendium {compendium_id} not found")
         await self.blocking(self._remove_files, compendium_id, job_ids)
         self.log.info("compendium %s deleted by %s", compendium_id, user)
         self.set_status(204)
         self.finish()
-
-    def _job_ids(self, compendium_id: str) -> list[str]:
-        """The compendium's jobs; 409 while one of them runs (its worker uses the files)."""
-        job_ids: list[str] = []
-        start = 0
-        while True:
-            query = JobQuery(viewer=None, compendium_id=compendium_id, start=start, limit=JOB_PAGE)
-            jobs, total = self.store.list_jobs(query)
-            for job in jobs:
-                if job.status == RUNNING:
-                    raise web.HTTPError(
-                        409, f"job {job.id} of this compendium is running; cancel it first"
-                    )
-                job_ids.append(job.id)
-            start += len(jobs)
-            if not jobs or start >= total:
-                return job_ids
 
     def _remove_files(self, compendium_id: str, job_ids: list[str]) -> None:
         compendia.delete_compendium_dir(self.service.data_dir, compendium_id)
@@ -407,7 +222,7 @@ class CompendiumHandler(CompendiumBase):
                 self.log.warning("could not remove job %s: %s", job_id, error)
 
 
-class MetadataHandler(CompendiumBase):
+class MetadataHandler(BaseHandler):
     """``/compendium/{id}/metadata``: the o2r metadata, read and changed."""
 
     async def get(self, compendium_id: str) -> None:
@@ -430,7 +245,9 @@ class MetadataHandler(CompendiumBase):
                     403, "only the author (or an administrator) may change the metadata"
                 )
             root = await self.compendium_files(record)
-            metadata = await self.blocking(_checked_metadata, root, sent, record.metadata)
+            metadata = await self.blocking(
+                checked_metadata, root, sent, record.metadata, DERIVED_FIELDS
+            )
             publish = publish_requested and record.candidate and record.user == user
             updated = await self.blocking(
                 save_metadata, self.store, root, record, metadata, False if publish else None
@@ -448,34 +265,7 @@ class MetadataHandler(CompendiumBase):
         )
 
 
-def _checked_metadata(root: Path, sent: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
-    """The metadata to store: what was sent, derived fields as they are; 400 for a mainfile
-    that is not a file of the compendium or an ORCID iD whose check character is wrong (the
-    schema checks only its form)."""
-    for index, creator in enumerate(sent.get("creators") or []):
-        orcid = creator.get("orcid")
-        if orcid and not is_orcid_id(orcid):
-            raise web.HTTPError(
-                400,
-                f"o2r.creators.{index}.orcid: {orcid!r} is not an ORCID iD: its check "
-                f"character should be {orcid_check_character(orcid.replace('-', '')[:15])}",
-            )
-    mainfile = sent.get("mainfile")
-    if mainfile is not None:
-        try:
-            exists = safefs.resolve_inside(root, mainfile).is_file()
-        except safefs.OutsideRoot:
-            exists = False
-        if not exists:
-            raise web.HTTPError(400, f"o2r.mainfile: {mainfile!r} is no file of the compendium")
-    metadata = {key: value for key, value in sent.items() if key not in DERIVED_FIELDS}
-    for key in DERIVED_FIELDS:
-        if key in stored:
-            metadata[key] = stored[key]
-    return metadata
-
-
-class FilesHandler(CompendiumBase):
+class FilesHandler(BaseHandler):
     """``/compendium/{id}/files``: the file tree."""
 
     async def get(self, compendium_id: str) -> None:
@@ -486,7 +276,7 @@ class FilesHandler(CompendiumBase):
         self.write_json(await self.blocking(compendia.file_tree, root))
 
 
-class DataHandler(CompendiumBase):
+class DataHandler(BaseHandler):
     """``/compendium/{id}/data/{path}``: one file, raw, streamed."""
 
     async def get(self, compendium_id: str, path: str) -> None:
@@ -496,7 +286,7 @@ class DataHandler(CompendiumBase):
         await self.send_file(await self.compendium_files(record), path)
 
 
-class DownloadHandler(CompendiumBase):
+class DownloadHandler(BaseHandler):
     """``/compendium/{id}.zip`` and ``.tar.gz``: the compendium as an archive, streamed."""
 
     archive_format: compendia.ArchiveFormat = "zip"

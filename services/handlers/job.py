@@ -9,26 +9,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from erchub import parameters, workspace
 from erchub.errors import ErchubError
-from erchub.services import compendia
-from erchub.services.events import EventLog, events_path, is_final, status_event
+from erchub.services.compendia import files as compendia
 from erchub.services.handlers.base import (
     SCOPE_READ,
     SCOPE_RUN,
     BaseHandler,
     iso,
 )
-from erchub.services.runner import new_job_id
-from erchub.services.store import FINAL_JOB_STATUSES, JobQuery, JobRecord, Store
-from erchub.steps import JOB_STATUSES, JobOptions, plan_job
+from erchub.services.jobs.events import EventLog, events_path, is_final, status_event
+from erchub.services.jobs.queue import check_parameters, queue_job
+from erchub.services.store import FINAL_JOB_STATUSES, JobQuery, JobRecord
+from erchub.steps import JOB_STATUSES
 
 CREATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -85,38 +82,6 @@ def job_json(job: JobRecord, *, step_details: bool) -> dict[str, Any]:
         "files": files,
         "check": job.result.get("check"),
     }
-
-
-def check_parameters(compendium_dir: Path, raw: dict[str, Any]) -> None:
-    """Raise InvalidParameter when ``raw`` names an unknown parameter or a wrong value."""
-    prepared = workspace.prepare_compendium(compendium_dir, write=False)
-    notebook = workspace.load_notebook(prepared.main_path)
-    parameters.parse_values(parameters.read_parameters(notebook), raw)
-
-
-def queue_job(
-    store: Store,
-    job_dir: Callable[[str], Path],
-    compendium_id: str,
-    user: str,
-    values: dict[str, Any] | None = None,
-) -> JobRecord:
-    """Queue a job of ``user`` on a compendium (parameter ``values`` checked already): its
-    directory with the first event, then its record, which a worker claims. Blocking."""
-    now = time.time()
-    job = JobRecord(
-        id=new_job_id(),
-        compendium_id=compendium_id,
-        user=user,
-        parameters=values or {},
-        steps=plan_job(JobOptions()).to_json()["steps"],
-        created=now,
-    )
-    directory = job_dir(job.id)
-    directory.mkdir(parents=True)
-    EventLog(events_path(directory)).append(status_event(job.status, now=now))
-    store.add_job(job)
-    return job
 
 
 class JobBaseHandler(BaseHandler):

@@ -3,8 +3,8 @@
 - ``GET launch/{compendium_id}``
 - ``GET launch/doi/{doi}``: the compendium visible to the caller whose metadata records the
   DOI (``identifier.doi``); when there is none, the DOI is loaded with the loader (resolved
-  through the DOI handle API to its Zenodo record; see :mod:`erchub.services.loader`) into a
-  new compendium of the caller (which needs ``custom:erc:create``), and that is launched. A
+  through the DOI handle API to its Zenodo record; see :mod:`erchub.services.exchange.loader`)
+  into a new compendium of the caller (which needs ``custom:erc:create``), and that is launched. A
   compendium loaded from a public repository is public from the start (not a candidate):
   what anyone can download from there is no draft, and the next reviewer with the same link
   launches the same compendium instead of loading it again. One load per DOI runs at a time
@@ -31,10 +31,11 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ
-from erchub.services.handlers.compendium import load_compendium
+from erchub.errors import ErchubError
+from erchub.services.exchange.loader import LoaderSettings, Source, normalize_doi
+from erchub.services.exchange.loading import load_compendium
+from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, domain_status
 from erchub.services.handlers.pages import PageHandler
-from erchub.services.loader import Source, normalize_doi
 from erchub.services.store import CompendiumQuery, CompendiumRecord
 from erchub.sessions import server_name_for
 
@@ -148,11 +149,21 @@ class DOILaunchHandler(BaseLaunchHandler):
         """The DOI loaded into a new public compendium of the caller."""
         user = self.require(SCOPE_CREATE)
         try:
-            compendium_id = await load_compendium(self, Source("doi", doi), user, candidate=False)
-        except web.HTTPError as error:
-            reason = self.error_message(error.status_code, (type(error), error, None))
+            compendium_id = await load_compendium(
+                LoaderSettings.of(self.service),
+                self.store,
+                self.service.data_dir,
+                Source("doi", doi),
+                user,
+                limits=self.service.archive_limits,
+                candidate=False,
+                log=self.log,
+            )
+        except ErchubError as error:
+            status = domain_status(error) or 400
+            reason = self.error_message(status, (type(error), error, None))
             raise web.HTTPError(
-                error.status_code,
+                status,
                 "no compendium here has the DOI %s, and it cannot be loaded: %s",
                 doi,
                 reason,

@@ -21,14 +21,14 @@ from typing import Any
 
 from tornado import web
 
-from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, BaseHandler
-from erchub.services.shipper import (
+from erchub.services.exchange.shipper import (
     RECIPIENTS,
     Recipient,
     ShipperError,
     encrypt_token,
     token_problem,
 )
+from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, BaseHandler
 
 
 class RecipientBase(BaseHandler):

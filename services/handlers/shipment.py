@@ -6,7 +6,7 @@
   administrator only): creates a deposition with the caller's token (from ``zenodo_token``,
   the ``Zenodo-Token`` header, or the one stored with ``PUT /recipient/{recipient}/token``; 400
   saying how to set one when there is none), uploads the bag zip through the bucket API, sets
-  the deposit metadata (:func:`erchub.services.packaging.zenodo_metadata`): 201 with the
+  the deposit metadata (:func:`erchub.services.exchange.packaging.zenodo_metadata`): 201 with the
   shipment, status ``shipped``. When Zenodo refuses a step after the deposition exists, the
   shipment is kept with status ``error`` and its reason.
 - ``PUT /shipment/{id}/publishment`` (``{"zenodo_token"}`` optional, as above): publishes the
@@ -37,11 +37,9 @@ from typing import Any
 from tornado import web
 
 from erchub.errors import ErchubError
-from erchub.services.handlers import compendium as compendium_handlers
-from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, iso, schema_problems
-from erchub.services.handlers.compendium import CompendiumBase
-from erchub.services.packaging import zenodo_metadata
-from erchub.services.shipper import (
+from erchub.services.compendia.operations import metadata_lock, save_metadata
+from erchub.services.exchange.packaging import zenodo_metadata
+from erchub.services.exchange.shipper import (
     RECIPIENTS,
     TOKEN_HEADER,
     Recipient,
@@ -52,6 +50,13 @@ from erchub.services.shipper import (
     missing_deposit_fields,
     missing_token_message,
     token_problem,
+)
+from erchub.services.handlers.base import (
+    SCOPE_CREATE,
+    SCOPE_READ,
+    BaseHandler,
+    iso,
+    schema_problems,
 )
 from erchub.services.store import CompendiumRecord, JobQuery, Store
 from erchub.services.store.base import (
@@ -114,7 +119,7 @@ def make_bag_zip(
 ) -> Path:
     """The compendium as a BagIt bag with RO-Crate metadata (its members below a folder named
     as the compendium), zipped into ``work_dir``; blocking."""
-    from erchub.services import packaging
+    from erchub.services.exchange import packaging
 
     work_dir.mkdir(parents=True, exist_ok=True)
     bag = packaging.write_bag(
@@ -143,7 +148,7 @@ def with_doi(metadata: dict[str, Any], doi: str) -> dict[str, Any]:
     return {**metadata, "identifier": identifier}
 
 
-class ShipmentBase(CompendiumBase):
+class ShipmentBase(BaseHandler):
     """Helpers of the shipment handlers."""
 
     def recipient_url(self, recipient: Recipient) -> str:
@@ -453,7 +458,7 @@ class PublishmentHandler(ShipmentBase):
 
     async def write_doi(self, compendium_id: str, doi: str) -> None:
         """The DOI into the compendium's metadata, under the metadata PUT's lock."""
-        async with compendium_handlers.metadata_lock(compendium_id):
+        async with metadata_lock(compendium_id):
             record = await self.blocking(self.store.get_compendium, compendium_id)
             if record is None:
                 self.log.warning("compendium %s of a published shipment is gone", compendium_id)
@@ -466,9 +471,7 @@ class PublishmentHandler(ShipmentBase):
                 self.log.warning("the files of compendium %s are missing", compendium_id)
                 return
             metadata = with_doi(record.metadata, doi)
-            await self.blocking(
-                compendium_handlers.save_metadata, self.store, root, record, metadata
-            )
+            await self.blocking(save_metadata, self.store, root, record, metadata)
         self.log.info("compendium %s has the DOI %s", compendium_id, doi)
 
 

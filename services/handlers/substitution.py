@@ -18,83 +18,37 @@ in the executor, off the event loop.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from tornado import web
 
-from erchub import safefs, substitution, workspace
-from erchub.errors import InvalidERC
-from erchub.metadata import write_metadata
-from erchub.services import compendia
-from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_RUN
-from erchub.services.handlers.compendium import CompendiumBase, add_compendium
-from erchub.services.handlers.job import queue_job
+from erchub import substitution
+from erchub.services.compendia.operations import substitute
+from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_RUN, BaseHandler
+from erchub.services.jobs.queue import queue_job
 from erchub.services.store import CompendiumRecord
 
 
-def build_substituted(
-    data_dir: str,
-    request: substitution.SubstitutionRequest,
-    base_root: Path,
-    overlay_root: Path,
-    base_metadata: dict[str, Any],
-) -> compendia.StagedCompendium:
-    """The new compendium, complete in a staging directory (blocking). Raises
-    InvalidSubstitution for a named file that is missing, InvalidERC when the result is no
-    valid compendium; on any error nothing stays behind."""
-    plan = substitution.plan_substitution(
-        request, workspace.list_files(base_root), workspace.list_files(overlay_root)
-    )
-    roots = {"base": base_root, "overlay": overlay_root}
-
-    def fill(target: Path) -> Path:
-        target.mkdir()
-        for path, source in plan.files.items():
-            # The listed files are inside already; opening them inside keeps it so.
-            with safefs.open_file(roots[source.side], source.path) as origin:
-                safefs.write_stream(target, path, origin)
-        return target
-
-    staged = compendia.stage(data_dir, fill, "compendium")
-    try:
-        metadata = substitution.substituted_metadata(
-            request.metadata_handling, base_metadata, staged.metadata, plan.record
-        )
-        write_metadata(staged.root, metadata)
-    except BaseException:
-        compendia.discard(staged)
-        raise
-    staged.metadata = metadata
-    return staged
-
-
-class SubstitutionHandler(CompendiumBase):
+class SubstitutionHandler(BaseHandler):
     """``/substitution``: create (POST)."""
 
     async def post(self) -> None:
         user = self.require(SCOPE_CREATE)
         self.require(SCOPE_RUN)
         self.check_arguments()
-        try:
-            request = substitution.parse_request(self.json_body())
-        except substitution.InvalidSubstitution as error:
-            raise web.HTTPError(400, str(error)) from None
+        request = substitution.parse_request(self.json_body())
         base = await self._visible(request.base, "base")
         overlay = await self._visible(request.overlay, "overlay")
         base_root = await self.compendium_files(base)
         overlay_root = await self.compendium_files(overlay)
-        data_dir = self.service.data_dir
-        try:
-            staged = await self.blocking(
-                build_substituted, data_dir, request, base_root, overlay_root, base.metadata
-            )
-        except (substitution.InvalidSubstitution, InvalidERC) as error:
-            raise web.HTTPError(400, str(error)) from None
-        try:
-            compendium_id = await self.blocking(add_compendium, self.store, staged, data_dir, user)
-        finally:
-            await self.blocking(compendia.discard, staged)
+        compendium_id = await self.blocking(
+            substitute,
+            self.store,
+            self.service.data_dir,
+            request,
+            base_root,
+            overlay_root,
+            base.metadata,
+            user,
+        )
         job = await self.blocking(queue_job, self.store, self.job_dir, compendium_id, user)
         self.log.info(
             "compendium %s substituted by %s from %s and %s (%s); job %s queued",

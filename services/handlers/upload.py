@@ -34,7 +34,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from tornado import web
 
-from erchub.services.compendia import CONTENT_TYPES, UPLOADS_DIRECTORY
+from erchub.services.compendia.files import CONTENT_TYPES, UPLOADS_DIRECTORY
 from erchub.services.handlers.base import BaseHandler
 
 FILE_PART = "compendium"

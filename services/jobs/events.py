@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from erchub.services.store.base import FINAL_JOB_STATUSES
 
 if TYPE_CHECKING:  # the API process reads logs without importing the runner
-    from erchub.services.runner import JobEvent
+    from erchub.services.jobs.runner import JobEvent
 
 EVENTS_FILE = "events.jsonl"
 

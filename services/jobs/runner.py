@@ -33,13 +33,13 @@ from traitlets.config import LoggingConfigurable
 
 from erchub import checker, erc, parameters, report, safefs, workspace
 from erchub.errors import ErchubError
-from erchub.services.runtime import (
+from erchub.services.jobs.runtime import (
     WORKDIR_NAME,
     DockerRuntime,
     ExecutionSpec,
     LocalRuntime,
-    default_data_dir,
 )
+from erchub.settings import default_data_dir
 from erchub.steps import Job, JobOptions, plan_job
 
 JOB_FILE = "job.json"

@@ -32,6 +32,7 @@ from traitlets.config import LoggingConfigurable
 from erchub import execute, jsonlimits, safefs
 from erchub.erc import parse_memory
 from erchub.errors import ExecutionError
+from erchub.settings import default_data_dir
 
 LineCallback = Callable[[str], None]
 
@@ -130,11 +131,6 @@ def read_outcome(
         timed_out=result.get("kind") == "timeout",
         seconds=seconds,
     )
-
-
-def default_data_dir() -> str:
-    """$ERCHUB_DATA_DIR, else ~/.local/share/erchub: where jobs and caches live."""
-    return os.environ.get("ERCHUB_DATA_DIR") or os.path.expanduser("~/.local/share/erchub")
 
 
 def executor_arguments(

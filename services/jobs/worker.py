@@ -8,7 +8,7 @@ While a job runs, a thread heartbeats it to the store every ``heartbeat_interval
 carries a user's cancel request (the runner stops and removes the container), or says that the
 job was taken from this worker (it stopped heartbeating for too long) so its result is dropped.
 Step changes go to the store and every event to the job's event log (see
-:mod:`erchub.services.events`), which the API streams to clients.
+:mod:`erchub.services.jobs.events`), which the API streams to clients.
 
 A job runs on a snapshot of its compendium, ``jobs/<id>/compendium``, made of hard links (else
 reflinks, else copies): a job sees the files as they were when it started, and starting a job
@@ -39,11 +39,11 @@ from traitlets import Float, Instance, Int, TraitError, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from erchub import safefs
-from erchub.services.events import EVENTS_FILE, EventLog, events_path, status_event, step_event
-from erchub.services.runner import JOB_LABEL, JobEvent, JobRunner
-from erchub.services.runtime import default_data_dir
+from erchub.services.jobs.events import EVENTS_FILE, EventLog, events_path, status_event, step_event
+from erchub.services.jobs.runner import JOB_LABEL, JobEvent, JobRunner
 from erchub.services.store import default_db_url, open_store
 from erchub.services.store.base import WORKER_LOST, JobRecord, Store, StoreError
+from erchub.settings import default_data_dir
 from erchub.steps import CANCELED, FAILURE, QUEUED, RUNNING, JobOptions, plan_job
 
 HARDLINK, REFLINK, COPY = "hardlink", "reflink", "copy"

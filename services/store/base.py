@@ -42,7 +42,16 @@ class StoreError(Exception):
 
 
 class Conflict(StoreError):
-    """A record with this id exists already."""
+    """A record with this id exists already (or, see :class:`JobRunning`, the change would
+    conflict with the record's state)."""
+
+
+class JobRunning(Conflict):
+    """A compendium cannot be deleted: one of its jobs is running (its worker uses the files)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} of this compendium is running; cancel it first")
+        self.job_id = job_id
 
 
 @dataclass
@@ -226,8 +235,19 @@ class Store(abc.ABC):
         """Change the given fields (and ``updated``); None when the compendium is absent."""
 
     @abc.abstractmethod
-    def delete_compendium(self, compendium_id: str) -> bool:
-        """Delete the compendium and its jobs; False when it was absent."""
+    def delete_compendium(self, compendium_id: str) -> list[str] | None:
+        """Delete the compendium and its jobs, atomically against :meth:`claim_job`.
+
+        Returns the ids of the jobs deleted (the caller removes their folders), None when the
+        compendium is absent. Raises :class:`JobRunning` and deletes nothing when one of its
+        jobs is running. A concurrent claim never ends with a job running on a deleted
+        compendium: either the delete wins (its jobs are gone, the claim does not get them) or
+        the claim wins (the delete raises :class:`JobRunning`). A MongoDB store may also raise
+        :class:`Conflict` while another delete of the same compendium is under way.
+
+        A job added (:meth:`add_job`) while the delete runs is not covered: it may outlive the
+        compendium.
+        """
 
     @abc.abstractmethod
     def list_compendia(self, query: CompendiumQuery) -> tuple[list[CompendiumRecord], int]:

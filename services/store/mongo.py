@@ -3,9 +3,27 @@
 Documents: ``compendia``, ``jobs`` and ``shipments``, the record's id as ``_id``; ``secrets``,
 one per user and name (a unique index), holding the ciphertext only.
 
-Claiming is one ``find_one_and_update`` on the oldest queued job; every conditional change
-(a worker's update, heartbeat, cancel, reaping) is one filtered update, so no two clients can
-both apply it.
+Claiming is one ``find_one_and_update`` on the oldest queued job that no delete holds; every
+conditional change (a worker's update, heartbeat, cancel, reaping) is one filtered update, so no
+two clients can both apply it.
+
+Deleting a compendium, without multi-document transactions. Each step is atomic on one
+document, and the steps are ordered so that a claim and a delete never both win:
+
+1. the compendium is marked ``deleting`` (a conditional ``find_one_and_update``): one delete of
+   a compendium at a time, another one meanwhile raises :class:`Conflict`;
+2. all its jobs get ``held_until`` (one ``update_many``): a claim never takes a held job, so
+   from here on none of them starts;
+3. if one of them is running (claimed before step 2), the holds and the mark are removed and
+   :class:`JobRunning` raised: nothing was deleted;
+4. else its jobs are deleted one by one (never a running one), then the compendium.
+
+The mark and the holds are leases (:data:`DELETE_LEASE`), so that a delete that died half-way
+blocks neither a later delete nor the claims for ever. The guarantee therefore assumes that a
+delete does not stall for that long between its steps, and that the clocks of the API process
+and the workers (claim_job's ``now``) agree to well within it. A job added while a delete runs
+(after step 2) is not held: it is deleted unless a worker has claimed it, and may then outlive
+the compendium.
 
 Full-text search. MongoDB's ``$text`` cannot do what the store promises: it matches whole
 (stemmed) words only, never prefixes, and any of the words rather than all. So each compendium
@@ -22,6 +40,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
@@ -41,6 +61,7 @@ from erchub.services.store.base import (
     Conflict,
     JobQuery,
     JobRecord,
+    JobRunning,
     SearchHit,
     ShipmentRecord,
     Store,
@@ -65,6 +86,8 @@ _OLDEST = [("created", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]
 _RECORD_FIELDS = {"search": 0, "words": 0}
 _JOB_INCLUDED = {name: 1 for name in JobRecord.__dataclass_fields__ if name != "id"}
 _RECORD_INCLUDED = {name: 1 for name in ("user", "candidate", "metadata", "created", "updated")}
+#: seconds a delete's mark on a compendium and its holds on the jobs last at most (see above)
+DELETE_LEASE = 300.0
 
 
 def _compendium(doc: dict[str, Any]) -> CompendiumRecord:
@@ -90,6 +113,7 @@ def _search_fields(metadata: dict[str, Any]) -> dict[str, Any]:
 def _job(doc: dict[str, Any]) -> JobRecord:
     doc = dict(doc)
     doc["id"] = doc.pop("_id")
+    doc.pop("held_until", None)
     return JobRecord(**doc)
 
 
@@ -186,12 +210,51 @@ class MongoStore(Store):
             )
         return _compendium(doc) if doc else None
 
-    def delete_compendium(self, compendium_id: str) -> bool:
+    def delete_compendium(self, compendium_id: str) -> list[str] | None:
+        # the steps of the module's docstring
+        token = uuid.uuid4().hex
+        until = time.time() + DELETE_LEASE
         with self._translate():
-            deleted = self._compendia.delete_one({"_id": compendium_id}).deleted_count
-            # after the compendium: a job created meanwhile would otherwise outlive it
-            self._jobs.delete_many({"compendium_id": compendium_id})
-        return deleted > 0
+            free = [{"deleting": None}, {"deleting.until": {"$lt": time.time()}}]
+            marked = self._compendia.find_one_and_update(
+                {"_id": compendium_id, "$or": free},
+                {"$set": {"deleting": {"token": token, "until": until}}},
+                projection={"_id": 1},
+            )
+            if marked is None:
+                if self._compendia.find_one({"_id": compendium_id}, {"_id": 1}) is None:
+                    return None
+                raise Conflict(f"compendium {compendium_id} is being deleted; try again later")
+            try:
+                self._jobs.update_many(
+                    {"compendium_id": compendium_id}, {"$set": {"held_until": until}}
+                )
+                running = self._jobs.find_one(
+                    {"compendium_id": compendium_id, "status": RUNNING},
+                    {"_id": 1},
+                    sort=[("_id", pymongo.ASCENDING)],
+                )
+                if running is not None:
+                    raise JobRunning(running["_id"])
+                deleted = []
+                while doc := self._jobs.find_one_and_delete(
+                    {"compendium_id": compendium_id, "status": {"$ne": RUNNING}},
+                    projection={"_id": 1},
+                ):
+                    deleted.append(doc["_id"])
+                self._compendia.delete_one({"_id": compendium_id, "deleting.token": token})
+            except BaseException:
+                with contextlib.suppress(PyMongoError):
+                    self._jobs.update_many(
+                        {"compendium_id": compendium_id, "held_until": until},
+                        {"$unset": {"held_until": ""}},
+                    )
+                    self._compendia.update_one(
+                        {"_id": compendium_id, "deleting.token": token},
+                        {"$unset": {"deleting": ""}},
+                    )
+                raise
+        return sorted(deleted)
 
     def list_compendia(self, query: CompendiumQuery) -> tuple[list[CompendiumRecord], int]:
         where: list[dict[str, Any]] = [{"candidate": query.candidate}]
@@ -305,9 +368,11 @@ class MongoStore(Store):
             "started": {"$ifNull": ["$started", now]},
             "attempts": {"$add": ["$attempts", 1]},
         }
+        # a job a delete holds is not taken (see the module's docstring)
+        free = [{"held_until": None}, {"held_until": {"$lt": now}}]
         with self._translate():
             doc = self._jobs.find_one_and_update(
-                {"status": QUEUED},
+                {"status": QUEUED, "$or": free},
                 [{"$set": claim}],
                 sort=_OLDEST,
                 return_document=ReturnDocument.AFTER,

@@ -9,6 +9,13 @@ process has written, and would fail instead of waiting). WAL mode lets readers g
 process writes, and a busy timeout makes writers wait for each other, so several processes can
 share the file.
 
+Deleting a compendium is one transaction that locks the compendium row (``FOR UPDATE``: deletes
+of one compendium take turns), deletes its jobs and rolls back when one of them was running.
+On PostgreSQL the ``DELETE`` locks every job row it removes: a claim skips those rows (``SKIP
+LOCKED``) and never gets a job being deleted; a job row a claim holds already makes the
+``DELETE`` wait for the claim's commit and then delete the running version, which the store
+sees and undoes. Either the delete or the claim wins, never both.
+
 Full-text search. Both backends index the words of :func:`erchub.services.store.common.words`:
 SQLite in the FTS5 table ``compendia_fts`` ranked by bm25 with column weights, PostgreSQL in a
 tsvector of weights A (title, authors), B (keywords) and C (description, files) ranked by
@@ -43,6 +50,7 @@ from erchub.services.store.base import (
     Conflict,
     JobQuery,
     JobRecord,
+    JobRunning,
     SearchHit,
     ShipmentRecord,
     Store,
@@ -316,18 +324,26 @@ class SqlStore(Store):
             conn.execute(compendia.update().where(compendia.c.seq == found.seq).values(**values))
         return record
 
-    def delete_compendium(self, compendium_id: str) -> bool:
+    def delete_compendium(self, compendium_id: str) -> list[str] | None:
+        # one transaction, rolled back by JobRunning: see Concurrency in the module's docstring
         with self._writing() as conn:
             seq = conn.execute(
-                sa.select(compendia.c.seq).where(compendia.c.id == compendium_id)
+                sa.select(compendia.c.seq).where(compendia.c.id == compendium_id).with_for_update()
             ).scalar()
             if seq is None:
-                return False
-            conn.execute(jobs.delete().where(jobs.c.compendium_id == compendium_id))
+                return None
+            deleted = conn.execute(
+                jobs.delete()
+                .where(jobs.c.compendium_id == compendium_id)
+                .returning(jobs.c.id, jobs.c.status)
+            ).all()
+            running = sorted(row.id for row in deleted if row.status == RUNNING)
+            if running:
+                raise JobRunning(running[0])
             if not self._postgres:
                 conn.execute(compendia_fts.delete().where(compendia_fts.c.rowid == seq))
             conn.execute(compendia.delete().where(compendia.c.seq == seq))
-        return True
+        return sorted(row.id for row in deleted)
 
     def list_compendia(self, query: CompendiumQuery) -> tuple[list[CompendiumRecord], int]:
         where = [compendia.c.candidate == query.candidate]

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from erchub.services.runner import JobRunner
+from erchub.services.jobs.runner import JobRunner
 from erchub.steps import JobOptions
 from tests.conftest import parameters_cell, write_notebook
 

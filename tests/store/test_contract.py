@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from erchub.services.store import (
     Conflict,
     JobQuery,
     JobRecord,
+    JobRunning,
     Store,
     StoreError,
     open_store,
@@ -50,6 +53,7 @@ from erchub.services.store.sql import (
     shipments,
     user_secrets,
 )
+from tests.store.conftest import empty_postgres
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -137,15 +141,48 @@ def test_delete_compendium_deletes_its_jobs(store: Store) -> None:
     store.add_job(job("j1", "c1"))
     store.add_job(job("j2", "c1"))
     store.add_job(job("j3", "c2"))
-    assert store.delete_compendium("c1") is True
+    store.update_job("j2", status=SUCCESS, finished=2.0)
+    assert store.delete_compendium("c1") == ["j1", "j2"]
     assert store.get_compendium("c1") is None
     assert (store.get_job("j1"), store.get_job("j2")) == (None, None)
     assert store.get_job("j3") is not None
     assert searched(store, "gone") == []
-    assert store.delete_compendium("c1") is False
+    assert store.delete_compendium("c1") is None
+    assert store.delete_compendium("absent") is None
     # the id is free again
     store.add_compendium(compendium("c1", title="back"))
     assert searched(store, "back") == ["c1"]
+    assert store.delete_compendium("c1") == []
+
+
+def test_delete_compendium_refuses_while_a_job_runs(store: Store) -> None:
+    store.add_compendium(compendium("c1", title="kept"))
+    store.add_job(job("j1", "c1", created=1.0))
+    store.add_job(job("j2", "c1", created=2.0))
+    store.add_job(job("j3", "c1", created=3.0))
+    store.update_job("j3", status=FAILURE, finished=3.0)
+    running = store.claim_job("w1", now=10.0)
+    assert running is not None and running.id == "j1"
+    with pytest.raises(JobRunning) as raised:
+        store.delete_compendium("c1")
+    assert isinstance(raised.value, Conflict)
+    assert str(raised.value) == "job j1 of this compendium is running; cancel it first"
+    assert raised.value.job_id == "j1"
+    # nothing deleted, nothing changed
+    assert store.get_compendium("c1") is not None
+    assert searched(store, "kept") == ["c1"]
+    assert [store.get_job(n).status for n in ("j1", "j2", "j3")] == [RUNNING, QUEUED, FAILURE]
+    # the queued job is still there to be claimed: the failed delete let go of it
+    again = store.claim_job("w2", now=11.0)
+    assert again is not None and again.id == "j2"
+    with pytest.raises(JobRunning, match="job j1 "):
+        store.delete_compendium("c1")
+    store.update_job("j1", worker="w1", status=SUCCESS, finished=12.0)
+    with pytest.raises(JobRunning, match="job j2 "):
+        store.delete_compendium("c1")
+    store.update_job("j2", worker="w2", status=SUCCESS, finished=13.0)
+    assert store.delete_compendium("c1") == ["j1", "j2", "j3"]
+    assert store.get_compendium("c1") is None
 
 
 # -- listing -----------------------------------------------------------------------------------
@@ -545,6 +582,146 @@ def test_threads_claim_every_job_once(store: Store, request: pytest.FixtureReque
     assert all(store.get_job(n).status == RUNNING for n in names)
 
 
+ROUNDS = 20
+
+
+def claim_and_delete_at_once(store: Store, compendium_id: str) -> tuple[Any, Any]:
+    """A claim and a delete of ``compendium_id`` started together: what each returned (the
+    delete's JobRunning instead of a result when it raised)."""
+    start = threading.Barrier(2)
+    outcome: dict[str, Any] = {}
+
+    def claim() -> None:
+        start.wait()
+        outcome["claim"] = store.claim_job("w1", now=time.time())
+
+    def delete() -> None:
+        start.wait()
+        try:
+            outcome["delete"] = store.delete_compendium(compendium_id)
+        except JobRunning as error:
+            outcome["delete"] = error
+
+    threads = [threading.Thread(target=claim), threading.Thread(target=delete)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return outcome["claim"], outcome["delete"]
+
+
+def test_claim_and_delete_never_both_win(store: Store, request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["store"] == "mongomock":
+        pytest.skip("mongomock's find_one_and_update and update_many are not atomic across threads")
+    wins = {"claim": 0, "delete": 0}
+    for n in range(ROUNDS):
+        compendium_id, job_id = f"c{n:02}", f"j{n:02}"
+        store.add_compendium(compendium(compendium_id))
+        store.add_job(job(job_id, compendium_id, created=float(n)))
+        claimed, deleted = claim_and_delete_at_once(store, compendium_id)
+        if isinstance(deleted, JobRunning):
+            # the claim won: the job runs, the compendium is there
+            assert claimed is not None and claimed.id == job_id
+            assert deleted.job_id == job_id
+            assert store.get_compendium(compendium_id) is not None
+            assert store.get_job(job_id).status == RUNNING
+            wins["claim"] += 1
+            store.update_job(job_id, worker="w1", status=SUCCESS, finished=time.time())
+            assert store.delete_compendium(compendium_id) == [job_id]
+        else:
+            # the delete won: the job is gone, the claim got nothing
+            assert deleted == [job_id], f"round {n}: {claimed=} {deleted=}"
+            assert claimed is None, f"round {n}: {claimed=} {deleted=}"
+            assert store.get_job(job_id) is None
+            assert store.get_compendium(compendium_id) is None
+            wins["delete"] += 1
+    assert sum(wins.values()) == ROUNDS
+
+
+@pytest.fixture
+def pg_store(postgres_store: SqlStore, postgres_store_url: str) -> SqlStore:
+    """The PostgreSQL store alone, emptied (for tests of its locks)."""
+    empty_postgres(postgres_store_url)
+    return postgres_store
+
+
+@contextlib.contextmanager
+def paused_before_commit(
+    store: SqlStore, thread_name: str
+) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """While inside: the thread ``thread_name`` stops before it commits (its locks held), sets
+    the first event and goes on when the second one is set."""
+    paused, resume = threading.Event(), threading.Event()
+
+    def hook(_conn: Any) -> None:
+        if threading.current_thread().name == thread_name:
+            paused.set()
+            resume.wait(timeout=30)
+
+    sa.event.listen(store._engine, "commit", hook)
+    try:
+        yield paused, resume
+    finally:
+        resume.set()
+        sa.event.remove(store._engine, "commit", hook)
+
+
+def started(name: str, outcome: dict[str, Any], call: Callable[[], Any]) -> threading.Thread:
+    """A thread ``name`` that puts what ``call`` returns (or its JobRunning) in ``outcome``."""
+
+    def run() -> None:
+        try:
+            outcome[name] = call()
+        except JobRunning as error:
+            outcome[name] = error
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread
+
+
+@pytest.mark.postgres
+def test_postgres_delete_waits_for_a_claim_and_refuses(pg_store: SqlStore) -> None:
+    pg_store.add_compendium(compendium("c1"))
+    pg_store.add_job(job("j1", "c1"))
+    outcome: dict[str, Any] = {}
+    with paused_before_commit(pg_store, "claim") as (paused, resume):
+        claimer = started("claim", outcome, lambda: pg_store.claim_job("w1", now=10.0))
+        assert paused.wait(timeout=10)
+        deleter = started("delete", outcome, lambda: pg_store.delete_compendium("c1"))
+        deleter.join(timeout=1.0)
+        assert deleter.is_alive(), "the delete should wait for the claim's lock on the job"
+        resume.set()
+        claimer.join(timeout=10)
+        deleter.join(timeout=10)
+    assert outcome["claim"].id == "j1"
+    assert isinstance(outcome["delete"], JobRunning)
+    assert pg_store.get_compendium("c1") is not None
+    assert pg_store.get_job("j1").status == RUNNING
+
+
+@pytest.mark.postgres
+def test_postgres_claim_passes_over_the_jobs_a_delete_holds(pg_store: SqlStore) -> None:
+    pg_store.add_compendium(compendium("c1"))
+    pg_store.add_compendium(compendium("c2"))
+    pg_store.add_job(job("j1", "c1", created=1.0))
+    pg_store.add_job(job("j2", "c2", created=2.0))
+    outcome: dict[str, Any] = {}
+    with paused_before_commit(pg_store, "delete") as (paused, resume):
+        deleter = started("delete", outcome, lambda: pg_store.delete_compendium("c1"))
+        assert paused.wait(timeout=10)
+        claimer = started("claim", outcome, lambda: pg_store.claim_job("w1", now=10.0))
+        claimer.join(timeout=10)
+        assert not claimer.is_alive(), "the claim should not wait for the delete"
+        resume.set()
+        deleter.join(timeout=10)
+    assert outcome["claim"].id == "j2"  # the oldest queued job, j1, was being deleted
+    assert outcome["delete"] == ["j1"]
+    assert pg_store.get_job("j1") is None
+    assert pg_store.get_job("j2").status == RUNNING
+
+
 def claim_in_process(url: str, worker: str, start: Any, out: Any) -> None:
     """A worker process: open the store, wait for the others, claim until nothing is left."""
     store = open_store(url)
@@ -917,3 +1094,74 @@ def test_mongodb_secrets_are_unique_per_user_and_name() -> None:
     store.set_user_secret("alice", "zenodo", "one", now=1.0)
     store.set_user_secret("alice", "zenodo", "two", now=2.0)
     assert store._secrets.count_documents({}) == 1
+
+
+class InterleavedCollection:
+    """A MongoDB collection whose next find_one first calls ``before``: another client acting in
+    the middle of a store method."""
+
+    def __init__(self, collection: Any, before: Callable[[], None]) -> None:
+        self._collection = collection
+        self._before: Callable[[], None] | None = before
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    def find_one(self, *args: Any, **kwargs: Any) -> Any:
+        before, self._before = self._before, None
+        if before is not None:
+            before()
+        return self._collection.find_one(*args, **kwargs)
+
+
+def test_mongodb_delete_holds_its_jobs_against_claims() -> None:
+    store = MongoStore(mongomock.MongoClient(), "erchub_test")
+    store.add_compendium(compendium("c1"))
+    store.add_compendium(compendium("c2"))
+    store.add_job(job("j1", "c1", created=1.0))
+    store.add_job(job("j2", "c2", created=2.0))
+    claimed: list[JobRecord | None] = []
+    # a worker claims after the delete held the jobs, before it looks for running ones
+    store._jobs = InterleavedCollection(
+        store._jobs, lambda: claimed.append(store.claim_job("w1", now=time.time()))
+    )
+    assert store.delete_compendium("c1") == ["j1"]
+    assert [record.id for record in claimed if record] == ["j2"]
+    assert store.get_job("j1") is None
+
+
+def test_mongodb_refused_delete_lets_go_of_the_compendium_and_its_jobs() -> None:
+    store = MongoStore(mongomock.MongoClient(), "erchub_test")
+    store.add_compendium(compendium("c1"))
+    store.add_job(job("j1", "c1", created=1.0))
+    store.add_job(job("j2", "c1", created=2.0))
+    store.claim_job("w1", now=time.time())
+    with pytest.raises(JobRunning):
+        store.delete_compendium("c1")
+    assert store._jobs.count_documents({"held_until": {"$exists": True}}) == 0
+    assert store._compendia.count_documents({"deleting": {"$exists": True}}) == 0
+    assert store.claim_job("w2", now=time.time()).id == "j2"
+
+
+def test_mongodb_delete_marks_are_leases() -> None:
+    store = MongoStore(mongomock.MongoClient(), "erchub_test")
+    store.add_compendium(compendium("c1"))
+    store.add_job(job("j1", "c1"))
+    now = time.time()
+    # another delete of c1 is under way: its mark and its hold are fresh
+    store._compendia.update_one(
+        {"_id": "c1"}, {"$set": {"deleting": {"token": "x", "until": now + 60}}}
+    )
+    store._jobs.update_one({"_id": "j1"}, {"$set": {"held_until": now + 60}})
+    with pytest.raises(Conflict, match="c1 is being deleted") as raised:
+        store.delete_compendium("c1")
+    assert not isinstance(raised.value, JobRunning)
+    assert store._compendia.find_one({"_id": "c1"})["deleting"]["token"] == "x"  # not ours
+    assert store.claim_job("w1", now=now) is None
+    assert store.get_job("j1").status == QUEUED
+    # ... and it died: once its leases end, claims and deletes go on
+    assert store.claim_job("w1", now=now + 61).id == "j1"
+    store.update_job("j1", worker="w1", status=SUCCESS, finished=now + 62)
+    store._compendia.update_one({"_id": "c1"}, {"$set": {"deleting.until": now - 1}})
+    assert store.delete_compendium("c1") == ["j1"]
+    assert store.get_compendium("c1") is None

@@ -23,8 +23,8 @@ from erchub.erc import ERC_FILENAME, UUID4_PATTERN, load_erc
 from erchub.errors import InvalidERC, UnsafeArchive
 from erchub.metadata import METADATA_PATH
 from erchub.safefs import OutsideRoot, resolve_inside
-from erchub.services import compendia
-from erchub.services.compendia import ArchiveStream, file_tree, ingest
+from erchub.services.compendia import files as compendia
+from erchub.services.compendia.files import ArchiveStream, file_tree, ingest
 from erchub.services.handlers.base import schema_problems
 from erchub.services.handlers.compendium import (
     DERIVED_FIELDS,

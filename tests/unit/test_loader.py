@@ -13,8 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from erchub.services.handlers.base import schema_problems
-from erchub.services.loader import (
+from erchub.services.exchange.loader import (
     LOAD_BODY_SCHEMA,
     LoadError,
     LoaderSettings,
@@ -33,6 +32,7 @@ from erchub.services.loader import (
     url_of_handle,
     zenodo_record_of,
 )
+from erchub.services.handlers.base import schema_problems
 
 ZENODO = "https://zenodo.org"
 SANDBOX = "https://sandbox.zenodo.org"

@@ -17,9 +17,9 @@ from rocrate.rocrate import ROCrate
 
 from erchub.archive import extract_archive
 from erchub.metadata import METADATA_PATH
-from erchub.services import packaging
-from erchub.services.compendia import CHUNK_BYTES
-from erchub.services.packaging import (
+from erchub.services.compendia.files import CHUNK_BYTES
+from erchub.services.exchange import packaging
+from erchub.services.exchange.packaging import (
     CRATE_METADATA,
     ZENODO_METADATA_PATH,
     PackagingError,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from traitlets import TraitError
 
-from erchub.services.runtime import DockerRuntime, ExecutionSpec
+from erchub.services.jobs.runtime import DockerRuntime, ExecutionSpec
 
 
 def spec(**limits) -> ExecutionSpec:

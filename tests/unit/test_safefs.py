@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from erchub import jsonlimits, safefs
-from erchub.services import compendia, runtime
+from erchub.services.compendia import files as compendia
+from erchub.services.jobs import runtime
 
 
 @pytest.fixture

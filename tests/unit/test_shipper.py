@@ -14,7 +14,7 @@ import pytest
 from jupyterhub.crypto import CryptKeeper
 from traitlets.config import Application
 
-from erchub.services.shipper import (
+from erchub.services.exchange.shipper import (
     RECIPIENTS,
     ShipperError,
     ZenodoClient,

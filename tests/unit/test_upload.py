@@ -9,7 +9,7 @@ import httpx
 import pytest
 from tornado import web
 
-from erchub.services.upload import MultipartReceiver
+from erchub.services.handlers.upload import MultipartReceiver
 
 
 def multipart(files: Any = None, data: Any = None) -> tuple[str, bytes]:

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from erchub import workspace
-from erchub.services.events import EventLog, events_path
-from erchub.services.runner import JOB_LABEL, new_job_id
+from erchub.services.jobs.events import EventLog, events_path
+from erchub.services.jobs.runner import JOB_LABEL, new_job_id
 from erchub.services.store import open_store
 from erchub.services.store.base import CompendiumRecord, JobRecord, Store
 from erchub.spawner.builder import ImageBuilder, build_erchub_wheel, erchub_source_tree

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from erchub.services.events import (
+from erchub.services.jobs.events import (
     EventCursor,
     EventLog,
     events_path,
@@ -16,7 +16,7 @@ from erchub.services.events import (
     status_event,
     step_event,
 )
-from erchub.services.runner import JobEvent
+from erchub.services.jobs.runner import JobEvent
 
 
 @pytest.fixture

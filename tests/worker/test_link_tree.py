@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from erchub.services import worker
-from erchub.services.worker import COPY, HARDLINK, REFLINK, clear_job_dir, link_tree
+from erchub.services.jobs import worker
+from erchub.services.jobs.worker import COPY, HARDLINK, REFLINK, clear_job_dir, link_tree
 
 
 @pytest.fixture

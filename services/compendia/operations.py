@@ -1,0 +1,209 @@
+"""Operations on compendia that the API and the exchange call: add a staged compendium under a
+free id, ingest an archive into one, save metadata under its lock.
+
+Blocking functions (call them in an executor) that raise domain errors of
+:mod:`erchub.errors`, never HTTP ones; the lock is the one asyncio object here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from erchub import safefs, substitution, workspace
+from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
+from erchub.errors import Invalid, Unavailable
+from erchub.metadata import is_orcid_id, orcid_check_character, write_metadata
+from erchub.services.compendia import files
+from erchub.services.store import CompendiumRecord, Conflict, Store
+
+#: how often an upload draws a fresh id when the drawn one is taken
+ID_ATTEMPTS = 20
+
+#: one metadata change at a time per compendium, so that the file and the store agree
+_metadata_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def add_compendium(
+    store: Store,
+    staged: files.StagedCompendium,
+    data_dir: str,
+    user: str,
+    *,
+    candidate: bool = True,
+) -> str:
+    """Move a staged compendium to a free id and record it (files first, so that a recorded
+    compendium always has its files); the files go again if the record cannot be made.
+    Unavailable when no free id was found."""
+    for _ in range(ID_ATTEMPTS):
+        compendium_id = files.new_compendium_id()
+        if store.get_compendium(compendium_id) is not None:
+            continue
+        try:
+            target = files.install(staged, data_dir, compendium_id)
+        except FileExistsError:
+            continue
+        now = time.time()
+        record = CompendiumRecord(
+            id=compendium_id,
+            user=user,
+            candidate=candidate,
+            metadata=staged.metadata,
+            created=now,
+            updated=now,
+        )
+        try:
+            store.add_compendium(record)
+        except Conflict:
+            # another upload took the id in the meantime: back to staging, draw again
+            os.rename(target, staged.root)
+            continue
+        except BaseException:
+            files.delete_compendium_dir(data_dir, compendium_id)
+            raise
+        return compendium_id
+    raise Unavailable("no free compendium id found; please try again")
+
+
+def ingest_compendium(
+    store: Store,
+    archive: Path,
+    content_type: str,
+    data_dir: str,
+    user: str,
+    *,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    metadata: dict[str, Any] | None = None,
+    candidate: bool = True,
+) -> str:
+    """An uploaded or downloaded archive made a compendium of ``user``: extracted safely,
+    completed, ``metadata`` merged in, moved into place and recorded; its id. InvalidERC or
+    UnsafeArchive for an archive that is no compendium or is unsafe."""
+    staged = files.ingest(archive, content_type, data_dir, limits)
+    try:
+        if metadata:
+            _merge_metadata(staged, metadata)
+        return add_compendium(store, staged, data_dir, user, candidate=candidate)
+    finally:
+        files.discard(staged)
+
+
+def _merge_metadata(staged: files.StagedCompendium, added: dict[str, Any]) -> None:
+    """Merge ``added`` into the staged compendium's metadata (``identifier`` field by
+    field) and write it."""
+    metadata = dict(staged.metadata)
+    for key, value in added.items():
+        current = metadata.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            metadata[key] = {**current, **value}
+        else:
+            metadata[key] = value
+    write_metadata(staged.root, metadata)
+    staged.metadata = metadata
+
+
+def metadata_lock(compendium_id: str) -> asyncio.Lock:
+    """The lock every change of a compendium's metadata holds (PUT, a shipment's DOI)."""
+    return _metadata_locks.setdefault(compendium_id, asyncio.Lock())
+
+
+def save_metadata(
+    store: Store,
+    root: Path,
+    record: CompendiumRecord,
+    metadata: dict[str, Any],
+    candidate: bool | None = None,
+) -> CompendiumRecord | None:
+    """Write the metadata file, then the store (None when the compendium was deleted
+    meanwhile); the old file comes back if the store fails. Hold :func:`metadata_lock`."""
+    write_metadata(root, metadata)
+    try:
+        return store.update_compendium(
+            record.id, metadata=metadata, candidate=candidate, now=time.time()
+        )
+    except BaseException:
+        write_metadata(root, record.metadata)
+        raise
+
+
+def checked_metadata(
+    root: Path, sent: dict[str, Any], stored: dict[str, Any], derived: tuple[str, ...]
+) -> dict[str, Any]:
+    """The metadata to store: what was sent, the ``derived`` fields as they are. Invalid for a
+    mainfile that is not a file of the compendium or an ORCID iD whose check character is
+    wrong (the schema checks only its form)."""
+    for index, creator in enumerate(sent.get("creators") or []):
+        orcid = creator.get("orcid")
+        if orcid and not is_orcid_id(orcid):
+            raise Invalid(
+                f"o2r.creators.{index}.orcid: {orcid!r} is not an ORCID iD: its check "
+                f"character should be {orcid_check_character(orcid.replace('-', '')[:15])}"
+            )
+    mainfile = sent.get("mainfile")
+    if mainfile is not None and not safefs.is_file(root, mainfile):
+        raise Invalid(f"o2r.mainfile: {mainfile!r} is no file of the compendium")
+    metadata = {key: value for key, value in sent.items() if key not in derived}
+    for key in derived:
+        if key in stored:
+            metadata[key] = stored[key]
+    return metadata
+
+
+def substitute(
+    store: Store,
+    data_dir: str,
+    request: substitution.SubstitutionRequest,
+    base_root: Path,
+    overlay_root: Path,
+    base_metadata: dict[str, Any],
+    user: str,
+) -> str:
+    """o2r's substituter: a new candidate compendium of ``user``, the base's files with the
+    named ones replaced by the overlay's (rules: :mod:`erchub.substitution`); its id.
+    InvalidSubstitution for a named file that is missing, InvalidERC when the result is no
+    valid compendium; on any error nothing stays behind."""
+    staged = _substituted(data_dir, request, base_root, overlay_root, base_metadata)
+    try:
+        return add_compendium(store, staged, data_dir, user)
+    finally:
+        files.discard(staged)
+
+
+def _substituted(
+    data_dir: str,
+    request: substitution.SubstitutionRequest,
+    base_root: Path,
+    overlay_root: Path,
+    base_metadata: dict[str, Any],
+) -> files.StagedCompendium:
+    """The new compendium, complete in a staging directory (blocking). Raises
+    InvalidSubstitution for a named file that is missing, InvalidERC when the result is no
+    valid compendium; on any error nothing stays behind."""
+    plan = substitution.plan_substitution(
+        request, workspace.list_files(base_root), workspace.list_files(overlay_root)
+    )
+    roots = {"base": base_root, "overlay": overlay_root}
+
+    def fill(target: Path) -> Path:
+        target.mkdir()
+        for path, source in plan.files.items():
+            # The listed files are inside already; opening them inside keeps it so.
+            with safefs.open_file(roots[source.side], source.path) as origin:
+                safefs.write_stream(target, path, origin)
+        return target
+
+    staged = files.stage(data_dir, fill, "compendium")
+    try:
+        metadata = substitution.substituted_metadata(
+            request.metadata_handling, base_metadata, staged.metadata, plan.record
+        )
+        write_metadata(staged.root, metadata)
+    except BaseException:
+        files.discard(staged)
+        raise
+    staged.metadata = metadata
+    return staged

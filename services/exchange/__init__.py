@@ -1,0 +1,8 @@
+"""Exchange with the world outside the hub, o2r's names kept:
+
+- ``loader``: compendia from a share URL, a DOI or a Zenodo record (o2r's loader);
+- ``packaging``: BagIt bags with RO-Crate metadata, Zenodo/DataCite metadata;
+- ``shipper``: shipments to Zenodo and downloads (o2r's shipper), recipients and their tokens.
+
+Imports the core, ``compendia`` and ``store``; never a handler or a job.
+"""
