@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import docker
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 from erchub.sessions import server_name_for  # noqa: E402
+from erchub.spawner.clients import docker_client  # noqa: E402
 from tests.hub.conftest import start_hub, stop_hub  # noqa: E402
 from tests.hub.test_launch import (  # noqa: E402
     launch,
@@ -58,7 +58,7 @@ def wait_answering(url: str, headers: dict[str, str], timeout: float = 300) -> N
 
 def bare_start(image: str) -> float:
     """Seconds from ``docker run`` of a bare jupyter-server in ``image`` to its answer."""
-    client = docker.from_env()
+    client = docker_client()
     started = time.perf_counter()
     container = client.containers.run(
         image,
@@ -106,7 +106,7 @@ def run(hub: Any, scratch: Path, relaunches: int) -> dict[str, Any]:
     assert events[-1].get("ready"), events[-3:]
     wait_answering(status_url, headers)
     first = time.perf_counter() - started
-    image = docker.from_env().containers.list(filters={"name": f"jupyter-{USER}--"})[0].image
+    image = docker_client().containers.list(filters={"name": f"jupyter-{USER}--"})[0].image
 
     relaunch_times, bare_times = [], []
     for _ in range(relaunches):

@@ -22,8 +22,6 @@ import time
 import uuid
 from pathlib import Path
 
-import docker
-
 from erchub.spawner.builder import ImageBuilder
 from erchub.workspace import prepare_compendium
 
@@ -82,7 +80,7 @@ def main() -> int:
         started = time.perf_counter()
         fresh = builder.build(builder.plan(five, "bench-five-packages"))
         five_seconds = time.perf_counter() - started
-        docker.from_env().images.remove(fresh.image, force=True)
+        builder.docker_client.images.remove(fresh.image, force=True)
 
     rows = [
         ("(a) job overhead: erchub run / nbconvert --execute", f"{ours / baseline:.2f}",

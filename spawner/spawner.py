@@ -427,6 +427,8 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
 
     #: the working copy of a fresh volume, copied into the container when it is created
     _working_copy_tar: Path | None = None
+    #: DockerSpawner's trait (a bare annotation: for the type checker, as this class sets it)
+    volumes: dict[str, Any]
 
     async def start(self) -> Any:
         self.begin_progress()

@@ -18,7 +18,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -65,6 +65,26 @@ MIN_DRAIN_BYTES = 64 * 1024**2
 #: tornado's own body limit; each handler enforces its limit itself, so that a client gets a
 #: JSON 413 however it frames the body
 UNLIMITED = 2**62
+
+
+HandlerMethod = TypeVar("HandlerMethod", bound=Callable[..., Awaitable[None]])
+
+
+def needs_scope(*scopes: str) -> Callable[[HandlerMethod], HandlerMethod]:
+    """A handler method that needs ``scopes`` (each, or ``custom:erc:admin``): 401 without
+    identity, 403 without a scope, before the method runs (after jupyterhub's
+    ``needs_scope``)."""
+
+    def decorate(method: HandlerMethod) -> HandlerMethod:
+        @functools.wraps(method)
+        async def checked(self: BaseHandler, *args: Any, **kwargs: Any) -> None:
+            for scope in scopes:
+                self.require(scope)
+            await method(self, *args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -134,16 +154,20 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     # -- identity and scopes -----------------------------------------------------------------
 
+    #: the hub's model of a caller who is logged in but may not use the service
+    not_allowed: dict[str, Any] | None = None
+
     async def prepare(self) -> None:
-        # HubAuth.get_user(sync=True) would block the loop on the hub's API: resolve it here.
-        self._hub_auth_user_cache = None
-        try:
-            model = await self.hub_auth.get_user(self, sync=False)
-            if model:
-                self._hub_auth_user_cache = self.check_hub_user(model)
-                self.hub_auth._persist_url_token_if_set(self)
-        except UserNotAllowed:
-            self._hub_auth_user_cache = None
+        # HubAuth.get_user(sync=True) would block the loop on the hub's API: resolve the caller
+        # here and set tornado's current_user, its documented way for asynchronous identity.
+        user = None
+        model = await self.hub_auth.get_user(self, sync=False)
+        if model:
+            try:
+                user = self.check_hub_user(model)
+            except UserNotAllowed:
+                self.not_allowed = model
+        self.current_user = user
         await self.start_body()
 
     # -- request bodies ----------------------------------------------------------------------
@@ -219,6 +243,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         (a display HTML, a report) is sent through the hub's login; anything else gets 401."""
         user = self.current_user
         if not user:
+            if self.not_allowed is not None:
+                # logged in, without access: never back to the login, which would loop
+                kind, name = self.not_allowed.get("kind", "user"), self.not_allowed.get("name")
+                raise web.HTTPError(403, f"{kind} {name} may not use this service")
             if self.request.method == "GET" and self.is_page_request():
                 self.redirect(self.get_login_url())
                 raise web.Finish()
@@ -233,7 +261,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return "text/html" in self.request.headers.get("Accept", "")
 
     def require(self, scope: str) -> str:
-        """The caller's name when the token carries ``scope``: else 401 or 403."""
+        """The caller's name when the token carries ``scope``: else 401 or 403 (handler
+        methods say what they need with :func:`needs_scope`)."""
         name = self.username
         if scope not in self.scopes and SCOPE_ADMIN not in self.scopes:
             raise web.HTTPError(403, f"this action needs the scope {scope}")

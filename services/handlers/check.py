@@ -8,14 +8,14 @@ JupyterHub 6 requires for cookie-authenticated requests of scripts.
 
 from __future__ import annotations
 
-from erchub.services.handlers.base import SCOPE_READ
+from erchub.services.handlers.base import SCOPE_READ, needs_scope
 from erchub.services.handlers.pages import PageHandler
 from erchub.services.handlers.views import summary_json
 
 
 class CheckPageHandler(PageHandler):
+    @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
         self.render_page(

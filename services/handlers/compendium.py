@@ -51,6 +51,7 @@ from erchub.services.handlers.base import (
     SCOPE_CREATE,
     SCOPE_READ,
     BaseHandler,
+    needs_scope,
 )
 from erchub.services.handlers.upload import UploadHandler
 from erchub.services.handlers.views import compendium_json, summary_json
@@ -61,8 +62,6 @@ from erchub.services.store import (
 
 #: the filters of GET /compendium
 LIST_ARGUMENTS = ("user", "doi", "candidate", "summary", "start", "limit")
-#: jobs looked at per store query when a compendium is deleted
-JOB_PAGE = 1000
 #: the largest JSON body of POST /compendium (a load request), in bytes
 MAX_LOAD_BODY = 64 * 1024
 
@@ -117,8 +116,8 @@ class CompendiaHandler(UploadHandler):
         except web.HTTPError as error:
             self.refuse(error)
 
+    @needs_scope(SCOPE_READ)
     async def get(self) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments(LIST_ARGUMENTS)
         start, limit = self.paging()
         query = CompendiumQuery(
@@ -136,8 +135,9 @@ class CompendiaHandler(UploadHandler):
             body["summaries"] = [summary_json(record) for record in records]
         self.write_json(body)
 
+    @needs_scope(SCOPE_CREATE)
     async def post(self) -> None:
-        user = self.require(SCOPE_CREATE)
+        user = self.username
         if self.is_load:
             await self.load(user)
             return
@@ -181,16 +181,17 @@ class CompendiaHandler(UploadHandler):
 class CompendiumHandler(BaseHandler):
     """``/compendium/{id}``: get and delete."""
 
+    @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
         root = await self.compendium_files(record)
         files = await self.blocking(compendia.file_tree, root)
         self.write_json(compendium_json(record, files))
 
+    @needs_scope(SCOPE_CREATE)
     async def delete(self, compendium_id: str) -> None:
-        user = self.require(SCOPE_CREATE)
+        user = self.username
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
         if not self.is_admin:
@@ -225,14 +226,15 @@ class CompendiumHandler(BaseHandler):
 class MetadataHandler(BaseHandler):
     """``/compendium/{id}/metadata``: the o2r metadata, read and changed."""
 
+    @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
         self.write_json({"id": record.id, "metadata": {"o2r": record.metadata}})
 
+    @needs_scope(SCOPE_CREATE)
     async def put(self, compendium_id: str) -> None:
-        user = self.require(SCOPE_CREATE)
+        user = self.username
         self.check_arguments(["publish"])
         # publish=false saves an author's draft: the publish flow edits the metadata, runs a
         # job, and only then publishes
@@ -268,8 +270,8 @@ class MetadataHandler(BaseHandler):
 class FilesHandler(BaseHandler):
     """``/compendium/{id}/files``: the file tree."""
 
+    @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
         root = await self.compendium_files(record)
@@ -279,8 +281,8 @@ class FilesHandler(BaseHandler):
 class DataHandler(BaseHandler):
     """``/compendium/{id}/data/{path}``: one file, raw, streamed."""
 
+    @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str, path: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
         await self.send_file(await self.compendium_files(record), path)
@@ -291,9 +293,9 @@ class DownloadHandler(BaseHandler):
 
     archive_format: compendia.ArchiveFormat = "zip"
 
+    @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
         archive_format = self.archive_format
-        self.require(SCOPE_READ)
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
         root = await self.compendium_files(record)

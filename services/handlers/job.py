@@ -21,6 +21,7 @@ from erchub.services.handlers.base import (
     SCOPE_RUN,
     BaseHandler,
     iso,
+    needs_scope,
 )
 from erchub.services.jobs.events import EventLog, events_path, is_final, status_event
 from erchub.services.jobs.queue import check_parameters, queue_job
@@ -98,8 +99,8 @@ class JobBaseHandler(BaseHandler):
 
 
 class JobListHandler(JobBaseHandler):
+    @needs_scope(SCOPE_READ)
     async def get(self) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments(("compendium_id", "status", "user", "start", "limit"))
         start, limit = self.paging()
         status = self.get_query_argument("status", None)
@@ -116,8 +117,9 @@ class JobListHandler(JobBaseHandler):
         jobs, total = await self.blocking(self.store.list_jobs, query)
         self.write_json({"results": [job.id for job in jobs], "total": total})
 
+    @needs_scope(SCOPE_RUN)
     async def post(self) -> None:
-        user = self.require(SCOPE_RUN)
+        user = self.username
         self.check_arguments()
         body = self.json_body(CREATE_SCHEMA)
         compendium = await self.visible_compendium(body["compendium_id"])
@@ -134,8 +136,8 @@ class JobListHandler(JobBaseHandler):
 
 
 class JobHandler(JobBaseHandler):
+    @needs_scope(SCOPE_READ)
     async def get(self, job_id: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments(("steps",))
         steps = self.get_query_argument("steps", None)
         if steps not in (None, "all"):
@@ -145,8 +147,9 @@ class JobHandler(JobBaseHandler):
 
 
 class JobCancelHandler(JobBaseHandler):
+    @needs_scope(SCOPE_RUN)
     async def post(self, job_id: str) -> None:
-        user = self.require(SCOPE_RUN)
+        user = self.username
         self.check_arguments()
         job = await self.visible_job(job_id)
         if job.user != user and not self.is_admin:
@@ -173,8 +176,8 @@ class JobLogsHandler(JobBaseHandler):
     ``Last-Event-ID`` (or ``?last_event_id=``) continues after what it saw.
     """
 
+    @needs_scope(SCOPE_READ)
     async def get(self, job_id: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments(("last_event_id",))
         job = await self.visible_job(job_id)
         raw_last = self.request.headers.get("Last-Event-ID") or self.get_query_argument(
@@ -233,8 +236,8 @@ class JobLogsHandler(JobBaseHandler):
 
 
 class JobDataHandler(JobBaseHandler):
+    @needs_scope(SCOPE_READ)
     async def get(self, job_id: str, path: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         job = await self.visible_job(job_id)
         folder, _, inside = path.partition("/")

@@ -34,7 +34,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from erchub.errors import ErchubError
 from erchub.services.exchange.loader import LoaderSettings, Source, normalize_doi
 from erchub.services.exchange.loading import load_compendium
-from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, domain_status
+from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, domain_status, needs_scope
 from erchub.services.handlers.pages import PageHandler
 from erchub.services.store import CompendiumQuery, CompendiumRecord
 from erchub.sessions import server_name_for
@@ -120,15 +120,15 @@ class BaseLaunchHandler(PageHandler):
 
 
 class LaunchHandler(BaseLaunchHandler):
+    @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         await self.launch(await self.visible_compendium(compendium_id))
 
 
 class DOILaunchHandler(BaseLaunchHandler):
+    @needs_scope(SCOPE_READ)
     async def get(self, doi: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         normalized = normalize_doi(doi)
         if normalized is None:

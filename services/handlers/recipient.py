@@ -28,7 +28,7 @@ from erchub.services.exchange.shipper import (
     encrypt_token,
     token_problem,
 )
-from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, BaseHandler
+from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, BaseHandler, needs_scope
 
 
 class RecipientBase(BaseHandler):
@@ -53,8 +53,9 @@ class RecipientBase(BaseHandler):
 class RecipientsHandler(RecipientBase):
     """``/recipient``: the recipients, and whether the caller stored a token for each."""
 
+    @needs_scope(SCOPE_READ)
     async def get(self) -> None:
-        user = self.require(SCOPE_READ)
+        user = self.username
         self.check_arguments()
         recipients: list[dict[str, Any]] = []
         for recipient in RECIPIENTS.values():
@@ -77,8 +78,9 @@ class RecipientsHandler(RecipientBase):
 class RecipientTokenHandler(RecipientBase):
     """``/recipient/{recipient}/token``: store (PUT) or forget (DELETE) the caller's token."""
 
+    @needs_scope(SCOPE_CREATE)
     async def put(self, recipient_id: str) -> None:
-        user = self.require(SCOPE_CREATE)
+        user = self.username
         self.check_arguments()
         recipient = self.token_recipient(recipient_id)
         # checked by hand: a schema's messages would quote the value
@@ -103,8 +105,9 @@ class RecipientTokenHandler(RecipientBase):
         self.log.info("%s stored a %s token", user, recipient.id)
         self.write_json({"id": recipient.id, "token_stored": True})
 
+    @needs_scope(SCOPE_CREATE)
     async def delete(self, recipient_id: str) -> None:
-        user = self.require(SCOPE_CREATE)
+        user = self.username
         self.check_arguments()
         recipient = self.token_recipient(recipient_id)
         if await self.blocking(self.store.delete_user_secret, user, recipient.id):

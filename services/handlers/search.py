@@ -10,7 +10,7 @@ from typing import Any
 
 from tornado import web
 
-from erchub.services.handlers.base import SCOPE_READ, BaseHandler, iso
+from erchub.services.handlers.base import SCOPE_READ, BaseHandler, iso, needs_scope
 from erchub.services.store import SearchHit
 
 MAX_QUERY_LENGTH = 500
@@ -33,8 +33,8 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
 
 
 class SearchHandler(BaseHandler):
+    @needs_scope(SCOPE_READ)
     async def get(self) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments(("q", "start", "limit"))
         text = self.get_query_argument("q", "").strip()
         if not text:

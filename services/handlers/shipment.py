@@ -56,6 +56,7 @@ from erchub.services.handlers.base import (
     SCOPE_READ,
     BaseHandler,
     iso,
+    needs_scope,
     schema_problems,
 )
 from erchub.services.store import CompendiumRecord, JobQuery, Store
@@ -205,8 +206,9 @@ class ShipmentBase(BaseHandler):
 class ShipmentsHandler(ShipmentBase):
     """``/shipment``: list (GET) and ship (POST)."""
 
+    @needs_scope(SCOPE_READ)
     async def get(self) -> None:
-        user = self.require(SCOPE_READ)
+        user = self.username
         self.check_arguments(LIST_ARGUMENTS)
         start, limit = self.paging()
         compendium_id = self.text_argument("compendium_id")
@@ -231,8 +233,9 @@ class ShipmentsHandler(ShipmentBase):
             }
         )
 
+    @needs_scope(SCOPE_READ)
     async def post(self) -> None:
-        user = self.require(SCOPE_READ)
+        user = self.username
         self.check_arguments()
         body = self.json_body()
         if not isinstance(body, dict):
@@ -380,8 +383,8 @@ class ShipmentsHandler(ShipmentBase):
 class ShipmentHandler(ShipmentBase):
     """``/shipment/{id}``: one shipment."""
 
+    @needs_scope(SCOPE_READ)
     async def get(self, shipment_id: str) -> None:
-        self.require(SCOPE_READ)
         self.check_arguments()
         self.write_json(shipment_json(await self.visible_shipment(shipment_id)))
 
@@ -389,8 +392,9 @@ class ShipmentHandler(ShipmentBase):
 class PublishmentHandler(ShipmentBase):
     """``/shipment/{id}/publishment``: publish the deposition, and the DOI into the metadata."""
 
+    @needs_scope(SCOPE_CREATE)
     async def put(self, shipment_id: str) -> None:
-        user = self.require(SCOPE_CREATE)
+        user = self.username
         self.check_arguments()
         sent_token = None
         if self.body.strip():

@@ -22,7 +22,7 @@ from tornado import web
 
 from erchub import substitution
 from erchub.services.compendia.operations import substitute
-from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_RUN, BaseHandler
+from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_RUN, BaseHandler, needs_scope
 from erchub.services.jobs.queue import queue_job
 from erchub.services.store import CompendiumRecord
 
@@ -30,9 +30,9 @@ from erchub.services.store import CompendiumRecord
 class SubstitutionHandler(BaseHandler):
     """``/substitution``: create (POST)."""
 
+    @needs_scope(SCOPE_CREATE, SCOPE_RUN)
     async def post(self) -> None:
-        user = self.require(SCOPE_CREATE)
-        self.require(SCOPE_RUN)
+        user = self.username
         self.check_arguments()
         request = substitution.parse_request(self.json_body())
         base = await self._visible(request.base, "base")

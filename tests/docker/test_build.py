@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from importlib.metadata import version
 from typing import Any
 
+import docker.errors
 import pytest
 from repo2docker.app import Repo2Docker
 from repo2docker.buildpacks.base import BaseImage
 
 from erchub.errors import BuildError
-from erchub.spawner.builder import BuildFailed
+from erchub.spawner.builder import BuildFailed, ImageBuilder
 from erchub.spawner.engine import DockerSDKEngine
 from tests.conftest import BASE_IMAGE
 from tests.docker.conftest import SCIENCE_ERC_ID, TimedBuild, remove_image, timed_build
@@ -86,6 +88,23 @@ def test_second_build_of_the_same_environment_is_a_cache_hit(science_build: Time
     assert second.lines == []
     assert second.result.seconds < 2
     print(f"\ncache hit in {second.result.seconds * 1000:.1f} ms")
+
+
+def test_a_builder_builds_on_the_engine_its_client_settings_name(
+    science_build: TimedBuild, erchub_wheel: str
+):
+    # what ERCSpawner hands its builds: DockerSpawner's client_kwargs (and tls_config)
+    engine = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    builder = ImageBuilder(client_kwargs={"base_url": engine}, erchub_wheel=erchub_wheel)
+    again = builder.plan(science_build.plan.workspace, "another-erc")
+    assert again.image == science_build.plan.image
+    result = builder.build(again)
+    assert (result.cache_hit, result.image_id) == (True, science_build.result.image_id)
+    unreachable = ImageBuilder(
+        client_kwargs={"base_url": "unix:///nonexistent/docker.sock"}, erchub_wheel=erchub_wheel
+    )
+    with pytest.raises(docker.errors.DockerException):
+        unreachable.image_exists(science_build.plan.image)
 
 
 def test_runtime_txt_asking_for_another_python_fails_naming_both(builder, tmp_path):

@@ -32,8 +32,11 @@ def engine(docker_client: Any) -> Any:
     return docker_client
 
 
-def workspace_zip(tmp: Path, requirements: str, title: str) -> bytes:
-    """A small notebook workspace (in a sub-folder, so the default URL has a path)."""
+def workspace_zip(
+    tmp: Path, requirements: str, title: str, extra: dict[str, str] | None = None
+) -> bytes:
+    """A small notebook workspace (in a sub-folder, so the default URL has a path), with
+    ``extra`` files (name -> text)."""
     root = tmp / secrets.token_hex(4)
     write_notebook(
         root / "analysis" / "main.ipynb",
@@ -43,6 +46,8 @@ def workspace_zip(tmp: Path, requirements: str, title: str) -> bytes:
     )
     (root / "analysis" / "data.csv").write_text("x,y\n1,2\n")
     (root / "requirements.txt").write_text(requirements)
+    for name, text in (extra or {}).items():
+        (root / name).write_text(text)
     return zip_directory(root)
 
 
@@ -206,6 +211,43 @@ def test_launch_builds_then_reuses_the_image(erc_hub: Hub, engine: Any, tmp_path
     assert again.status_code == 302
     assert again.headers["location"] == f"{base}/"
     stop(erc_hub, token, user, server)
+
+
+def test_two_launches_of_one_compendium_share_its_build(
+    erc_hub: Hub, engine: Any, tmp_path: Path
+) -> None:
+    """Two users launch a compendium whose image does not exist yet, at once: one build (its
+    postBuild makes it last), which the second launch waits for, showing its log."""
+    unique = secrets.token_hex(6)
+    archive = workspace_zip(
+        tmp_path,
+        f"# shared build {unique}\npip>=20\n",
+        "Launched twice",
+        extra={"postBuild": "#!/bin/bash\nsleep 8\n"},
+    )
+    compendium_id = publish(erc_hub, erc_hub.token("sharedauthor"), archive)
+    server = server_name_for(compendium_id)
+    tokens = {user: erc_hub.token(user) for user in ("firstlauncher", "secondlauncher")}
+    for token in tokens.values():
+        response = launch(erc_hub, token, compendium_id)
+        assert response.status_code == 302, response.text
+    messages: dict[str, list[str]] = {}
+    for user, token in tokens.items():
+        events = progress_events(erc_hub, token, user, server)
+        messages[user] = [event.get("message", "") for event in events]
+        assert events[-1].get("ready"), messages[user][-5:]
+        assert any(m.startswith("Step ") for m in messages[user]), "both show the build's log"
+    waited = [
+        user
+        for user in tokens
+        if any(m.startswith("Waiting for the build of") for m in messages[user])
+    ]
+    assert len(waited) == 1, messages
+    (container,) = session_containers(engine, "firstlauncher", server)
+    (other,) = session_containers(engine, "secondlauncher", server)
+    assert container.image.id == other.image.id
+    for user, token in tokens.items():
+        stop(erc_hub, token, user, server)
 
 
 def test_launch_by_doi(erc_hub: Hub, tmp_path: Path) -> None:
