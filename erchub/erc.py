@@ -30,7 +30,10 @@ Follows the o2r ERC specification v1 (https://o2r.info/erc-spec/spec/) where it 
     erchub builds the runtime with repo2docker and runs the main notebook itself.
 ``check``
     Optional settings for comparing outputs: ``volatile_patterns`` (regular expressions that
-    must compile), ``volatile_cells`` (cell ids), ``image_tolerance`` (a number in [0, 1]).
+    must compile), ``volatile_cells`` (cell ids), ``image_tolerance`` (a number in [0, 1]),
+    ``normalise`` (the list of the checker's built-in normalisers to apply, each a
+    :class:`Normaliser` name, each once; ``[]`` applies none; left out, the checker's defaults
+    apply: ``memory_addresses``, ``tqdm_timings``, ``time_magics``, see :mod:`erchub.checker`).
 ``ui_bindings``
     Optional list of mappings, each binding one notebook parameter to a widget of the ERC
     panel: ``parameter`` (required, a name in the notebook's parameters cell), ``notebook``
@@ -59,6 +62,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -105,7 +109,7 @@ TOP_LEVEL_KEYS = (
 IGNORED_TOP_LEVEL_KEYS = ("structure",)
 EXECUTION_KEYS = ("network", "timeout", "memory")
 IGNORED_EXECUTION_KEYS = ("cmd", "image", "manifest", "mount_point", "load", "run")
-CHECK_KEYS = ("volatile_patterns", "volatile_cells", "image_tolerance")
+CHECK_KEYS = ("volatile_patterns", "volatile_cells", "image_tolerance", "normalise")
 UI_BINDING_KEYS = (
     "parameter",
     "notebook",
@@ -149,6 +153,25 @@ def parse_memory(size: str) -> int:
     return int(match["number"]) * MEMORY_UNITS[match["unit"].lower()]
 
 
+class Normaliser(StrEnum):
+    """The output check's built-in normalisers, by the names erc.yml's ``check.normalise`` uses.
+
+    Listed in the order the checker applies them. What each one hides, its patterns, its
+    placeholder and whether it is on by default: ``erchub.checker.NORMALISERS``.
+    """
+
+    #: IPython's ``%time`` and ``%timeit`` reports
+    TIME_MAGICS = "time_magics"
+    #: tqdm's elapsed and remaining time and rate
+    TQDM_TIMINGS = "tqdm_timings"
+    #: dates with a time of day, in printed output only
+    TIMESTAMPS = "timestamps"
+    #: numbers with a time unit, in printed output only
+    DURATIONS = "durations"
+    #: ``0x7f3a12bc45d0`` as in ``<object at 0x7f3a12bc45d0>``
+    MEMORY_ADDRESSES = "memory_addresses"
+
+
 @dataclass(frozen=True)
 class CheckSettings:
     """What the output check treats as volatile, and how far images may differ."""
@@ -157,6 +180,8 @@ class CheckSettings:
     volatile_cells: tuple[str, ...] = ()
     #: fraction of differing pixels (0 to 1) tolerated, None for the checker's default
     image_tolerance: float | None = None
+    #: the built-in normalisers to apply, in the order given; None for the checker's default
+    normalise: tuple[Normaliser, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -381,9 +406,34 @@ def _parse_check(fields: _Fields, value: object) -> CheckSettings:
         ):
             raise fields.error("check.image_tolerance", "must be a number from 0 to 1", tolerance)
         tolerance = float(tolerance)
+
+    normalise = None
+    if "normalise" in given:
+        normalise = _parse_normalise(fields, given["normalise"])
     return CheckSettings(
-        volatile_patterns=tuple(patterns), volatile_cells=tuple(cells), image_tolerance=tolerance
+        volatile_patterns=tuple(patterns),
+        volatile_cells=tuple(cells),
+        image_tolerance=tolerance,
+        normalise=normalise,
     )
+
+
+def _parse_normalise(fields: _Fields, value: object) -> tuple[Normaliser, ...]:
+    names = _string_list(fields, value, "check.normalise")
+    known = ", ".join(Normaliser)
+    normalisers: list[Normaliser] = []
+    for index, name in enumerate(names):
+        path = f"check.normalise[{index}]"
+        if name not in Normaliser.__members__.values():
+            raise fields.error(path, f"unknown normaliser {_show(name)}; known: {known}", show=False)
+        normaliser = Normaliser(name)
+        if normaliser in normalisers:
+            earlier = normalisers.index(normaliser)
+            raise fields.error(
+                path, f"{_show(name)} is listed already (check.normalise[{earlier}])", show=False
+            )
+        normalisers.append(normaliser)
+    return tuple(normalisers)
 
 
 def _string_list(fields: _Fields, value: object, path: str) -> list[str]:
@@ -551,6 +601,8 @@ def erc_to_data(cfg: ErcConfig) -> dict[str, Any]:
         check["volatile_cells"] = list(cfg.check.volatile_cells)
     if cfg.check.image_tolerance is not None:
         check["image_tolerance"] = cfg.check.image_tolerance
+    if cfg.check.normalise is not None:
+        check["normalise"] = [normaliser.value for normaliser in cfg.check.normalise]
     if check:
         data["check"] = check
     if cfg.ui_bindings:
