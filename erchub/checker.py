@@ -3,9 +3,34 @@
 Pure logic: both notebooks arrive in memory and a :class:`CheckResult` comes back; nothing is
 read or written. Code cells are paired by position, outputs by index within a cell. Each output
 is compared through its richest comparable representation: rasters pixel by pixel with a
-tolerance, SVG and text after normalising what changes from run to run (timings, memory
-addresses, timestamps, generated ids, the ERC's own ``volatile_patterns``), errors by name and
-value.
+tolerance, SVG, HTML and text as normalised text, errors by name and value.
+
+Text is normalised in three layers, the same way on both sides:
+
+1. Layout, always: line endings; lines a carriage return overwrote (a progress bar's redraws:
+   only what a frontend finally shows counts); runs of spaces and tabs, trailing spaces, runs
+   of blank lines; in SVG and HTML also matplotlib's ``<metadata>`` and generated ids
+   (renumbered in order of appearance). These lay text out, they replace no value, so they are
+   neither switchable nor reported.
+2. The ERC's own ``check.volatile_patterns``: every match becomes ``<volatile>``.
+3. The built-in normalisers (:data:`NORMALISERS`, named by :class:`Normaliser`), switched by
+   erc.yml's ``check.normalise``, the complete list of those to apply. Each replaces what it
+   matches with a placeholder the diffs show.
+
+Every replacement of layers 2 and 3 is counted (:attr:`OutputComparison.normalised`,
+:attr:`CheckResult.normalised`): the JSON summary and the report say which normaliser hid how
+many places in which cell.
+
+The defaults hide nothing a notebook computes. On by default are the normalisers whose matches
+are never results: ``memory_addresses`` (where CPython put an object), ``tqdm_timings`` (a
+progress bar's elapsed and remaining time and rate; its counts and postfix stay compared) and
+``time_magics`` (the lines IPython's ``%time`` and ``%timeit`` print). ``durations`` and
+``timestamps`` are off by default: a printed ``mean response: 0.50 s`` or a date in a printed
+table is a result as often as a log line, and a pattern cannot tell which. An author whose
+notebook prints timings switches them on; even then they apply to stream output (stdout,
+stderr) only, never to results (``text/plain``, HTML, JSON, SVG) or error messages, where a
+changed value must fail the check. Anything else volatile goes into ``volatile_patterns`` or
+``volatile_cells``.
 """
 
 from __future__ import annotations
@@ -16,19 +41,21 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from nbformat import NotebookNode
 from PIL import Image, ImageChops, UnidentifiedImageError
 
+from erchub.erc import Normaliser
 from erchub.errors import InvalidERC
+from erchub.parameters import INJECTED_TAG
 
 #: cell tag that excludes a cell from the check
 VOLATILE_TAG = "erc-volatile"
-#: tag papermill gives the cell it injects; only the reproduced notebook may have it
-INJECTED_PARAMETERS_TAG = "injected-parameters"
 DEFAULT_IMAGE_TOLERANCE = 0.001
 DEFAULT_PIXEL_THRESHOLD = 16
 #: a unified diff is cut after this many lines so one changed large table keeps a report readable
@@ -48,30 +75,120 @@ MIME_PREFERENCE = (*RASTER_MIMES, SVG_MIME, *TEXT_MIMES)
 # Carriage returns overwrite the line, as a progress bar redraws itself; the number of redraws
 # depends on timing, so only what a frontend finally shows is compared (JupyterLab's rule).
 _OVERWRITTEN_BY_CARRIAGE_RETURN = re.compile(r"^.*\r+", re.MULTILINE)
-# IPython's %time prints both lines with values that change on every run.
-_TIME_MAGIC_LINE = re.compile(r"^(CPU times|Wall time):.*$", re.MULTILINE)
-# %timeit picks the loop count from the measured speed.
-_TIMEIT_RUNS = re.compile(r"\(mean ± std\. dev\. of \d+ runs?, [\d,]+ loops? each\)")
-# tqdm's "[elapsed<remaining, rate, postfix]".
-_TQDM_TIMING = re.compile(r"\[\d+(?::\d+)+<(?:\d+(?::\d+)+|\?)(?:,[^\]\n]*)?\]")
-_ISO_TIMESTAMP = re.compile(
-    r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z\b|[+-]\d{2}:?\d{2}\b)?"
-)
-# A bare "s" needs a decimal number or a space before it, so "the 1990s" stays as it is.
-_DURATION = re.compile(
-    r"(?<![\w.])(?:"
-    r"\d+(?:\.\d+)?\s?(?:ns|[µμu]s|ms|mins?|minutes?|secs?|seconds?)"
-    r"|\d+\.\d+\s?s"
-    r"|\d+\ss"
-    r")(?!\w)"
-)
-_MEMORY_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{8,16}\b")
 _INLINE_WHITESPACE = re.compile(r"[^\S\n]+")
 _BLANK_LINE_RUN = re.compile(r"\n{3,}")
 # matplotlib's SVG metadata carries the render date and the library version.
 _SVG_METADATA = re.compile(r"<metadata>.*?</metadata>", re.DOTALL)
 _ID_ATTRIBUTE = re.compile(r"\bid=[\"']([\w-]+)[\"']")
 _ID_TOKEN = re.compile(r"[\w-]+")
+
+
+@dataclass(frozen=True)
+class NormaliserRule:
+    """One built-in normaliser: what it hides, where, and with which placeholder."""
+
+    normaliser: Normaliser
+    #: what it hides, in a few words
+    description: str
+    #: (pattern, replacement) pairs applied in order; every replacement shows ``token``
+    substitutions: tuple[tuple[re.Pattern[str], str], ...]
+    #: what the normalised text shows in place of a match ("" when the line is dropped)
+    token: str
+    #: applied when erc.yml's ``check.normalise`` is left out
+    default: bool
+    #: applied to stream output (stdout, stderr) only, never to results, markup or errors
+    streams_only: bool = False
+
+
+def _rule(
+    normaliser: Normaliser,
+    description: str,
+    token: str,
+    *substitutions: tuple[str, str],
+    default: bool,
+    streams_only: bool = False,
+) -> NormaliserRule:
+    compiled = tuple(
+        (re.compile(pattern, re.MULTILINE), replacement) for pattern, replacement in substitutions
+    )
+    return NormaliserRule(normaliser, description, compiled, token, default, streams_only)
+
+
+#: The built-in normalisers, in the order they are applied (:class:`Normaliser`'s order).
+NORMALISERS: Mapping[Normaliser, NormaliserRule] = MappingProxyType(
+    {
+        rule.normaliser: rule
+        for rule in (
+            _rule(
+                Normaliser.TIME_MAGICS,
+                "the timings IPython's %time and %timeit print",
+                DURATION_PLACEHOLDER,
+                (r"^(CPU times|Wall time): .*$", rf"\1: {DURATION_PLACEHOLDER}"),
+                (
+                    r"^.+? (?:±|\+-) .+? per loop \(mean (?:±|\+-) std\. dev\. of [\d,]+ runs?, "
+                    r"[\d,]+ loops? each\)$",
+                    f"{DURATION_PLACEHOLDER} per loop",
+                ),
+                # IPython prints these only when a run happened to be slow.
+                (
+                    r"^(?:The slowest run took [\d.]+ times longer than the fastest\..*"
+                    r"|Compiler time: .*|Compiler : .*|Parser   : .*)(?:\n|\Z)",
+                    "",
+                ),
+                default=True,
+            ),
+            _rule(
+                Normaliser.TQDM_TIMINGS,
+                "tqdm's elapsed time, remaining time and rate",
+                DURATION_PLACEHOLDER,
+                # "[elapsed<remaining, rate" of "[00:01<00:02, 32.15it/s, loss=0.1]"; the postfix
+                # after the rate is the notebook's own and stays.
+                (
+                    r"\[\d+(?::\d+)+<(?:\d+(?::\d+)+|\?)(?:, ?[^,\]\n]*/[^,\]\n]*)?(?=[,\]])",
+                    f"[{DURATION_PLACEHOLDER}",
+                ),
+                default=True,
+            ),
+            _rule(
+                Normaliser.TIMESTAMPS,
+                "dates with a time of day in printed output",
+                TIMESTAMP_PLACEHOLDER,
+                (
+                    r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+                    r"(?:Z\b|[+-]\d{2}:?\d{2}\b)?",
+                    TIMESTAMP_PLACEHOLDER,
+                ),
+                default=False,
+                streams_only=True,
+            ),
+            _rule(
+                Normaliser.DURATIONS,
+                "numbers with a time unit in printed output",
+                DURATION_PLACEHOLDER,
+                # A bare "s" needs a decimal number or a space before it: "the 1990s" stays.
+                (
+                    r"(?<![\w.])(?:"
+                    r"\d+(?:\.\d+)?\s?(?:ns|[µμu]s|ms|mins?|minutes?|secs?|seconds?)"
+                    r"|\d+\.\d+\s?s"
+                    r"|\d+\ss"
+                    r")(?!\w)",
+                    DURATION_PLACEHOLDER,
+                ),
+                default=False,
+                streams_only=True,
+            ),
+            _rule(
+                Normaliser.MEMORY_ADDRESSES,
+                "memory addresses such as 0x7f3a12bc45d0",
+                ADDRESS_PLACEHOLDER,
+                (r"\b0x[0-9a-fA-F]{8,16}\b", ADDRESS_PLACEHOLDER),
+                default=True,
+            ),
+        )
+    }
+)
+#: what is applied when erc.yml's ``check.normalise`` is left out
+DEFAULT_NORMALISERS = tuple(name for name, rule in NORMALISERS.items() if rule.default)
 
 
 @dataclass
@@ -86,14 +203,17 @@ class CheckOptions:
     image_tolerance: float = DEFAULT_IMAGE_TOLERANCE
     #: largest difference of one colour channel (0..255) with which a pixel still counts as equal
     pixel_threshold: int = DEFAULT_PIXEL_THRESHOLD
+    #: the built-in normalisers to apply (names or :class:`Normaliser`), kept in their order
+    normalise: Collection[str] = DEFAULT_NORMALISERS
 
     def __post_init__(self) -> None:
-        for name in ("volatile_patterns", "volatile_cells"):
+        for name in ("volatile_patterns", "volatile_cells", "normalise"):
             value = getattr(self, name)
             # A lone string is a sequence too; iterating it would compare per character.
             if isinstance(value, str):
                 raise InvalidERC(f"check option {name} must be a list of strings, got {value!r}")
             setattr(self, name, tuple(value))
+        self.normalise = _normalisers(self.normalise)
         if not 0 <= self.image_tolerance <= 1:
             raise InvalidERC(
                 f"check option image_tolerance must be a fraction between 0 and 1, "
@@ -122,7 +242,27 @@ class CheckOptions:
             volatile_cells=setting("volatile_cells", ()),
             image_tolerance=setting("image_tolerance", DEFAULT_IMAGE_TOLERANCE),
             pixel_threshold=setting("pixel_threshold", DEFAULT_PIXEL_THRESHOLD),
+            normalise=setting("normalise", DEFAULT_NORMALISERS),
         )
+
+
+def _normalisers(names: Collection[str]) -> tuple[Normaliser, ...]:
+    """``names`` as normalisers in the order they are applied; InvalidERC names an unknown one."""
+    chosen = set()
+    for position, name in enumerate(names):
+        try:
+            chosen.add(Normaliser(name))
+        except ValueError:
+            raise InvalidERC(
+                f"check option normalise[{position}]: unknown normaliser {name!r}; "
+                f"known: {', '.join(Normaliser)}"
+            ) from None
+    return tuple(normaliser for normaliser in NORMALISERS if normaliser in chosen)
+
+
+def volatile_pattern_name(position: int) -> str:
+    """How results name the ERC's volatile pattern at ``position`` among normalisers."""
+    return f"volatile_patterns[{position}]"
 
 
 def compile_volatile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
@@ -158,6 +298,9 @@ class OutputComparison:
     #: PNG: the reproduced image greyed, differing pixels in red
     diff_image: bytes | None = None
     differing_fraction: float | None = None
+    #: places each normaliser replaced, by name (a :class:`Normaliser` or
+    #: ``volatile_patterns[i]``): the larger count of the two notebooks' outputs
+    normalised: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -172,6 +315,26 @@ class CellComparison:
     source: str
     outputs: list[OutputComparison] = field(default_factory=list)
 
+    @property
+    def normalised(self) -> dict[str, int]:
+        """Places each normaliser replaced in the cell's outputs, by name."""
+        places: Counter[str] = Counter()
+        for output in self.outputs:
+            places.update(output.normalised)
+        return dict(places)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """A normaliser replaced text in the outputs of a cell: that much was not compared."""
+
+    #: a :class:`Normaliser`'s name or ``volatile_patterns[i]``
+    normaliser: str
+    cell_index: int
+    cell_id: str | None
+    #: how many matches it replaced (in the notebook with more of them)
+    places: int
+
 
 @dataclass
 class CheckResult:
@@ -181,6 +344,22 @@ class CheckResult:
     cells: list[CellComparison]
     #: one line per problem, naming the cell and output
     messages: list[str]
+    #: the built-in normalisers that were applied, in order
+    normalisers: tuple[Normaliser, ...] = ()
+    #: the ERC's volatile patterns that were applied
+    volatile_patterns: tuple[str, ...] = ()
+
+    @property
+    def normalised(self) -> list[Normalisation]:
+        """Where normalisers replaced text, by normaliser (in the order applied), then cell."""
+        names = [volatile_pattern_name(i) for i in range(len(self.volatile_patterns))]
+        names += [normaliser.value for normaliser in self.normalisers]
+        return [
+            Normalisation(name, cell.index, cell.cell_id, places)
+            for name in names
+            for cell in self.cells
+            if (places := cell.normalised.get(name, 0))
+        ]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -224,6 +403,16 @@ class CheckResult:
                 for cell in self.cells
                 if cell.status == "skipped"
             ],
+            "normalisers": [normaliser.value for normaliser in self.normalisers],
+            "normalised": [
+                {
+                    "normaliser": normalisation.normaliser,
+                    "cell_index": normalisation.cell_index,
+                    "cell_id": normalisation.cell_id,
+                    "places": normalisation.places,
+                }
+                for normalisation in self.normalised
+            ],
         }
 
 
@@ -234,15 +423,15 @@ def compare_notebooks(
 ) -> CheckResult:
     """Compare every output of every code cell of ``original`` with ``reproduced``."""
     options = options or CheckOptions()
-    normalise = _TextNormaliser(compile_volatile_patterns(options.volatile_patterns))
+    normalisers = _normalisers(options.normalise)
+    normalise = _TextNormaliser(compile_volatile_patterns(options.volatile_patterns), normalisers)
     original_code = [
         (index, cell) for index, cell in enumerate(original.cells) if cell.cell_type == "code"
     ]
     reproduced_code = [cell for cell in reproduced.cells if cell.cell_type == "code"]
-    if not any(_has_tag(cell, INJECTED_PARAMETERS_TAG) for _, cell in original_code):
-        reproduced_code = [
-            cell for cell in reproduced_code if not _has_tag(cell, INJECTED_PARAMETERS_TAG)
-        ]
+    # Only the reproduced notebook may have the cell papermill injects.
+    if not any(_has_tag(cell, INJECTED_TAG) for _, cell in original_code):
+        reproduced_code = [cell for cell in reproduced_code if not _has_tag(cell, INJECTED_TAG)]
 
     messages = []
     if len(original_code) != len(reproduced_code):
@@ -268,31 +457,48 @@ def compare_notebooks(
     passed = len(original_code) == len(reproduced_code) and all(
         cell.status != "different" for cell in cells
     )
-    return CheckResult(passed=passed, cells=cells, messages=messages)
+    return CheckResult(
+        passed=passed,
+        cells=cells,
+        messages=messages,
+        normalisers=normalisers,
+        volatile_patterns=tuple(options.volatile_patterns),
+    )
 
 
 class _TextNormaliser:
-    """Replaces what changes from run to run, so equal results compare equal."""
+    """Replaces what changes from run to run, so equal results compare equal, and counts the
+    places each normaliser replaced."""
 
-    def __init__(self, volatile_patterns: Sequence[re.Pattern[str]]) -> None:
+    def __init__(
+        self, volatile_patterns: Sequence[re.Pattern[str]], normalisers: Sequence[Normaliser]
+    ) -> None:
         self.volatile_patterns = volatile_patterns
+        self.rules = [NORMALISERS[normaliser] for normaliser in normalisers]
 
-    def __call__(self, text: str) -> str:
+    def __call__(self, text: str, *, stream: bool = False) -> tuple[str, dict[str, int]]:
+        """The normalised ``text`` (``stream``: printed to stdout or stderr) and the places
+        each normaliser replaced."""
+        places: dict[str, int] = {}
         text = text.replace("\r\n", "\n")
         text = _OVERWRITTEN_BY_CARRIAGE_RETURN.sub("", text)
         # The ERC's own patterns are written against the output as printed, so they go first.
-        for pattern in self.volatile_patterns:
-            text = pattern.sub(VOLATILE_PLACEHOLDER, text)
-        text = _TIME_MAGIC_LINE.sub(rf"\1: {DURATION_PLACEHOLDER}", text)
-        text = _TIMEIT_RUNS.sub(f"({DURATION_PLACEHOLDER})", text)
-        text = _TQDM_TIMING.sub(f"[{DURATION_PLACEHOLDER}]", text)
-        text = _ISO_TIMESTAMP.sub(TIMESTAMP_PLACEHOLDER, text)
-        text = _DURATION.sub(DURATION_PLACEHOLDER, text)
-        text = _MEMORY_ADDRESS.sub(ADDRESS_PLACEHOLDER, text)
+        for position, pattern in enumerate(self.volatile_patterns):
+            text, count = pattern.subn(VOLATILE_PLACEHOLDER, text)
+            if count:
+                places[volatile_pattern_name(position)] = count
+        for rule in self.rules:
+            if rule.streams_only and not stream:
+                continue
+            for pattern, replacement in rule.substitutions:
+                text, count = pattern.subn(replacement, text)
+                if count:
+                    name = rule.normaliser.value
+                    places[name] = places.get(name, 0) + count
         lines = [_INLINE_WHITESPACE.sub(" ", line).rstrip() for line in text.split("\n")]
-        return _BLANK_LINE_RUN.sub("\n\n", "\n".join(lines)).strip("\n")
+        return _BLANK_LINE_RUN.sub("\n\n", "\n".join(lines)).strip("\n"), places
 
-    def markup(self, markup: str) -> str:
+    def markup(self, markup: str) -> tuple[str, dict[str, int]]:
         """Generated ids (matplotlib's hashed marker and clip-path ids, pandas' table uuids)
         differ on every run; they are renumbered in order of appearance, references too."""
         markup = _SVG_METADATA.sub("", markup)
@@ -352,16 +558,20 @@ class _View:
     text: str = ""
     #: the image as shown (image: decoded raster, svg: the SVG document)
     picture: bytes | None = None
+    #: places each normaliser replaced in ``text``, by name
+    normalised: Mapping[str, int] = field(default_factory=dict)
 
 
 def _view(output: Mapping[str, Any], mime: str | None, normalise: _TextNormaliser) -> _View:
     """``output`` seen through ``mime``, the representation chosen from the original."""
     output_type = output["output_type"]
     if output_type == "error":
-        return _View("error", None, "error", normalise(_error_text(output)))
+        text, places = normalise(_error_text(output))
+        return _View("error", None, "error", text, normalised=places)
     if output_type == "stream":
         name = output.get("name", "stream")
-        return _View("text", None, name, normalise(_joined(output.get("text", ""))))
+        text, places = normalise(_joined(output.get("text", "")), stream=True)
+        return _View("text", None, name, text, normalised=places)
     if mime is None:
         return _View("text", None, "output data")
     value = output["data"][mime]
@@ -369,10 +579,13 @@ def _view(output: Mapping[str, Any], mime: str | None, normalise: _TextNormalise
         return _View("image", mime, mime, picture=_decoded(value))
     if mime == SVG_MIME:
         svg = _joined(value)
-        return _View("svg", mime, mime, normalise.markup(svg), svg.encode())
+        text, places = normalise.markup(svg)
+        return _View("svg", mime, mime, text, svg.encode(), places)
     if mime == "text/html":
-        return _View("text", mime, mime, normalise.markup(_mime_text(value)))
-    return _View("text", mime, mime, normalise(_mime_text(value)))
+        text, places = normalise.markup(_mime_text(value))
+        return _View("text", mime, mime, text, normalised=places)
+    text, places = normalise(_mime_text(value))
+    return _View("text", mime, mime, text, normalised=places)
 
 
 def _compare_output(
@@ -395,7 +608,9 @@ def _compare_output(
     reproduced_view = _view(reproduced, mime, normalise)
     if original_view.kind == "image":
         return _compare_rasters(original_view, reproduced_view, options)
-    outcome: dict[str, Any] = {"kind": original_view.kind, "mime": mime}
+    # Counted where there are more of them: "|" keeps the larger count of each name.
+    normalised = dict(Counter(original_view.normalised) | Counter(reproduced_view.normalised))
+    outcome: dict[str, Any] = {"kind": original_view.kind, "mime": mime, "normalised": normalised}
     if original_view.text == reproduced_view.text:
         return {**outcome, "equal": True, "message": f"{original_view.label} identical"}
     diff, removed, added = _unified_diff(original_view.text, reproduced_view.text)
@@ -418,6 +633,7 @@ def _unpaired(output: Mapping[str, Any], kind: str, normalise: _TextNormaliser) 
         "mime": view.mime,
         "equal": False,
         "message": f"{_describe(output)} {where}",
+        "normalised": dict(view.normalised),
     }
     if view.picture is not None:
         side = "original" if kind == "missing" else "reproduced"

@@ -29,6 +29,7 @@ from traitlets.config import Config, PyFileConfigLoader
 
 from erchub import __version__, archive, parameters, workspace
 from erchub.errors import ErchubError, InvalidERC, InvalidParameter
+from erchub.steps import EventKind, JobOptions, JobStatus, StepStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -185,18 +186,18 @@ class StepProgress:
 
     def __call__(self, event: Any) -> None:
         task = self.tasks.get(event.step)
-        if event.kind == "step" and event.status == "running":
+        if event.kind == EventKind.STEP and event.status == StepStatus.RUNNING:
             self.tasks[event.step] = self.progress.add_task(event.step, total=None)
         elif task is None:
             return
-        elif event.kind == "step":
+        elif event.kind == EventKind.STEP:
             self.progress.update(task, description=f"{event.step}: {event.status}")
             self.progress.update(task, total=1, completed=1)
-        elif event.kind == "progress":
+        elif event.kind == EventKind.PROGRESS:
             self.progress.update(
                 task, total=event.total, completed=event.done, description=f"{event.step}: cells"
             )
-        elif event.kind == "log" and event.line and event.line.strip():
+        elif event.kind == EventKind.LOG and event.line and event.line.strip():
             line = event.line.strip()[:80]
             self.progress.update(task, description=f"{event.step}: {line}")
 
@@ -207,7 +208,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run_job(args: argparse.Namespace, *, check: bool, raw_values: dict[str, str]) -> int:
     from erchub.services.jobs.runner import JobRunner
-    from erchub.steps import JobOptions
 
     runtime = args.runtime
     if runtime is None:
@@ -240,7 +240,7 @@ def run_job(args: argparse.Namespace, *, check: bool, raw_values: dict[str, str]
                 compendium, values=raw_values, options=options, on_event=StepProgress(progress)
             )
     print_summary(result)
-    return EXIT_OK if result.status == "success" else EXIT_FAILED
+    return EXIT_OK if result.status == JobStatus.SUCCESS else EXIT_FAILED
 
 
 def print_summary(result: Any) -> None:
@@ -257,7 +257,7 @@ def print_summary(result: Any) -> None:
     if result.report and result.report.exists():
         out.print(f"check report: {result.report}", soft_wrap=True)
     out.print(f"job directory: {result.directory}", soft_wrap=True)
-    if result.status != "success":
+    if result.status != JobStatus.SUCCESS:
         out.print(f"[bold red]failed:[/] {result.job.failure_reason}", soft_wrap=True)
 
 
@@ -355,7 +355,10 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
         "--runtime", choices=("docker", "local"), help="default: docker when reachable"
     )
     parser.add_argument("--save-image", action="store_true", help="docker save the image")
-    parser.add_argument("--data-dir", help="where jobs are kept (default: ~/.local/share/erchub)")
+    parser.add_argument(
+        "--data-dir",
+        help="where jobs are kept (default: $ERCHUB_DATA_DIR, else ~/.local/share/erchub)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

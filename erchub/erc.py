@@ -424,9 +424,12 @@ def _parse_normalise(fields: _Fields, value: object) -> tuple[Normaliser, ...]:
     normalisers: list[Normaliser] = []
     for index, name in enumerate(names):
         path = f"check.normalise[{index}]"
-        if name not in Normaliser.__members__.values():
-            raise fields.error(path, f"unknown normaliser {_show(name)}; known: {known}", show=False)
-        normaliser = Normaliser(name)
+        try:
+            normaliser = Normaliser(name)
+        except ValueError:
+            raise fields.error(
+                path, f"unknown normaliser {_show(name)}; known: {known}", show=False
+            ) from None
         if normaliser in normalisers:
             earlier = normalisers.index(normaliser)
             raise fields.error(

@@ -309,7 +309,7 @@ TEXT_WIDGET = "text"
 RESULT_MIMES = ("image/png", "image/svg+xml", "image/jpeg", "text/html", "text/plain")
 IMAGE_MIMES = RESULT_MIMES[:3]
 BINARY_MIMES = ("image/png", "image/jpeg")
-#: papermill's tag of the cell it injects
+#: papermill's tag of the cell it injects (the check does not pair it with an original cell)
 INJECTED_TAG = "injected-parameters"
 
 

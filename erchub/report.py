@@ -1,14 +1,28 @@
-"""The HTML report of a check: one standalone page, images embedded, notebook content escaped."""
+"""The HTML report of a check: one standalone page, images embedded, notebook content escaped.
+
+Below the counts the page lists the problems, then which normalisers were on and where they
+replaced text ("normalised: durations in cell 3 (2 places), shown as <duration>"): what the
+check did not compare.
+"""
 
 from __future__ import annotations
 
 import base64
 import functools
+import itertools
 from typing import Any
 
 import jinja2
 
-from erchub.checker import CellComparison, CheckResult, OutputComparison
+from erchub.checker import (
+    NORMALISERS,
+    VOLATILE_PLACEHOLDER,
+    CellComparison,
+    CheckResult,
+    Normalisation,
+    OutputComparison,
+    volatile_pattern_name,
+)
 
 TEMPLATE = "check_report.html.j2"
 
@@ -52,7 +66,7 @@ def render_report(
             original_name=original_name,
             reproduced_name=reproduced_name,
             counts=[(label, counts[key]) for key, label in _COUNT_LABELS.items()],
-            messages=result.messages,
+            messages=[*result.messages, *normalisation_lines(result)],
             different_cells=[
                 _cell_view(cell, original_name, reproduced_name)
                 for cell in result.cells
@@ -61,6 +75,33 @@ def render_report(
             skipped_cells=[cell for cell in result.cells if cell.status == "skipped"],
         )
     )
+
+
+def normalisation_lines(result: CheckResult) -> list[str]:
+    """Which normalisers were on, then one line per normaliser that replaced text, naming the
+    cells and the places in each."""
+    off = [name for name in NORMALISERS if name not in result.normalisers]
+    lines = [
+        f"normalisers on: {', '.join(result.normalisers) or 'none'}"
+        + (f"; off: {', '.join(off)}" if off else "")
+    ]
+    labels = {
+        normaliser.value: f"{normaliser} ({rule.description}, shown as {rule.token})"
+        for normaliser, rule in NORMALISERS.items()
+    }
+    for position, pattern in enumerate(result.volatile_patterns):
+        name = volatile_pattern_name(position)
+        labels[name] = f"{name} {pattern!r} (shown as {VOLATILE_PLACEHOLDER})"
+    for name, group in itertools.groupby(result.normalised, key=lambda found: found.normaliser):
+        found = list(group)
+        cells = "cell" if len(found) == 1 else "cells"
+        where = ", ".join(f"{each.cell_index} ({_places(each)})" for each in found)
+        lines.append(f"normalised: {labels.get(name, name)} in {cells} {where}")
+    return lines
+
+
+def _places(found: Normalisation) -> str:
+    return f"{found.places} place" + ("" if found.places == 1 else "s")
 
 
 def _cell_view(cell: CellComparison, original_name: str, reproduced_name: str) -> dict[str, Any]:

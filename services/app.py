@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,7 +27,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import httpserver, ioloop, web
 from traitlets import Any as AnyTrait
-from traitlets import Float, Int, Integer, List, TraitError, Unicode, default
+from traitlets import Float, Int, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 from traitlets.config.loader import ArgumentError
 
@@ -38,18 +39,36 @@ from erchub.services.handlers import api_handlers, page_handlers
 from erchub.services.handlers.base import MAX_JSON_BODY, NotFoundHandler
 from erchub.services.handlers.pages import NotFoundPageHandler
 from erchub.services.store import StoreError, default_db_url, open_store
-from erchub.settings import default_data_dir
+from erchub.settings import DataDirMixin, env_setting
 
 GIB = 1024**3
 
 
-class ERCService(Application):
+# How settings keep their values: @validate applies them to configured values, and the
+# @default methods to theirs (traitlets validates no default through @validate).
+
+
+def _no_trailing_slash(url: object) -> str:
+    return str(url).rstrip("/")
+
+
+def _trailing_slash(url: object) -> str:
+    text = str(url)
+    return text if text.endswith("/") else text + "/"
+
+
+def _host_names(hosts: Iterable[object]) -> list[str]:
+    names = (str(host).strip().lower() for host in hosts)
+    return [name for name in names if name]
+
+
+class ERCService(DataDirMixin, Application):
     name = "erchub-service"
     version = __version__
     description = "The erc hub service: compendium, job and search API (see erchub README)."
 
     config_file = Unicode(
-        help="Python config file to load, if it exists; workers load it too (default "
+        help="Python config file to load, if it exists; workers load it too (default: "
         "$ERCHUB_CONFIG_FILE, else erchub_service_config.py in the working directory)."
     ).tag(config=True)
 
@@ -57,18 +76,11 @@ class ERCService(Application):
     def _default_config_file(self) -> str:
         return self._env("config_file", "erchub_service_config.py")
 
-    data_dir = Unicode(
-        help="Directory for compendia, jobs, uploads and the SQLite store (default "
-        "$ERCHUB_DATA_DIR, else ~/.local/share/erchub). Workers must see the same directory."
-    ).tag(config=True)
-
-    @default("data_dir")
-    def _default_data_dir(self) -> str:
-        return default_data_dir()
+    # data_dir: DataDirMixin's (the workers get it as --data-dir)
 
     db_url = Unicode(
         help="Store URL: sqlite:///PATH, postgresql+psycopg://USER:PASSWORD@HOST/DB or "
-        "mongodb://HOST/DB (default $ERCHUB_DB_URL, else sqlite:///<data_dir>/erchub.sqlite)."
+        "mongodb://HOST/DB (default: $ERCHUB_DB_URL, else sqlite:///<data_dir>/erchub.sqlite)."
     ).tag(config=True)
 
     @default("db_url")
@@ -77,7 +89,7 @@ class ERCService(Application):
 
     upload_limit = Integer(
         min=1,
-        help="Largest upload accepted, in bytes; larger ones get 413 (default "
+        help="Largest upload accepted, in bytes; larger ones get 413 (default: "
         "$ERCHUB_UPLOAD_LIMIT, else 2 GiB).",
     ).tag(config=True)
 
@@ -88,7 +100,7 @@ class ERCService(Application):
     archive_max_depth = Integer(
         min=1,
         help="Deepest path (folders below the compendium's top, plus the file) an uploaded or "
-        "loaded archive may hold; deeper ones get 400 (default $ERCHUB_ARCHIVE_MAX_DEPTH, "
+        "loaded archive may hold; deeper ones get 400 (default: $ERCHUB_ARCHIVE_MAX_DEPTH, "
         "else 64).",
     ).tag(config=True)
 
@@ -103,8 +115,8 @@ class ERCService(Application):
 
     stale_upload_age = Float(
         help="Seconds after which what an upload, a staging or a deletion left in "
-        "<data_dir>/uploads is removed at the service's start (a service killed mid-upload; "
-        "default $ERCHUB_STALE_UPLOAD_AGE, else 3600).",
+        "<data_dir>/uploads is removed at the service's start, a service killed mid-upload "
+        "(default: $ERCHUB_STALE_UPLOAD_AGE, else 3600).",
     ).tag(config=True)
 
     @default("stale_upload_age")
@@ -115,55 +127,68 @@ class ERCService(Application):
 
     zenodo_url = Unicode(
         help="Base URL of Zenodo (or of a compatible InvenioRDM site): its records API is "
-        "<zenodo_url>/api/records/<id>, its record pages <zenodo_url>/records/<id> (default "
-        "$ERCHUB_ZENODO_URL, else https://zenodo.org)."
+        "<zenodo_url>/api/records/<id>, its record pages <zenodo_url>/records/<id>; kept "
+        "without a trailing slash (default: $ERCHUB_ZENODO_URL, else https://zenodo.org)."
     ).tag(config=True)
 
     @default("zenodo_url")
     def _default_zenodo_url(self) -> str:
-        return str(self._env("zenodo_url", "https://zenodo.org")).rstrip("/")
+        return _no_trailing_slash(self._env("zenodo_url", "https://zenodo.org"))
 
     zenodo_sandbox_url = Unicode(
-        help="Base URL of the Zenodo sandbox (default $ERCHUB_ZENODO_SANDBOX_URL, else "
-        "https://sandbox.zenodo.org)."
+        help="Base URL of the Zenodo sandbox, kept without a trailing slash (default: "
+        "$ERCHUB_ZENODO_SANDBOX_URL, else https://sandbox.zenodo.org)."
     ).tag(config=True)
 
     @default("zenodo_sandbox_url")
     def _default_zenodo_sandbox_url(self) -> str:
-        return str(self._env("zenodo_sandbox_url", "https://sandbox.zenodo.org")).rstrip("/")
+        return _no_trailing_slash(self._env("zenodo_sandbox_url", "https://sandbox.zenodo.org"))
+
+    @validate("zenodo_url", "zenodo_sandbox_url")
+    def _validate_base_url(self, proposal: Any) -> str:
+        return _no_trailing_slash(proposal["value"])
 
     doi_resolver_url = Unicode(
         help="The DOI handle API, to which the DOI is appended: answers "
-        '{"responseCode": 1, "values": [{"type": "URL", ...}]} (default '
-        "$ERCHUB_DOI_RESOLVER_URL, else https://doi.org/api/handles/)."
+        '{"responseCode": 1, "values": [{"type": "URL", ...}]}; kept with a trailing slash '
+        "(default: $ERCHUB_DOI_RESOLVER_URL, else https://doi.org/api/handles/)."
     ).tag(config=True)
 
     @default("doi_resolver_url")
     def _default_doi_resolver_url(self) -> str:
-        url = str(self._env("doi_resolver_url", "https://doi.org/api/handles/"))
-        return url if url.endswith("/") else url + "/"
+        return _trailing_slash(self._env("doi_resolver_url", "https://doi.org/api/handles/"))
+
+    @validate("doi_resolver_url")
+    def _validate_doi_resolver_url(self, proposal: Any) -> str:
+        return _trailing_slash(proposal["value"])
 
     loader_allowed_hosts = List(
         Unicode(),
         help="Host names the loader may download from, for share_url and for every redirect "
         "(403 for others); '*.example.org' allows the subdomains of example.org. The hosts of "
-        "zenodo_url, zenodo_sandbox_url and doi_resolver_url are always allowed (default "
-        "$ERCHUB_LOADER_ALLOWED_HOSTS, comma-separated, else zenodo.org, www.zenodo.org, "
-        "sandbox.zenodo.org, doi.org, dx.doi.org).",
+        "zenodo_url, zenodo_sandbox_url and doi_resolver_url are always allowed; kept in "
+        "lower case (default: $ERCHUB_LOADER_ALLOWED_HOSTS, comma-separated, else zenodo.org, "
+        "www.zenodo.org, sandbox.zenodo.org, doi.org, dx.doi.org).",
     ).tag(config=True)
 
     @default("loader_allowed_hosts")
     def _default_loader_allowed_hosts(self) -> list[str]:
-        raw = os.environ.get("ERCHUB_LOADER_ALLOWED_HOSTS")
-        if raw:
-            return [host.strip().lower() for host in raw.split(",") if host.strip()]
-        return ["zenodo.org", "www.zenodo.org", "sandbox.zenodo.org", "doi.org", "dx.doi.org"]
+        return _host_names(
+            self._env(
+                "loader_allowed_hosts",
+                ["zenodo.org", "www.zenodo.org", "sandbox.zenodo.org", "doi.org", "dx.doi.org"],
+            )
+        )
+
+    @validate("loader_allowed_hosts")
+    def _validate_loader_allowed_hosts(self, proposal: Any) -> list[str]:
+        return _host_names(proposal["value"])
 
     loader_download_limit = Integer(
         min=1,
         help="Largest download the loader accepts, in bytes: a larger declared size is "
         "refused before the download, a download that grows past it is stopped; both are "
-        "413 (default $ERCHUB_LOADER_DOWNLOAD_LIMIT, else the upload_limit).",
+        "413 (default: $ERCHUB_LOADER_DOWNLOAD_LIMIT, else the upload_limit).",
     ).tag(config=True)
 
     @default("loader_download_limit")
@@ -173,7 +198,7 @@ class ERCService(Application):
     loader_timeout = Float(
         min=0.1,
         help="Seconds one request of the loader may take, a whole download included (502 when "
-        "it takes longer); connecting may take at most 30 of them (default "
+        "it takes longer); connecting may take at most 30 of them (default: "
         "$ERCHUB_LOADER_TIMEOUT, else 600).",
     ).tag(config=True)
 
@@ -185,7 +210,7 @@ class ERCService(Application):
         min=0,
         help="Number of `erchub worker` processes the service starts and keeps running; 0 "
         "when an operator runs workers elsewhere against the same store and data directory "
-        "(default $ERCHUB_WORKER_COUNT, else 1).",
+        "(default: $ERCHUB_WORKER_COUNT, else 1).",
     ).tag(config=True)
 
     @default("worker_count")
@@ -194,8 +219,8 @@ class ERCService(Application):
 
     worker_command = List(
         Unicode(),
-        help="Command that starts one worker (default: this Python running `-m erchub "
-        "worker`); the service appends --data-dir and --db-url.",
+        help="Command that starts one worker; the service appends --data-dir and --db-url "
+        "(default: this Python running `-m erchub worker`).",
     ).tag(config=True)
 
     @default("worker_command")
@@ -204,7 +229,7 @@ class ERCService(Application):
 
     supervise_interval = Float(
         min=0.1,
-        help="Seconds between the service's checks for exited workers (default "
+        help="Seconds between the service's checks for exited workers (default: "
         "$ERCHUB_SUPERVISE_INTERVAL, else 5).",
     ).tag(config=True)
 
@@ -213,7 +238,7 @@ class ERCService(Application):
         return self._env("supervise_interval", 5.0)
 
     bind_url = Unicode(
-        help="Where the service listens (default $JUPYTERHUB_SERVICE_URL, set by the hub for "
+        help="Where the service listens (default: $JUPYTERHUB_SERVICE_URL, set by the hub for "
         "a managed service, else http://127.0.0.1:10101)."
     ).tag(config=True)
 
@@ -222,7 +247,7 @@ class ERCService(Application):
         return os.environ.get("JUPYTERHUB_SERVICE_URL") or "http://127.0.0.1:10101"
 
     base_url = Unicode(
-        help="URL prefix of the service (default $JUPYTERHUB_SERVICE_PREFIX, else /services/erc/)."
+        help="URL prefix of the service (default: $JUPYTERHUB_SERVICE_PREFIX, else /services/erc/)."
     ).tag(config=True)
 
     @default("base_url")
@@ -234,14 +259,7 @@ class ERCService(Application):
 
     def _env(self, name: str, fallback: Any) -> Any:
         """The value of $ERCHUB_<NAME> for the trait ``name``, else ``fallback``."""
-        variable = f"ERCHUB_{name.upper()}"
-        raw = os.environ.get(variable)
-        if not raw:
-            return fallback
-        try:
-            return self.traits()[name].from_string(raw)
-        except (TraitError, ValueError) as error:
-            raise TraitError(f"{variable}={raw!r} is not a valid {name}: {error}") from None
+        return env_setting(name, self.traits()[name], fallback)
 
     @property
     def api_prefix(self) -> str:

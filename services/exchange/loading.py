@@ -13,7 +13,8 @@ from erchub import safefs
 from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
 from erchub.services.compendia.files import UPLOADS_DIRECTORY
 from erchub.services.compendia.operations import ingest_compendium
-from erchub.services.exchange.loader import Loader, LoaderSettings, Source
+from erchub.services.exchange.loader import Loader
+from erchub.services.exchange.sources import LoaderSettings, Source
 from erchub.services.store import Store
 
 

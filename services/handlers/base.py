@@ -357,8 +357,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     # -- responses ---------------------------------------------------------------------------
 
-    async def send_file(self, root: Path, relative: str) -> None:
-        """Stream the file ``relative`` inside ``root`` with its content type.
+    async def send_file(self, root: Path, relative: str, shown: str | None = None) -> None:
+        """Stream the file ``relative`` inside ``root`` with its content type (``shown``: the
+        path as the client asked for it, in messages).
 
         400 for a path leading outside ``root``, 404 for a missing file or anything but a
         regular file (the file is opened without following a link, see
@@ -370,7 +371,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         except safefs.OutsideRoot as error:
             raise web.HTTPError(400, str(error)) from None
         except OSError:
-            raise web.HTTPError(404, f"no file {relative!r}") from None
+            raise web.HTTPError(404, f"no file {shown or relative!r}") from None
         with stream:
             self.set_header("Content-Type", compendia.mime_type(PurePosixPath(relative).name))
             self.set_header("Content-Length", os.fstat(stream.fileno()).st_size)

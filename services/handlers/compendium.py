@@ -45,8 +45,8 @@ from erchub.services.compendia.operations import (
     metadata_lock,
     save_metadata,
 )
-from erchub.services.exchange.loader import LOAD_BODY_SCHEMA, LoaderSettings, parse_source
 from erchub.services.exchange.loading import load_compendium
+from erchub.services.exchange.sources import LOAD_BODY_SCHEMA, LoaderSettings, parse_source
 from erchub.services.handlers.base import (
     SCOPE_CREATE,
     SCOPE_READ,

@@ -25,8 +25,8 @@ from erchub.services.handlers.base import (
 )
 from erchub.services.jobs.events import EventLog, events_path, is_final, status_event
 from erchub.services.jobs.queue import check_parameters, queue_job
-from erchub.services.store import FINAL_JOB_STATUSES, JobQuery, JobRecord
-from erchub.steps import JOB_STATUSES
+from erchub.services.store import JobQuery, JobRecord
+from erchub.steps import FINAL_JOB_STATUSES, JobStatus
 
 CREATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -103,9 +103,11 @@ class JobListHandler(JobBaseHandler):
     async def get(self) -> None:
         self.check_arguments(("compendium_id", "status", "user", "start", "limit"))
         start, limit = self.paging()
-        status = self.get_query_argument("status", None)
-        if status is not None and status not in JOB_STATUSES:
-            raise web.HTTPError(400, f"status must be one of {', '.join(JOB_STATUSES)}")
+        raw_status = self.get_query_argument("status", None)
+        try:
+            status = JobStatus(raw_status) if raw_status is not None else None
+        except ValueError:
+            raise web.HTTPError(400, f"status must be one of {', '.join(JobStatus)}") from None
         query = JobQuery(
             viewer=self.viewer,
             compendium_id=self.text_argument("compendium_id"),
@@ -160,7 +162,7 @@ class JobCancelHandler(JobBaseHandler):
         changed = await self.blocking(self.store.request_cancel, job_id, now)
         if changed is None:
             raise web.HTTPError(404, f"job {job_id} not found")
-        if changed.status == "canceled":
+        if changed.status == JobStatus.CANCELED:
             # Canceled while queued: no worker will write its end, so this does.
             EventLog(events_path(self.job_dir(job_id))).append(
                 status_event(changed.status, changed.reason, now=now)
@@ -242,7 +244,7 @@ class JobDataHandler(JobBaseHandler):
         job = await self.visible_job(job_id)
         folder, _, inside = path.partition("/")
         if folder in PUBLIC_JOB_FOLDERS and inside:
-            await self.send_file(self.job_dir(job.id) / folder, inside)
+            await self.send_file(self.job_dir(job.id) / folder, inside, shown=path)
         elif path in PUBLIC_JOB_FILES:
             await self.send_file(self.job_dir(job.id), path)
         else:

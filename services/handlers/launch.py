@@ -32,8 +32,8 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from erchub.errors import ErchubError
-from erchub.services.exchange.loader import LoaderSettings, Source, normalize_doi
 from erchub.services.exchange.loading import load_compendium
+from erchub.services.exchange.sources import LoaderSettings, Source, normalize_doi
 from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, domain_status, needs_scope
 from erchub.services.handlers.pages import PageHandler
 from erchub.services.store import CompendiumQuery, CompendiumRecord

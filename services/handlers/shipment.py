@@ -6,7 +6,7 @@
   administrator only): creates a deposition with the caller's token (from ``zenodo_token``,
   the ``Zenodo-Token`` header, or the one stored with ``PUT /recipient/{recipient}/token``; 400
   saying how to set one when there is none), uploads the bag zip through the bucket API, sets
-  the deposit metadata (:func:`erchub.services.exchange.packaging.zenodo_metadata`): 201 with the
+  the deposit metadata (:func:`erchub.services.exchange.deposit.zenodo_metadata`): 201 with the
   shipment, status ``shipped``. When Zenodo refuses a step after the deposition exists, the
   shipment is kept with status ``error`` and its reason.
 - ``PUT /shipment/{id}/publishment`` (``{"zenodo_token"}`` optional, as above): publishes the
@@ -38,7 +38,7 @@ from tornado import web
 
 from erchub.errors import ErchubError
 from erchub.services.compendia.operations import metadata_lock, save_metadata
-from erchub.services.exchange.packaging import zenodo_metadata
+from erchub.services.exchange.deposit import zenodo_metadata
 from erchub.services.exchange.shipper import (
     RECIPIENTS,
     TOKEN_HEADER,
@@ -59,14 +59,15 @@ from erchub.services.handlers.base import (
     needs_scope,
     schema_problems,
 )
-from erchub.services.store import CompendiumRecord, JobQuery, Store
-from erchub.services.store.base import (
-    PUBLISHED,
-    SHIPMENT_ERROR,
-    SHIPPED,
-    SUCCESS,
+from erchub.services.store import (
+    CompendiumRecord,
+    JobQuery,
+    ShipmentChanges,
     ShipmentRecord,
+    ShipmentStatus,
+    Store,
 )
+from erchub.steps import JobStatus
 
 #: the body of POST /shipment (``zenodo_token`` is checked apart: messages never quote it)
 SHIP_BODY_SCHEMA: dict[str, Any] = {
@@ -136,7 +137,7 @@ def make_bag_zip(
 def last_successful_job(store: Store, compendium_id: str) -> dict[str, Any] | None:
     """The compendium's newest successful job, for the bag's RO-Crate CreateAction."""
     jobs, _ = store.list_jobs(
-        JobQuery(viewer=None, compendium_id=compendium_id, status=SUCCESS, limit=1)
+        JobQuery(viewer=None, compendium_id=compendium_id, status=JobStatus.SUCCESS, limit=1)
     )
     return asdict(jobs[0]) if jobs else None
 
@@ -314,7 +315,7 @@ class ShipmentsHandler(ShipmentBase):
                 compendium_id=record.id,
                 recipient=recipient.id,
                 user=user,
-                status=SHIPPED,
+                status=ShipmentStatus.SHIPPED,
                 deposition_id=str(deposition["id"]),
                 deposition_url=deposition_page(deposition),
                 created=now,
@@ -325,7 +326,7 @@ class ShipmentsHandler(ShipmentBase):
                 await client.upload(bucket, f"{record.id}.zip", bag_zip)
                 await client.set_metadata(str(deposition["id"]), deposit_metadata)
             except ShipperError as error:
-                shipment.status, shipment.reason = SHIPMENT_ERROR, error.message
+                shipment.status, shipment.reason = ShipmentStatus.ERROR, error.message
                 shipment.last_modified = time.time()
                 await self.blocking(self.store.add_shipment, shipment)
                 self.log.info(
@@ -366,7 +367,7 @@ class ShipmentsHandler(ShipmentBase):
                 compendium_id=record.id,
                 recipient="download",
                 user=user,
-                status=SHIPPED,
+                status=ShipmentStatus.SHIPPED,
                 created=now,
                 last_modified=now,
             )
@@ -411,13 +412,13 @@ class PublishmentHandler(ShipmentBase):
         lock = _publish_locks.setdefault(shipment_id, asyncio.Lock())
         async with lock:
             shipment = await self.visible_shipment(shipment_id)
-            if shipment.status == SHIPMENT_ERROR:
+            if shipment.status == ShipmentStatus.ERROR:
                 raise web.HTTPError(
                     409,
                     f"shipment {shipment_id} ended in error ({shipment.reason}); ship the "
                     "compendium again",
                 )
-            if shipment.status == SHIPPED:
+            if shipment.status == ShipmentStatus.SHIPPED:
                 shipment = await self.publish(recipient, shipment, sent_token)
                 self.log.info(
                     "shipment %s published by %s: DOI %s", shipment_id, user, shipment.doi
@@ -448,14 +449,13 @@ class PublishmentHandler(ShipmentBase):
         if not DOI_PATTERN.match(doi):
             raise web.HTTPError(502, f"{recipient.label} published the deposition with a DOI "
                                 f"that is not one: {doi[:80]!r}")  # fmt: skip
-        updated = await self.blocking(
-            self.store.update_shipment,
-            shipment.id,
-            status=PUBLISHED,
+        changes = ShipmentChanges(
+            status=ShipmentStatus.PUBLISHED,
             doi=doi,
             deposition_url=deposition_page(deposition) or shipment.deposition_url,
             last_modified=time.time(),
         )
+        updated = await self.blocking(self.store.update_shipment, shipment.id, changes)
         if updated is None:
             raise web.HTTPError(404, f"shipment {shipment.id} not found")
         return updated

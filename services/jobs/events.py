@@ -6,7 +6,9 @@ for the events after that id. Several writers (a worker that lost its job and th
 took it over) may append to one log: each event is one ``write`` on a file opened with
 ``O_APPEND``, which the kernel never interleaves with another within a line.
 
-Event shapes::
+Event shapes (``kind`` an :class:`~erchub.steps.EventKind`, ``step`` a
+:class:`~erchub.steps.StepName`, ``status`` a :class:`~erchub.steps.StepStatus` or
+:class:`~erchub.steps.JobStatus`, each written as its string)::
 
     {"kind": "step", "step": NAME, "status": STEP_STATUS, "time": t}
     {"kind": "log", "step": NAME, "line": TEXT, "time": t}
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from erchub.services.store.base import FINAL_JOB_STATUSES
+from erchub.steps import FINAL_JOB_STATUSES, EventKind, JobStatus
 
 if TYPE_CHECKING:  # the API process reads logs without importing the runner
     from erchub.services.jobs.runner import JobEvent
@@ -53,25 +55,27 @@ def events_path(job_dir: str | os.PathLike[str]) -> Path:
 def step_event(event: JobEvent, now: float | None = None) -> Event:
     """The log's form of a runner event (step change, log line or execution progress)."""
     stamp = time.time() if now is None else now
-    if event.kind == "step":
-        return {"kind": "step", "step": event.step, "status": event.status, "time": stamp}
-    if event.kind == "log":
-        return {"kind": "log", "step": event.step, "line": event.line, "time": stamp}
-    if event.kind == "progress":
+    step = event.step.value
+    if event.kind == EventKind.STEP:
+        status = event.status.value if event.status is not None else None
+        return {"kind": EventKind.STEP.value, "step": step, "status": status, "time": stamp}
+    if event.kind == EventKind.LOG:
+        return {"kind": EventKind.LOG.value, "step": step, "line": event.line, "time": stamp}
+    if event.kind == EventKind.PROGRESS:
         return {
-            "kind": "progress",
-            "step": event.step,
+            "kind": EventKind.PROGRESS.value,
+            "step": step,
             "done": event.done,
             "total": event.total,
             "time": stamp,
         }
-    raise ValueError(f"unknown runner event kind {event.kind!r}")
+    raise ValueError(f"not a runner event kind: {event.kind!r}")
 
 
-def status_event(status: str, reason: str = "", now: float | None = None) -> Event:
+def status_event(status: JobStatus, reason: str = "", now: float | None = None) -> Event:
     return {
-        "kind": "status",
-        "status": status,
+        "kind": EventKind.STATUS.value,
+        "status": JobStatus(status).value,
         "reason": reason,
         "time": time.time() if now is None else now,
     }
@@ -79,7 +83,7 @@ def status_event(status: str, reason: str = "", now: float | None = None) -> Eve
 
 def is_final(event: Event) -> bool:
     """Whether this event ends the job's log (its final status)."""
-    return event.get("kind") == "status" and event.get("status") in FINAL_JOB_STATUSES
+    return event.get("kind") == EventKind.STATUS and event.get("status") in FINAL_JOB_STATUSES
 
 
 class EventLog:

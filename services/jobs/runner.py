@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from traitlets import Instance, Unicode, default
+from traitlets import Instance, default
 from traitlets.config import LoggingConfigurable
 
 from erchub import checker, erc, parameters, report, safefs, workspace
@@ -39,8 +39,17 @@ from erchub.services.jobs.runtime import (
     ExecutionSpec,
     LocalRuntime,
 )
-from erchub.settings import default_data_dir
-from erchub.steps import Job, JobOptions, plan_job
+from erchub.settings import DataDirMixin
+from erchub.steps import (
+    ALWAYS_RUNS,
+    EventKind,
+    Job,
+    JobOptions,
+    JobStatus,
+    StepName,
+    StepStatus,
+    plan_job,
+)
 
 JOB_FILE = "job.json"
 OUTPUT_DIR = "output"
@@ -55,12 +64,20 @@ JOB_LABEL = "org.erchub.job.id"
 class JobEvent:
     """A change a client may show: a step's status, a log line, or execution progress."""
 
-    kind: str  # "step" | "log" | "progress"
-    step: str
-    status: str | None = None
+    #: EventKind.STEP, LOG or PROGRESS
+    kind: EventKind
+    step: StepName
+    status: StepStatus | None = None
     line: str | None = None
     done: int | None = None
     total: int | None = None
+
+    def __post_init__(self) -> None:
+        # plain strings are checked (ValueError) and kept as the members they name
+        object.__setattr__(self, "kind", EventKind(self.kind))
+        object.__setattr__(self, "step", StepName(self.step))
+        if self.status is not None:
+            object.__setattr__(self, "status", StepStatus(self.status))
 
 
 EventCallback = Callable[[JobEvent], None]
@@ -80,7 +97,7 @@ class JobResult:
     record: dict[str, Any]
 
     @property
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         return self.job.status
 
     @property
@@ -94,17 +111,12 @@ class JobResult:
         return self.directory / path if path else None
 
 
-class JobRunner(LoggingConfigurable):
-    """Runs jobs: validate, configure, build the runtime, execute, check, save, clean up."""
+class JobRunner(DataDirMixin, LoggingConfigurable):
+    """Runs jobs: validate, configure, build the runtime, execute, check, save, clean up.
 
-    data_dir = Unicode(
-        help="Directory for jobs and caches (default: $ERCHUB_DATA_DIR, else "
-        "~/.local/share/erchub)."
-    ).tag(config=True)
-
-    @default("data_dir")
-    def _default_data_dir(self) -> str:
-        return default_data_dir()
+    Jobs go to ``<data_dir>/jobs`` (:class:`~erchub.settings.DataDirMixin`: a worker's runner
+    has the worker's).
+    """
 
     docker_runtime = Instance(DockerRuntime)
     local_runtime = Instance(LocalRuntime)
@@ -168,7 +180,7 @@ class JobRunner(LoggingConfigurable):
 
 
 class _JobRun:
-    """One job's state while it runs; each step is a method named after it."""
+    """One job's state while it runs; each step is a method, found in :data:`STEP_METHODS`."""
 
     def __init__(
         self,
@@ -208,36 +220,36 @@ class _JobRun:
         staging.replace(path)
         self.on_save(self.record)
 
-    def log(self, step: str, line: str) -> None:
+    def log(self, step: StepName, line: str) -> None:
         self.job.log(step, line)
-        self.on_event(JobEvent("log", step, line=line))
+        self.on_event(JobEvent(EventKind.LOG, step, line=line))
 
     def execute_all(self, raw_values: Mapping[str, object]) -> None:
         self.raw_values = raw_values
         self.save()
         for step in self.job.pending():
-            if self.cancel.is_set() and step.name != "cleanup":
+            if self.cancel.is_set() and step.name != ALWAYS_RUNS:
                 self.job.cancel()
                 self.save()
                 continue
             self.job.start(step.name)
-            self.on_event(JobEvent("step", step.name, status="running"))
+            self.on_event(JobEvent(EventKind.STEP, step.name, status=StepStatus.RUNNING))
             self.save()
             try:
-                failure = getattr(self, step.name)()
+                failure = STEP_METHODS[step.name](self)
             except ErchubError as exc:
                 failure = str(exc)
             except Exception as exc:  # a bug or an engine fault: keep the job record honest
                 self.runner.log.exception("job %s: step %s crashed", self.record["id"], step.name)
                 failure = f"internal error: {type(exc).__name__}: {exc}"
-            if self.cancel.is_set() and step.name != "cleanup":
+            if self.cancel.is_set() and step.name != ALWAYS_RUNS:
                 self.job.cancel()
             elif failure:
                 self.log(step.name, failure)
                 self.job.fail(step.name, failure)
             else:
                 self.job.succeed(step.name)
-            self.on_event(JobEvent("step", step.name, status=self.job.step(step.name).status))
+            self.on_event(JobEvent(EventKind.STEP, step.name, status=step.status))
             self.save()
         self.job.finish()
         self.record["finished"] = time.time()
@@ -252,8 +264,8 @@ class _JobRun:
         declared = parameters.read_parameters(notebook)
         self.values = parameters.parse_values(declared, self.raw_values)
         self.record.update(erc_id=self.workspace.erc.id, main=self.workspace.erc.main)
-        self.log("validate_compendium", f"main notebook: {self.workspace.erc.main}")
-        self.log("validate_compendium", f"{len(self.workspace.files)} files")
+        self.log(StepName.VALIDATE_COMPENDIUM, f"main notebook: {self.workspace.erc.main}")
+        self.log(StepName.VALIDATE_COMPENDIUM, f"{len(self.workspace.files)} files")
         return None
 
     def generate_configuration(self) -> str | None:
@@ -261,7 +273,7 @@ class _JobRun:
         (self.directory / erc.ERC_FILENAME).write_text(erc.render_erc(self.workspace.erc))
         existed = (self.compendium / erc.ERC_FILENAME).exists()
         source = "from the workspace" if existed else "generated (the workspace has no erc.yml)"
-        self.log("generate_configuration", f"erc.yml {source}")
+        self.log(StepName.GENERATE_CONFIGURATION, f"erc.yml {source}")
         return None
 
     def generate_manifest(self) -> str | None:
@@ -269,7 +281,7 @@ class _JobRun:
         self.plan = self.runner.builder.plan(self.compendium, self.workspace.erc.id)
         (self.directory / "Dockerfile").write_text(self.plan.dockerfile)
         self.record.update(image=self.plan.image, buildpack=self.plan.buildpack)
-        self.log("generate_manifest", f"{self.plan.buildpack}: image {self.plan.image}")
+        self.log(StepName.GENERATE_MANIFEST, f"{self.plan.buildpack}: image {self.plan.image}")
         return None
 
     def image_build(self) -> str | None:
@@ -278,13 +290,13 @@ class _JobRun:
 
             def on_log(line: str) -> None:
                 build_log.write(line + "\n")
-                self.log("image_build", line)
+                self.log(StepName.IMAGE_BUILD, line)
 
             result = self.runner.builder.build(self.plan, on_log=on_log)
         self.image = result.image
         self.record.update(image_id=result.image_id, cache_hit=result.cache_hit)
         verb = "reused" if result.cache_hit else f"built in {result.seconds:.1f} s"
-        self.log("image_build", f"image {result.image} {verb}")
+        self.log(StepName.IMAGE_BUILD, f"image {result.image} {verb}")
         return None
 
     def image_execute(self) -> str | None:
@@ -312,7 +324,7 @@ class _JobRun:
         runtime: DockerRuntime | LocalRuntime
         if self.options.runtime == "local":
             runtime = self.runner.local_runtime
-            self.log("image_execute", "local runtime: this run is NOT isolated")
+            self.log(StepName.IMAGE_EXECUTE, "local runtime: this run is NOT isolated")
         else:
             runtime = self.runner.docker_runtime
         outcome = runtime.execute(spec, self._on_execution_line, self.cancel)
@@ -332,7 +344,7 @@ class _JobRun:
             self.record.pop("display")
         if outcome.status != "success":
             return outcome.message or "execution failed"
-        self.log("image_execute", f"executed in {outcome.seconds:.1f} s")
+        self.log(StepName.IMAGE_EXECUTE, f"executed in {outcome.seconds:.1f} s")
         return None
 
     def _on_execution_line(self, line: str) -> None:
@@ -342,18 +354,22 @@ class _JobRun:
             event = json.loads(line[len(PROGRESS_PREFIX) :])
             if event["event"] == "start":
                 self.total_cells = event["cells"]
-                self.on_event(JobEvent("progress", "image_execute", done=0, total=event["cells"]))
+                self.on_event(
+                    JobEvent(
+                        EventKind.PROGRESS, StepName.IMAGE_EXECUTE, done=0, total=event["cells"]
+                    )
+                )
             elif event["event"] == "cell_end":
                 self.on_event(
                     JobEvent(
-                        "progress",
-                        "image_execute",
+                        EventKind.PROGRESS,
+                        StepName.IMAGE_EXECUTE,
                         done=event["position"],
                         total=self.total_cells,
                     )
                 )
             return
-        self.log("image_execute", line)
+        self.log(StepName.IMAGE_EXECUTE, line)
 
     def check(self) -> str | None:
         assert self.workspace is not None
@@ -377,7 +393,7 @@ class _JobRun:
         self.record.update(report=REPORT_FILE, check=summary)
         counts = result.counts
         self.log(
-            "check",
+            StepName.CHECK,
             f"{counts['outputs_compared']} outputs compared, "
             f"{counts['outputs_different']} different, {counts['cells_skipped']} cells skipped",
         )
@@ -398,7 +414,9 @@ class _JobRun:
             for chunk in client.images.get(self.image).save(named=True):
                 out.write(chunk)
         self.record["image_tar"] = target.name
-        self.log("image_save", f"saved {self.image} to image.tar ({target.stat().st_size} bytes)")
+        self.log(
+            StepName.IMAGE_SAVE, f"saved {self.image} to image.tar ({target.stat().st_size} bytes)"
+        )
         return None
 
     def cleanup(self) -> str | None:
@@ -407,5 +425,25 @@ class _JobRun:
             # The runtime removed the input mirror's links when the execution ended; the
             # folders that held only links go now, the notebook's own files stay.
             removed = safefs.remove_empty_directories(workdir)
-            self.log("cleanup", f"removed {removed} empty folders of the input mirror")
+            self.log(StepName.CLEANUP, f"removed {removed} empty folders of the input mirror")
         return None
+
+
+StepMethod = Callable[[_JobRun], str | None]
+
+#: the method that carries out each step of the plan (each returns None or a failure message)
+STEP_METHODS: dict[StepName, StepMethod] = {
+    StepName.VALIDATE_COMPENDIUM: _JobRun.validate_compendium,
+    StepName.GENERATE_CONFIGURATION: _JobRun.generate_configuration,
+    StepName.GENERATE_MANIFEST: _JobRun.generate_manifest,
+    StepName.IMAGE_BUILD: _JobRun.image_build,
+    StepName.IMAGE_EXECUTE: _JobRun.image_execute,
+    StepName.CHECK: _JobRun.check,
+    StepName.IMAGE_SAVE: _JobRun.image_save,
+    StepName.CLEANUP: _JobRun.cleanup,
+}
+if set(STEP_METHODS) != set(StepName):  # a step of the plan the runner cannot carry out
+    raise RuntimeError(
+        "the job runner has no method for the steps "
+        + ", ".join(sorted(set(StepName) - set(STEP_METHODS)))
+    )

@@ -32,7 +32,7 @@ from traitlets.config import LoggingConfigurable
 from erchub import execute, jsonlimits, safefs
 from erchub.erc import parse_memory
 from erchub.errors import ExecutionError
-from erchub.settings import default_data_dir
+from erchub.settings import inherited_data_dir
 
 LineCallback = Callable[[str], None]
 
@@ -188,8 +188,8 @@ class LastLine:
 class LimitsMixin(LoggingConfigurable):
     time_limit = Int(
         3600,
-        help="Longest a notebook may run, in seconds (default 3600). An ERC may ask for less "
-        "with erc.yml execution.timeout, never for more.",
+        help="Longest a notebook may run, in seconds; an ERC may ask for less with erc.yml "
+        "execution.timeout, never for more (default: 3600).",
     ).tag(config=True)
 
     def effective_timeout(self, spec: ExecutionSpec) -> int:
@@ -209,13 +209,13 @@ class DockerRuntime(LimitsMixin):
 
     mem_limit = Unicode(
         "4g",
-        help="Memory limit of an execution container, docker size syntax (default 4g). An "
-        "ERC may ask for less with erc.yml execution.memory, never for more.",
+        help="Memory limit of an execution container, docker size syntax; an ERC may ask for "
+        "less with erc.yml execution.memory, never for more (default: 4g).",
     ).tag(config=True)
-    cpu_limit = Float(1.0, help="CPUs an execution container may use (default 1.0).").tag(
+    cpu_limit = Float(1.0, help="CPUs an execution container may use (default: 1.0).").tag(
         config=True
     )
-    pids_limit = Int(512, help="Processes an execution container may start (default 512).").tag(
+    pids_limit = Int(512, help="Processes an execution container may start (default: 512).").tag(
         config=True
     )
     uid = Int(
@@ -355,13 +355,13 @@ class LocalRuntime(LimitsMixin):
     """
 
     venv_dir = Unicode(
-        help="Directory holding the cached virtualenvs, one per requirements.txt "
-        "(default: $ERCHUB_DATA_DIR/venvs or ~/.local/share/erchub/venvs)."
+        help="Directory holding the cached virtualenvs, one per requirements.txt (default: "
+        "<data_dir>/venvs, the job runner's data_dir)."
     ).tag(config=True)
 
     @default("venv_dir")
     def _default_venv_dir(self) -> str:
-        return os.path.join(default_data_dir(), "venvs")
+        return os.path.join(inherited_data_dir(self), "venvs")
 
     #: what the executor itself needs in the virtualenv
     executor_requirements = ("nbclient", "nbconvert", "nbformat", "ipykernel")

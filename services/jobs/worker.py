@@ -42,9 +42,9 @@ from erchub import safefs
 from erchub.services.jobs.events import EVENTS_FILE, EventLog, events_path, status_event, step_event
 from erchub.services.jobs.runner import JOB_LABEL, JobEvent, JobRunner
 from erchub.services.store import default_db_url, open_store
-from erchub.services.store.base import WORKER_LOST, JobRecord, Store, StoreError
-from erchub.settings import default_data_dir
-from erchub.steps import CANCELED, FAILURE, QUEUED, RUNNING, JobOptions, plan_job
+from erchub.services.store.base import WORKER_LOST, JobChanges, JobRecord, Store, StoreError
+from erchub.settings import DataDirMixin, env_setting
+from erchub.steps import JobOptions, JobStatus, plan_job
 
 HARDLINK, REFLINK, COPY = "hardlink", "reflink", "copy"
 #: Linux's ioctl that makes a file share another's blocks (btrfs, XFS, bcachefs, ...)
@@ -158,17 +158,12 @@ class _Attempt:
     user_canceled: bool = False
 
 
-class Worker(LoggingConfigurable):
-    """Claims queued jobs from the store and runs them, one at a time."""
+class Worker(DataDirMixin, LoggingConfigurable):
+    """Claims queued jobs from the store and runs them, one at a time.
 
-    data_dir = Unicode(
-        help="Directory of compendia and jobs, shared by the service and every worker "
-        "(default: $ERCHUB_DATA_DIR, else ~/.local/share/erchub)."
-    ).tag(config=True)
-
-    @default("data_dir")
-    def _default_data_dir(self) -> str:
-        return default_data_dir()
+    ``data_dir`` (:class:`~erchub.settings.DataDirMixin`) is the service's: it starts its
+    workers with ``--data-dir``.
+    """
 
     db_url = Unicode(
         help="Store URL: sqlite:///FILE, postgresql+psycopg://..., mongodb://... (default: "
@@ -177,7 +172,7 @@ class Worker(LoggingConfigurable):
 
     @default("db_url")
     def _default_db_url(self) -> str:
-        return os.environ.get("ERCHUB_DB_URL") or default_db_url(self.data_dir)
+        return str(env_setting("db_url", self.traits()["db_url"], default_db_url(self.data_dir)))
 
     worker_id = Unicode(
         help="This worker's name in the store, unique among the workers (default: "
@@ -189,34 +184,36 @@ class Worker(LoggingConfigurable):
         return f"{socket.gethostname()}-{os.getpid()}"
 
     poll_interval = Float(
-        1.0, min=0.01, help="Seconds an idle worker waits before looking for a job (default 1.0)."
+        1.0, min=0.01, help="Seconds an idle worker waits before looking for a job (default: 1.0)."
     ).tag(config=True)
 
     heartbeat_interval = Float(
         2.0,
         min=0.01,
         help="Seconds between a running job's heartbeats to the store; a cancel request is "
-        "noticed within this time (default 2.0).",
+        "noticed within this time (default: 2.0).",
     ).tag(config=True)
 
     lost_timeout = Float(
         30.0,
         min=0.01,
         help="Seconds without a heartbeat after which a running job's worker counts as lost "
-        "and the job is re-queued or ended; at least twice heartbeat_interval (default 30).",
+        "and the job is re-queued or ended; at least twice heartbeat_interval (default: 30).",
     ).tag(config=True)
 
     max_attempts = Int(
         2,
         min=1,
         help="How often a job may be claimed: a job whose worker was lost is re-queued while "
-        "it has had fewer attempts, else it ends failure, 'worker lost' (default 2).",
+        "it has had fewer attempts, else it ends failure, 'worker lost' (default: 2).",
     ).tag(config=True)
 
     runner = Instance(JobRunner, help="Runs each job (default: a JobRunner on data_dir).")
 
     @default("runner")
     def _default_runner(self) -> JobRunner:
+        # data_dir given, so that a c.JobRunner.data_dir cannot part the runner's jobs from
+        # the worker's (the snapshot, the event log)
         return JobRunner(parent=self, data_dir=self.data_dir)
 
     store = Instance(
@@ -319,7 +316,7 @@ class Worker(LoggingConfigurable):
         now = time.time()
         reaped = self.store.reap_lost_jobs(now - self.lost_timeout, now, self.max_attempts)
         for job in reaped:
-            requeued = job.status == QUEUED
+            requeued = job.status == JobStatus.QUEUED
             self.log.warning(
                 "job %s: worker lost, %s", job.id, "re-queued" if requeued else "ended failure"
             )
@@ -366,17 +363,22 @@ class Worker(LoggingConfigurable):
         if job.attempts > 1:
             # The lost attempt's container may still run and write into the job directory.
             self.remove_containers(job.id)
-        events.append(status_event(RUNNING, f"worker {self.worker_id}, attempt {job.attempts}"))
+        events.append(
+            status_event(JobStatus.RUNNING, f"worker {self.worker_id}, attempt {job.attempts}")
+        )
         try:
             clear_job_dir(job_dir)
             method = link_tree(self.compendia_dir / job.compendium_id, job_dir / SNAPSHOT_DIR)
         except OSError as exc:
             self.log.error("job %s: no snapshot of %s: %s", job.id, job.compendium_id, exc)
             if exc.errno == errno.ENOENT:
-                self._finish(job, events, FAILURE, "the compendium's files are missing")
+                self._finish(job, events, JobStatus.FAILURE, "the compendium's files are missing")
             else:
                 self._finish(
-                    job, events, FAILURE, f"cannot snapshot the compendium: {exc.strerror}"
+                    job,
+                    events,
+                    JobStatus.FAILURE,
+                    f"cannot snapshot the compendium: {exc.strerror}",
                 )
             return
         self.log.info(
@@ -406,11 +408,12 @@ class Worker(LoggingConfigurable):
             )
         except Exception as exc:  # the runner keeps step faults in the record; this is a bug
             self.log.exception("job %s: the runner crashed", job.id)
-            status, reason, record = FAILURE, f"internal error: {type(exc).__name__}: {exc}", None
+            status = JobStatus.FAILURE
+            reason, record = f"internal error: {type(exc).__name__}: {exc}", None
         else:
             status, record = result.status, result.record
             reason = result.job.failure_reason
-            if status == CANCELED:
+            if status == JobStatus.CANCELED:
                 reason = reason or USER_CANCELED
         finally:
             attempt.done.set()
@@ -423,7 +426,7 @@ class Worker(LoggingConfigurable):
                 job.id,
                 seconds,
             )
-        elif status == CANCELED and self._stopping and not attempt.user_canceled:
+        elif status == JobStatus.CANCELED and self._stopping and not attempt.user_canceled:
             self._requeue(job, events, seconds)
         else:
             self._finish(job, events, status, reason, record)
@@ -433,32 +436,33 @@ class Worker(LoggingConfigurable):
         self,
         job: JobRecord,
         events: EventLog,
-        status: str,
+        status: JobStatus,
         reason: str,
         record: dict[str, Any] | None = None,
     ) -> None:
-        changes: dict[str, Any] = {"status": status, "reason": reason, "finished": time.time()}
+        steps = result = None
         if record is not None:
-            changes["steps"] = record["steps"]
-            changes["result"] = {key: record[key] for key in RESULT_FIELDS if key in record}
+            steps = record["steps"]
+            result = {key: record[key] for key in RESULT_FIELDS if key in record}
+        changes = JobChanges(
+            status=status, reason=reason, finished=time.time(), steps=steps, result=result
+        )
         # The store first: a client that sees the final event fetches the job and its result.
-        if self.store.update_job(job.id, worker=self.worker_id, **changes):
+        if self.store.update_job(job.id, changes, worker=self.worker_id):
             events.append(status_event(status, reason))
         else:
             self.log.warning("job %s: taken from this worker; its end is not recorded", job.id)
 
     def _requeue(self, job: JobRecord, events: EventLog, seconds: float) -> None:
-        # The job did nothing wrong: this attempt does not count against it.
-        applied = self.store.update_job(
-            job.id,
-            worker=self.worker_id,
-            status=QUEUED,
+        # The job did nothing wrong: this attempt does not count against it. Queued, it is let
+        # go of: no worker, no heartbeat (JobChanges).
+        changes = JobChanges(
+            status=JobStatus.QUEUED,
             steps=plan_job(JobOptions()).to_json()["steps"],
             attempts=max(job.attempts - 1, 0),
-            heartbeat=None,
         )
-        if applied:
-            events.append(status_event(QUEUED, "worker stopped"))
+        if self.store.update_job(job.id, changes, worker=self.worker_id):
+            events.append(status_event(JobStatus.QUEUED, "worker stopped"))
         self.log.info("job %s: re-queued after %.1f s, the worker stops", job.id, seconds)
 
     def _on_event(self, attempt: _Attempt, events: EventLog, event: JobEvent) -> None:
@@ -470,7 +474,9 @@ class Worker(LoggingConfigurable):
             return
         try:
             self.store.update_job(
-                attempt.job.id, worker=self.worker_id, status=RUNNING, steps=record["steps"]
+                attempt.job.id,
+                JobChanges(status=JobStatus.RUNNING, steps=record["steps"]),
+                worker=self.worker_id,
             )
         except StoreError as exc:
             # A passing database fault must not end the job; the heartbeat decides whether

@@ -21,17 +21,10 @@ and never sees a secret in clear.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-# The job statuses, re-exported: the backends and callers take them from the store.
-from erchub.steps import CANCELED as CANCELED
-from erchub.steps import FAILURE as FAILURE
-from erchub.steps import QUEUED as QUEUED
-from erchub.steps import RUNNING as RUNNING
-from erchub.steps import SUCCESS as SUCCESS
-
-FINAL_JOB_STATUSES = (SUCCESS, FAILURE, CANCELED)
+from erchub.steps import JobStatus, StrEnum
 
 #: the reason recorded when a job's worker stopped heartbeating too often
 WORKER_LOST = "worker lost"
@@ -77,7 +70,7 @@ class JobRecord:
     compendium_id: str
     #: who started it
     user: str
-    status: str = QUEUED
+    status: JobStatus = JobStatus.QUEUED
     #: raw parameter values as sent (validated against the notebook by the runner)
     parameters: dict[str, Any] = field(default_factory=dict)
     #: o2r steps: step name -> {"status", "start", "end", "text", "reason"} (runner's Job)
@@ -97,11 +90,12 @@ class JobRecord:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-#: shipment statuses (o2r's shipper)
-SHIPPED = "shipped"
-PUBLISHED = "published"
-SHIPMENT_ERROR = "error"
-SHIPMENT_STATUSES = (SHIPPED, PUBLISHED, SHIPMENT_ERROR)
+class ShipmentStatus(StrEnum):
+    """A shipment's status (o2r's shipper), as the store keeps it and the API shows it."""
+
+    SHIPPED = "shipped"
+    PUBLISHED = "published"
+    ERROR = "error"
 
 
 @dataclass
@@ -114,7 +108,7 @@ class ShipmentRecord:
     recipient: str
     #: who shipped it
     user: str
-    status: str = SHIPPED
+    status: ShipmentStatus = ShipmentStatus.SHIPPED
     #: the recipient's id of the deposition and its web page (none for downloads)
     deposition_id: str | None = None
     deposition_url: str | None = None
@@ -144,7 +138,7 @@ class CompendiumQuery:
 class JobQuery:
     viewer: str | None
     compendium_id: str | None = None
-    status: str | None = None
+    status: JobStatus | None = None
     #: only jobs started by this user
     user: str | None = None
     start: int = 0
@@ -158,19 +152,51 @@ class SearchHit:
     score: float
 
 
-#: what update_shipment may change: everything but the shipment's identity and creation
-SHIPMENT_CHANGES = frozenset(
-    {"status", "deposition_id", "deposition_url", "doi", "reason", "last_modified"}
-)
+@dataclass(frozen=True)
+class JobChanges:
+    """What :meth:`Store.update_job` sets; a field left None stays as it is.
+
+    A job going back to ``queued`` is also let go of: no worker holds it, no heartbeat.
+    """
+
+    status: JobStatus | None = None
+    #: the runner's steps: step name -> {"status", "start", "end", "text", "reason"}
+    steps: dict[str, dict[str, Any]] | None = None
+    result: dict[str, Any] | None = None
+    reason: str | None = None
+    finished: float | None = None
+    attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None:
+            # a plain string is checked (ValueError) and stored as the status it names
+            object.__setattr__(self, "status", JobStatus(self.status))
+        if not given(self):
+            raise ValueError("JobChanges: nothing to change")
 
 
-def shipment_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """``changes`` checked against SHIPMENT_CHANGES: a wrong name is a bug in the caller."""
-    unknown = sorted(set(changes) - SHIPMENT_CHANGES)
-    if unknown or not changes:
-        wrong = unknown or "nothing"
-        raise TypeError(f"update_shipment cannot set {wrong}; it sets {sorted(SHIPMENT_CHANGES)}")
-    return changes
+@dataclass(frozen=True)
+class ShipmentChanges:
+    """What :meth:`Store.update_shipment` sets; a field left None stays as it is."""
+
+    status: ShipmentStatus | None = None
+    #: the DOI once the deposition is published
+    doi: str | None = None
+    deposition_url: str | None = None
+    reason: str | None = None
+    last_modified: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None:
+            object.__setattr__(self, "status", ShipmentStatus(self.status))
+        if not given(self):
+            raise ValueError("ShipmentChanges: nothing to change")
+
+
+def given(changes: JobChanges | ShipmentChanges) -> dict[str, Any]:
+    """The fields of a change set that are set (not None), by name."""
+    values = {f.name: getattr(changes, f.name) for f in fields(changes)}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def doi_of(metadata: dict[str, Any]) -> str | None:
@@ -284,9 +310,9 @@ class Store(abc.ABC):
         same job. None when nothing is queued."""
 
     @abc.abstractmethod
-    def update_job(self, job_id: str, *, worker: str | None = None, **changes: Any) -> bool:
-        """Set fields (status, steps, finished, reason, result). With ``worker`` given the
-        update applies only while that worker holds the job; returns whether it applied."""
+    def update_job(self, job_id: str, changes: JobChanges, *, worker: str | None = None) -> bool:
+        """Set the fields ``changes`` gives. With ``worker`` given the update applies only while
+        that worker holds the job (running); returns whether it applied."""
 
     @abc.abstractmethod
     def heartbeat(self, job_id: str, worker: str, now: float) -> JobRecord | None:
@@ -327,9 +353,9 @@ class Store(abc.ABC):
         and their total. Callers pass the viewer as ``user`` unless it is an administrator."""
 
     @abc.abstractmethod
-    def update_shipment(self, shipment_id: str, **changes: Any) -> ShipmentRecord | None:
-        """Set fields (status, deposition_id, deposition_url, doi, reason, last_modified); the
-        shipment after the update, None when it is absent. A wrong field name is a TypeError."""
+    def update_shipment(self, shipment_id: str, changes: ShipmentChanges) -> ShipmentRecord | None:
+        """Set the fields ``changes`` gives; the shipment after the update, None when it is
+        absent."""
 
     # -- users' secrets ------------------------------------------------------------------------
 

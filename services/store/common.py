@@ -1,4 +1,4 @@
-"""What the backends share: the words of the full-text search, job updates, URLs in messages.
+"""What the backends share: the words of the full-text search, job and shipment updates.
 
 Documents and queries go through one tokenizer here, so that the three backends agree on what a
 word is: a run of letters and digits, lower-cased (``temperature_2020.csv`` -> ``temperature``,
@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from erchub.services.store.base import QUEUED, JobRecord, search_fields
+from erchub.services.store.base import (
+    JobChanges,
+    ShipmentChanges,
+    given,
+    search_fields,
+)
+from erchub.steps import JobStatus
 
 #: how much a match in each field counts: title and authors > keywords > description and files,
 #: far enough apart that a word in a better field outweighs it in all the lesser ones
@@ -52,19 +58,15 @@ def page(start: int, limit: int) -> tuple[int, int]:
     return max(start, 0), max(limit, 0)
 
 
-#: what update_job may change: everything but the job's identity, creation and holder
-JOB_CHANGES = frozenset(JobRecord.__dataclass_fields__) - {
-    "id", "compendium_id", "user", "created", "worker"
-}  # fmt: skip
-
-
-def job_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """``changes`` checked against JOB_CHANGES: a wrong name is a bug in the caller."""
-    unknown = sorted(set(changes) - JOB_CHANGES)
-    if unknown or not changes:
-        wrong = unknown or "nothing"
-        raise TypeError(f"update_job cannot set {wrong}; it sets {sorted(JOB_CHANGES)}")
-    if changes.get("status") == QUEUED:
+def job_values(changes: JobChanges) -> dict[str, Any]:
+    """The job's fields (columns, document keys) that ``changes`` sets."""
+    values = given(changes)
+    if changes.status == JobStatus.QUEUED:
         # Back in the queue (a worker stopping gracefully): no worker holds it any more.
-        return {**changes, "worker": None, "heartbeat": None}
-    return changes
+        values.update(worker=None, heartbeat=None)
+    return values
+
+
+def shipment_values(changes: ShipmentChanges) -> dict[str, Any]:
+    """The shipment's fields (columns, document keys) that ``changes`` sets."""
+    return given(changes)

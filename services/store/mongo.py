@@ -51,32 +51,32 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from erchub.services.store.base import (
-    CANCELED,
-    FAILURE,
-    QUEUED,
-    RUNNING,
     WORKER_LOST,
     CompendiumQuery,
     CompendiumRecord,
     Conflict,
+    JobChanges,
     JobQuery,
     JobRecord,
     JobRunning,
     SearchHit,
+    ShipmentChanges,
     ShipmentRecord,
+    ShipmentStatus,
     Store,
     StoreError,
     doi_of,
-    shipment_changes,
 )
 from erchub.services.store.common import (
     CANCELED_BEFORE_START,
     FIELD_WEIGHTS,
     field_words,
-    job_changes,
+    job_values,
     page,
     query_words,
+    shipment_values,
 )
+from erchub.steps import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def _search_fields(metadata: dict[str, Any]) -> dict[str, Any]:
 def _job(doc: dict[str, Any]) -> JobRecord:
     doc = dict(doc)
     doc["id"] = doc.pop("_id")
+    doc["status"] = JobStatus(doc["status"])
     doc.pop("held_until", None)
     return JobRecord(**doc)
 
@@ -120,6 +121,7 @@ def _job(doc: dict[str, Any]) -> JobRecord:
 def _shipment(doc: dict[str, Any]) -> ShipmentRecord:
     doc = dict(doc)
     doc["id"] = doc.pop("_id")
+    doc["status"] = ShipmentStatus(doc["status"])
     return ShipmentRecord(**doc)
 
 
@@ -230,7 +232,7 @@ class MongoStore(Store):
                     {"compendium_id": compendium_id}, {"$set": {"held_until": until}}
                 )
                 running = self._jobs.find_one(
-                    {"compendium_id": compendium_id, "status": RUNNING},
+                    {"compendium_id": compendium_id, "status": JobStatus.RUNNING},
                     {"_id": 1},
                     sort=[("_id", pymongo.ASCENDING)],
                 )
@@ -238,7 +240,7 @@ class MongoStore(Store):
                     raise JobRunning(running["_id"])
                 deleted = []
                 while doc := self._jobs.find_one_and_delete(
-                    {"compendium_id": compendium_id, "status": {"$ne": RUNNING}},
+                    {"compendium_id": compendium_id, "status": {"$ne": JobStatus.RUNNING}},
                     projection={"_id": 1},
                 ):
                     deleted.append(doc["_id"])
@@ -362,7 +364,7 @@ class MongoStore(Store):
         # an update pipeline, so that started is set on the first attempt only; $literal keeps
         # a worker name starting with "$" from being read as a field path
         claim = {
-            "status": RUNNING,
+            "status": JobStatus.RUNNING,
             "worker": {"$literal": worker},
             "heartbeat": now,
             "started": {"$ifNull": ["$started", now]},
@@ -372,25 +374,25 @@ class MongoStore(Store):
         free = [{"held_until": None}, {"held_until": {"$lt": now}}]
         with self._translate():
             doc = self._jobs.find_one_and_update(
-                {"status": QUEUED, "$or": free},
+                {"status": JobStatus.QUEUED, "$or": free},
                 [{"$set": claim}],
                 sort=_OLDEST,
                 return_document=ReturnDocument.AFTER,
             )
         return _job(doc) if doc else None
 
-    def update_job(self, job_id: str, *, worker: str | None = None, **changes: Any) -> bool:
-        values = job_changes(changes)
+    def update_job(self, job_id: str, changes: JobChanges, *, worker: str | None = None) -> bool:
+        values = job_values(changes)
         where: dict[str, Any] = {"_id": job_id}
         if worker is not None:
-            where.update(worker=worker, status=RUNNING)
+            where.update(worker=worker, status=JobStatus.RUNNING)
         with self._translate():
             return self._jobs.update_one(where, {"$set": values}).matched_count > 0
 
     def heartbeat(self, job_id: str, worker: str, now: float) -> JobRecord | None:
         with self._translate():
             doc = self._jobs.find_one_and_update(
-                {"_id": job_id, "worker": worker, "status": RUNNING},
+                {"_id": job_id, "worker": worker, "status": JobStatus.RUNNING},
                 {"$set": {"heartbeat": now}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -398,18 +400,18 @@ class MongoStore(Store):
 
     def request_cancel(self, job_id: str, now: float) -> JobRecord | None:
         cancel_queued = {
-            "status": CANCELED,
+            "status": JobStatus.CANCELED,
             "finished": now,
             "cancel_requested": True,
             "reason": CANCELED_BEFORE_START,
         }
         with self._translate():
             doc = self._jobs.find_one_and_update(
-                {"_id": job_id, "status": QUEUED},
+                {"_id": job_id, "status": JobStatus.QUEUED},
                 {"$set": cancel_queued},
                 return_document=ReturnDocument.AFTER,
             ) or self._jobs.find_one_and_update(
-                {"_id": job_id, "status": RUNNING},
+                {"_id": job_id, "status": JobStatus.RUNNING},
                 {"$set": {"cancel_requested": True}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -418,11 +420,11 @@ class MongoStore(Store):
 
     def reap_lost_jobs(self, cutoff: float, now: float, max_attempts: int = 2) -> list[JobRecord]:
         lost = {
-            "status": RUNNING,
+            "status": JobStatus.RUNNING,
             "$or": [{"heartbeat": None}, {"heartbeat": {"$lt": cutoff}}],
         }
-        requeue = {"$set": {"status": QUEUED, "worker": None, "heartbeat": None}}
-        fail = {"$set": {"status": FAILURE, "reason": WORKER_LOST, "finished": now}}
+        requeue = {"$set": {"status": JobStatus.QUEUED, "worker": None, "heartbeat": None}}
+        fail = {"$set": {"status": JobStatus.FAILURE, "reason": WORKER_LOST, "finished": now}}
         reaped = []
         with self._translate():
             for found in self._jobs.find(lost, {"_id": 1}):
@@ -477,8 +479,8 @@ class MongoStore(Store):
             docs = list(found.limit(limit)) if limit else []
         return [_shipment(doc) for doc in docs], total
 
-    def update_shipment(self, shipment_id: str, **changes: Any) -> ShipmentRecord | None:
-        values = shipment_changes(changes)
+    def update_shipment(self, shipment_id: str, changes: ShipmentChanges) -> ShipmentRecord | None:
+        values = shipment_values(changes)
         with self._translate():
             doc = self._shipments.find_one_and_update(
                 {"_id": shipment_id}, {"$set": values}, return_document=ReturnDocument.AFTER

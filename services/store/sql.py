@@ -40,32 +40,32 @@ from sqlalchemy.engine import Connection, Row
 
 from erchub.redact import redact_url as redact
 from erchub.services.store.base import (
-    CANCELED,
-    FAILURE,
-    QUEUED,
-    RUNNING,
     WORKER_LOST,
     CompendiumQuery,
     CompendiumRecord,
     Conflict,
+    JobChanges,
     JobQuery,
     JobRecord,
     JobRunning,
     SearchHit,
+    ShipmentChanges,
     ShipmentRecord,
+    ShipmentStatus,
     Store,
     StoreError,
     doi_of,
-    shipment_changes,
 )
 from erchub.services.store.common import (
     CANCELED_BEFORE_START,
     FIELD_WEIGHTS,
     field_words,
-    job_changes,
+    job_values,
     page,
     query_words,
+    shipment_values,
 )
+from erchub.steps import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ def _compendium(row: Row) -> CompendiumRecord:
 def _job(row: Row) -> JobRecord:
     m = dict(row._mapping)
     m["user"] = m.pop("user_name")
+    m["status"] = JobStatus(m["status"])
     m["cancel_requested"] = bool(m["cancel_requested"])
     return JobRecord(**m)
 
@@ -181,6 +182,7 @@ def _job_values(record: JobRecord) -> dict[str, Any]:
 def _shipment(row: Row) -> ShipmentRecord:
     m = dict(row._mapping)
     m["user"] = m.pop("user_name")
+    m["status"] = ShipmentStatus(m["status"])
     return ShipmentRecord(**m)
 
 
@@ -337,7 +339,7 @@ class SqlStore(Store):
                 .where(jobs.c.compendium_id == compendium_id)
                 .returning(jobs.c.id, jobs.c.status)
             ).all()
-            running = sorted(row.id for row in deleted if row.status == RUNNING)
+            running = sorted(row.id for row in deleted if row.status == JobStatus.RUNNING)
             if running:
                 raise JobRunning(running[0])
             if not self._postgres:
@@ -457,7 +459,7 @@ class SqlStore(Store):
         # SQLite renders no locking clause and is serialised by BEGIN IMMEDIATE instead.
         oldest = (
             sa.select(jobs.c.id)
-            .where(jobs.c.status == QUEUED)
+            .where(jobs.c.status == JobStatus.QUEUED)
             .order_by(jobs.c.created, jobs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -465,9 +467,9 @@ class SqlStore(Store):
         )
         claim = (
             jobs.update()
-            .where(jobs.c.id == oldest, jobs.c.status == QUEUED)
+            .where(jobs.c.id == oldest, jobs.c.status == JobStatus.QUEUED)
             .values(
-                status=RUNNING,
+                status=JobStatus.RUNNING,
                 worker=worker,
                 heartbeat=now,
                 started=sa.func.coalesce(jobs.c.started, now),
@@ -479,11 +481,11 @@ class SqlStore(Store):
             found = conn.execute(claim).first()
         return _job(found) if found else None
 
-    def update_job(self, job_id: str, *, worker: str | None = None, **changes: Any) -> bool:
-        values = job_changes(changes)
+    def update_job(self, job_id: str, changes: JobChanges, *, worker: str | None = None) -> bool:
+        values = job_values(changes)
         where = [jobs.c.id == job_id]
         if worker is not None:
-            where += [jobs.c.worker == worker, jobs.c.status == RUNNING]
+            where += [jobs.c.worker == worker, jobs.c.status == JobStatus.RUNNING]
         with self._writing() as conn:
             applied = conn.execute(jobs.update().where(*where).values(**values)).rowcount
         return applied > 0
@@ -491,7 +493,7 @@ class SqlStore(Store):
     def heartbeat(self, job_id: str, worker: str, now: float) -> JobRecord | None:
         beat = (
             jobs.update()
-            .where(jobs.c.id == job_id, jobs.c.worker == worker, jobs.c.status == RUNNING)
+            .where(jobs.c.id == job_id, jobs.c.worker == worker, jobs.c.status == JobStatus.RUNNING)
             .values(heartbeat=now)
             .returning(*jobs.c)
         )
@@ -503,8 +505,8 @@ class SqlStore(Store):
         cancel = jobs.update().where(jobs.c.id == job_id).returning(*jobs.c)
         with self._writing() as conn:
             found = conn.execute(
-                cancel.where(jobs.c.status == QUEUED).values(
-                    status=CANCELED,
+                cancel.where(jobs.c.status == JobStatus.QUEUED).values(
+                    status=JobStatus.CANCELED,
                     finished=now,
                     cancel_requested=True,
                     reason=CANCELED_BEFORE_START,
@@ -512,7 +514,7 @@ class SqlStore(Store):
             ).first()
             if found is None:
                 found = conn.execute(
-                    cancel.where(jobs.c.status == RUNNING).values(cancel_requested=True)
+                    cancel.where(jobs.c.status == JobStatus.RUNNING).values(cancel_requested=True)
                 ).first()
             if found is None:
                 found = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
@@ -520,18 +522,18 @@ class SqlStore(Store):
 
     def reap_lost_jobs(self, cutoff: float, now: float, max_attempts: int = 2) -> list[JobRecord]:
         lost = jobs.update().where(
-            jobs.c.status == RUNNING,
+            jobs.c.status == JobStatus.RUNNING,
             sa.or_(jobs.c.heartbeat.is_(None), jobs.c.heartbeat < cutoff),
         )
         with self._writing() as conn:
             requeued = conn.execute(
                 lost.where(jobs.c.attempts < max_attempts)
-                .values(status=QUEUED, worker=None, heartbeat=None)
+                .values(status=JobStatus.QUEUED, worker=None, heartbeat=None)
                 .returning(*jobs.c)
             ).all()
             failed = conn.execute(
                 lost.where(jobs.c.attempts >= max_attempts)
-                .values(status=FAILURE, reason=WORKER_LOST, finished=now)
+                .values(status=JobStatus.FAILURE, reason=WORKER_LOST, finished=now)
                 .returning(*jobs.c)
             ).all()
         return [_job(row) for row in [*requeued, *failed]]
@@ -579,8 +581,8 @@ class SqlStore(Store):
             ).all()
         return [_shipment(row) for row in rows], total
 
-    def update_shipment(self, shipment_id: str, **changes: Any) -> ShipmentRecord | None:
-        values = shipment_changes(changes)
+    def update_shipment(self, shipment_id: str, changes: ShipmentChanges) -> ShipmentRecord | None:
+        values = shipment_values(changes)
         update = (
             shipments.update()
             .where(shipments.c.id == shipment_id)

@@ -33,16 +33,11 @@ from erchub.services.store import (
     open_store,
 )
 from erchub.services.store.base import (
-    CANCELED,
-    FAILURE,
-    PUBLISHED,
-    QUEUED,
-    RUNNING,
-    SHIPMENT_ERROR,
-    SHIPPED,
-    SUCCESS,
     WORKER_LOST,
+    JobChanges,
+    ShipmentChanges,
     ShipmentRecord,
+    ShipmentStatus,
 )
 from erchub.services.store.mongo import MongoStore
 from erchub.services.store.sql import (
@@ -53,6 +48,7 @@ from erchub.services.store.sql import (
     shipments,
     user_secrets,
 )
+from erchub.steps import JobStatus
 from tests.store.conftest import empty_postgres
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -141,7 +137,7 @@ def test_delete_compendium_deletes_its_jobs(store: Store) -> None:
     store.add_job(job("j1", "c1"))
     store.add_job(job("j2", "c1"))
     store.add_job(job("j3", "c2"))
-    store.update_job("j2", status=SUCCESS, finished=2.0)
+    store.update_job("j2", JobChanges(status=JobStatus.SUCCESS, finished=2.0))
     assert store.delete_compendium("c1") == ["j1", "j2"]
     assert store.get_compendium("c1") is None
     assert (store.get_job("j1"), store.get_job("j2")) == (None, None)
@@ -160,7 +156,7 @@ def test_delete_compendium_refuses_while_a_job_runs(store: Store) -> None:
     store.add_job(job("j1", "c1", created=1.0))
     store.add_job(job("j2", "c1", created=2.0))
     store.add_job(job("j3", "c1", created=3.0))
-    store.update_job("j3", status=FAILURE, finished=3.0)
+    store.update_job("j3", JobChanges(status=JobStatus.FAILURE, finished=3.0))
     running = store.claim_job("w1", now=10.0)
     assert running is not None and running.id == "j1"
     with pytest.raises(JobRunning) as raised:
@@ -171,16 +167,20 @@ def test_delete_compendium_refuses_while_a_job_runs(store: Store) -> None:
     # nothing deleted, nothing changed
     assert store.get_compendium("c1") is not None
     assert searched(store, "kept") == ["c1"]
-    assert [store.get_job(n).status for n in ("j1", "j2", "j3")] == [RUNNING, QUEUED, FAILURE]
+    assert [store.get_job(n).status for n in ("j1", "j2", "j3")] == [
+        JobStatus.RUNNING,
+        JobStatus.QUEUED,
+        JobStatus.FAILURE,
+    ]
     # the queued job is still there to be claimed: the failed delete let go of it
     again = store.claim_job("w2", now=11.0)
     assert again is not None and again.id == "j2"
     with pytest.raises(JobRunning, match="job j1 "):
         store.delete_compendium("c1")
-    store.update_job("j1", worker="w1", status=SUCCESS, finished=12.0)
+    store.update_job("j1", JobChanges(status=JobStatus.SUCCESS, finished=12.0), worker="w1")
     with pytest.raises(JobRunning, match="job j2 "):
         store.delete_compendium("c1")
-    store.update_job("j2", worker="w2", status=SUCCESS, finished=13.0)
+    store.update_job("j2", JobChanges(status=JobStatus.SUCCESS, finished=13.0), worker="w2")
     assert store.delete_compendium("c1") == ["j1", "j2", "j3"]
     assert store.get_compendium("c1") is None
 
@@ -389,7 +389,7 @@ def job_listing(store: Store) -> Store:
         [("c1", "alice"), ("c1", "bob"), ("c2", "alice"), ("c2", "bob")], start=1
     ):
         store.add_job(job(f"j{n}", cid, user, created=float(n)))
-    store.update_job("j2", status=SUCCESS)
+    store.update_job("j2", JobChanges(status=JobStatus.SUCCESS))
     return store
 
 
@@ -401,7 +401,7 @@ def job_list(store: Store, **query: Any) -> tuple[list[str], int]:
 def test_list_jobs_filters(job_listing: Store) -> None:
     assert job_list(job_listing, viewer=None) == (["j4", "j3", "j2", "j1"], 4)
     assert job_list(job_listing, viewer=None, compendium_id="c1") == (["j2", "j1"], 2)
-    assert job_list(job_listing, viewer=None, status=SUCCESS) == (["j2"], 1)
+    assert job_list(job_listing, viewer=None, status=JobStatus.SUCCESS) == (["j2"], 1)
     assert job_list(job_listing, viewer=None, user="bob") == (["j4", "j2"], 2)
     assert job_list(job_listing, viewer=None, start=1, limit=2) == (["j3", "j2"], 4)
     assert job_list(job_listing, viewer=None, limit=0) == ([], 4)
@@ -420,12 +420,12 @@ def test_claim_takes_the_oldest_queued_job(store: Store) -> None:
     store.add_job(job("late", created=5.0))
     store.add_job(job("early", created=2.0))
     store.add_job(job("done", created=1.0))
-    store.update_job("done", status=SUCCESS)
+    store.update_job("done", JobChanges(status=JobStatus.SUCCESS))
     first = store.claim_job("w1", now=10.0)
     assert first is not None
     assert (first.id, first.status, first.worker, first.heartbeat, first.started) == (
         "early",
-        RUNNING,
+        JobStatus.RUNNING,
         "w1",
         10.0,
         10.0,
@@ -439,34 +439,92 @@ def test_claim_takes_the_oldest_queued_job(store: Store) -> None:
 
 def test_update_job_with_and_without_worker(store: Store) -> None:
     store.add_job(job("j1"))
-    assert store.update_job("j1", steps={"image_build": {"status": "queued"}}) is True
+    assert store.update_job("j1", JobChanges(steps={"image_build": {"status": "queued"}})) is True
     store.claim_job("w1", now=10.0)
-    assert store.update_job("j1", worker="w2", status=SUCCESS) is False
-    assert store.get_job("j1").status == RUNNING
+    assert store.update_job("j1", JobChanges(status=JobStatus.SUCCESS), worker="w2") is False
+    assert store.get_job("j1").status == JobStatus.RUNNING
     result = {"display": "display.html", "check": {"ok": True}}
     steps = {"image_execute": {"status": "success", "text": ["done"]}}
-    assert (
-        store.update_job(
-            "j1",
-            worker="w1",
-            status=SUCCESS,
-            finished=20.0,
-            result=result,
-            steps=steps,
-            reason="",
-        )
-        is True
+    changes = JobChanges(
+        status=JobStatus.SUCCESS, finished=20.0, result=result, steps=steps, reason=""
     )
+    assert store.update_job("j1", changes, worker="w1") is True
     done = store.get_job("j1")
     assert done is not None
-    assert (done.status, done.finished, done.result, done.steps) == (SUCCESS, 20.0, result, steps)
+    assert (done.status, done.finished, done.result, done.steps, done.reason) == (
+        JobStatus.SUCCESS,
+        20.0,
+        result,
+        steps,
+        "",
+    )
     # the worker let go of it when it ended
-    assert store.update_job("j1", worker="w1", reason="late") is False
-    assert store.update_job("absent", status=FAILURE) is False
-    with pytest.raises(TypeError):
-        store.update_job("j1", worker_name="w1")
-    with pytest.raises(TypeError):
-        store.update_job("j1", id="other")
+    assert store.update_job("j1", JobChanges(reason="late"), worker="w1") is False
+    assert store.update_job("absent", JobChanges(status=JobStatus.FAILURE)) is False
+
+
+def test_update_job_back_to_the_queue_lets_go_of_it(store: Store) -> None:
+    store.add_job(job("j1"))
+    store.claim_job("w1", now=10.0)
+    changes = JobChanges(status=JobStatus.QUEUED, attempts=0)
+    assert store.update_job("j1", changes, worker="w1") is True
+    requeued = store.get_job("j1")
+    assert requeued is not None
+    assert (requeued.status, requeued.worker, requeued.heartbeat, requeued.attempts) == (
+        JobStatus.QUEUED,
+        None,
+        None,
+        0,
+    )
+    assert requeued.started == 10.0  # unchanged
+    assert store.claim_job("w2", now=11.0).id == "j1"
+
+
+def test_change_sets_are_checked() -> None:
+    for wrong in ({"worker_name": "w1"}, {"id": "other"}, {"worker": "w2"}, {"created": 1.0}):
+        with pytest.raises(TypeError):
+            JobChanges(**wrong)
+    for wrong in ({"id": "other"}, {"user": "mallory"}, {"compendium_id": "c9"}):
+        with pytest.raises(TypeError):
+            ShipmentChanges(**wrong)
+    with pytest.raises(ValueError, match="nothing to change"):
+        JobChanges()
+    with pytest.raises(ValueError, match="nothing to change"):
+        ShipmentChanges()
+    with pytest.raises(ValueError):
+        JobChanges(status="done")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ShipmentChanges(status="sent")  # type: ignore[arg-type]
+    # a status given as its string is the member; an empty reason is a change
+    assert JobChanges(status="success").status is JobStatus.SUCCESS  # type: ignore[arg-type]
+    assert JobChanges(reason="").reason == ""
+
+
+def test_statuses_are_stored_as_their_strings(store: Store) -> None:
+    """The enums change nothing in the database: a status is stored as o2r's string."""
+    store.add_job(job("j1"))
+    store.update_job("j1", JobChanges(status=JobStatus.CANCELED))
+    store.add_shipment(shipment("s1"))
+    store.update_shipment("s1", ShipmentChanges(status=ShipmentStatus.ERROR, reason="no"))
+    if isinstance(store, SqlStore):
+        with store._engine.connect() as conn:
+            stored_job = conn.execute(sa.select(jobs.c.status)).scalar_one()
+            stored_shipment = conn.execute(sa.select(shipments.c.status)).scalar_one()
+            typed = conn.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "canceled")
+            ).scalar_one()
+        assert typed == 1
+    else:
+        assert isinstance(store, MongoStore)
+        stored_job = store._jobs.find_one({"_id": "j1"})["status"]
+        stored_shipment = store._shipments.find_one({"_id": "s1"})["status"]
+    assert (stored_job, stored_shipment) == ("canceled", "error")
+    assert (str(stored_job), str(stored_shipment)) == ("canceled", "error")
+    # read back, a status is the member (equal to its string)
+    found = store.get_job("j1")
+    assert found is not None and found.status is JobStatus.CANCELED
+    listed, _ = store.list_jobs(JobQuery(viewer=None, status=JobStatus.CANCELED))
+    assert ids(listed) == ["j1"]
 
 
 def test_heartbeat(store: Store) -> None:
@@ -486,17 +544,21 @@ def test_request_cancel(store: Store) -> None:
     for name in ("queued", "running", "done"):
         store.add_job(job(name, created={"queued": 3.0, "running": 1.0, "done": 2.0}[name]))
     store.claim_job("w1", now=10.0)  # "running", the oldest
-    store.update_job("done", status=SUCCESS, finished=11.0)
+    store.update_job("done", JobChanges(status=JobStatus.SUCCESS, finished=11.0))
 
     canceled = store.request_cancel("queued", now=12.0)
     assert canceled is not None
-    assert (canceled.status, canceled.finished) == (CANCELED, 12.0)
+    assert (canceled.status, canceled.finished) == (JobStatus.CANCELED, 12.0)
     assert canceled.reason
     assert store.claim_job("w2", now=13.0) is None  # canceled jobs are never claimed
 
     flagged = store.request_cancel("running", now=14.0)
     assert flagged is not None
-    assert (flagged.status, flagged.cancel_requested, flagged.finished) == (RUNNING, True, None)
+    assert (flagged.status, flagged.cancel_requested, flagged.finished) == (
+        JobStatus.RUNNING,
+        True,
+        None,
+    )
 
     before = store.get_job("done")
     assert store.request_cancel("done", now=15.0) == before
@@ -514,13 +576,13 @@ def test_reap_requeues_once_then_fails(store: Store) -> None:
     (requeued,) = store.reap_lost_jobs(cutoff=25.0, now=31.0)
     assert (requeued.id, requeued.status, requeued.worker, requeued.attempts) == (
         "lost",
-        QUEUED,
+        JobStatus.QUEUED,
         None,
         1,
     )
     assert store.get_job("lost") == requeued
     assert store.heartbeat("lost", "w1", now=32.0) is None
-    assert store.update_job("lost", worker="w1", status=SUCCESS) is False
+    assert store.update_job("lost", JobChanges(status=JobStatus.SUCCESS), worker="w1") is False
 
     again = store.claim_job("w3", now=40.0)
     assert again is not None
@@ -530,14 +592,14 @@ def test_reap_requeues_once_then_fails(store: Store) -> None:
     (failed,) = store.reap_lost_jobs(cutoff=45.0, now=50.0, max_attempts=2)
     assert (failed.id, failed.status, failed.reason, failed.finished) == (
         "lost",
-        FAILURE,
+        JobStatus.FAILURE,
         WORKER_LOST,
         50.0,
     )
     assert store.get_job("lost") == failed
     assert store.heartbeat("lost", "w3", now=51.0) is None
     assert store.claim_job("w4", now=52.0) is None
-    assert store.get_job("alive").status == RUNNING
+    assert store.get_job("alive").status == JobStatus.RUNNING
 
 
 # -- concurrency -------------------------------------------------------------------------------
@@ -579,7 +641,7 @@ def test_threads_claim_every_job_once(store: Store, request: pytest.FixtureReque
     claimed = [name for worker_claims in results.values() for name in worker_claims]
     assert sorted(claimed) == sorted(names)
     assert len(results) == 8
-    assert all(store.get_job(n).status == RUNNING for n in names)
+    assert all(store.get_job(n).status == JobStatus.RUNNING for n in names)
 
 
 ROUNDS = 20
@@ -625,9 +687,11 @@ def test_claim_and_delete_never_both_win(store: Store, request: pytest.FixtureRe
             assert claimed is not None and claimed.id == job_id
             assert deleted.job_id == job_id
             assert store.get_compendium(compendium_id) is not None
-            assert store.get_job(job_id).status == RUNNING
+            assert store.get_job(job_id).status == JobStatus.RUNNING
             wins["claim"] += 1
-            store.update_job(job_id, worker="w1", status=SUCCESS, finished=time.time())
+            store.update_job(
+                job_id, JobChanges(status=JobStatus.SUCCESS, finished=time.time()), worker="w1"
+            )
             assert store.delete_compendium(compendium_id) == [job_id]
         else:
             # the delete won: the job is gone, the claim got nothing
@@ -698,7 +762,7 @@ def test_postgres_delete_waits_for_a_claim_and_refuses(pg_store: SqlStore) -> No
     assert outcome["claim"].id == "j1"
     assert isinstance(outcome["delete"], JobRunning)
     assert pg_store.get_compendium("c1") is not None
-    assert pg_store.get_job("j1").status == RUNNING
+    assert pg_store.get_job("j1").status == JobStatus.RUNNING
 
 
 @pytest.mark.postgres
@@ -719,7 +783,7 @@ def test_postgres_claim_passes_over_the_jobs_a_delete_holds(pg_store: SqlStore) 
     assert outcome["claim"].id == "j2"  # the oldest queued job, j1, was being deleted
     assert outcome["delete"] == ["j1"]
     assert pg_store.get_job("j1") is None
-    assert pg_store.get_job("j2").status == RUNNING
+    assert pg_store.get_job("j2").status == JobStatus.RUNNING
 
 
 def claim_in_process(url: str, worker: str, start: Any, out: Any) -> None:
@@ -921,7 +985,7 @@ def test_shipment_round_trip(store: Store) -> None:
     store.add_shipment(record)
     assert store.get_shipment("s1") == record
     assert store.get_shipment("absent") is None
-    download = shipment("s2", recipient="download", status=SHIPPED)
+    download = shipment("s2", recipient="download", status=ShipmentStatus.SHIPPED)
     store.add_shipment(download)
     assert store.get_shipment("s2") == download
     assert (download.deposition_id, download.doi) == (None, None)
@@ -971,28 +1035,30 @@ def test_update_shipment(store: Store) -> None:
     store.add_shipment(shipment("s2", created=2.0))
     published = store.update_shipment(
         "s1",
-        status=PUBLISHED,
-        doi="10.5072/zenodo.7",
-        deposition_url="https://zenodo.example/records/7",
-        last_modified=5.0,
+        ShipmentChanges(
+            status=ShipmentStatus.PUBLISHED,
+            doi="10.5072/zenodo.7",
+            deposition_url="https://zenodo.example/records/7",
+            last_modified=5.0,
+        ),
     )
     assert published == store.get_shipment("s1")
     assert published is not None
     assert (published.status, published.doi, published.deposition_id) == (
-        PUBLISHED,
+        ShipmentStatus.PUBLISHED,
         "10.5072/zenodo.7",
         "7",
     )
     assert (published.created, published.last_modified) == (1.0, 5.0)
     assert published.deposition_url == "https://zenodo.example/records/7"
-    failed = store.update_shipment("s2", status=SHIPMENT_ERROR, reason="Zenodo said no")
+    failed = store.update_shipment(
+        "s2", ShipmentChanges(status=ShipmentStatus.ERROR, reason="Zenodo said no")
+    )
     assert failed is not None
-    assert (failed.status, failed.reason) == (SHIPMENT_ERROR, "Zenodo said no")
+    assert (failed.status, failed.reason) == (ShipmentStatus.ERROR, "Zenodo said no")
     assert store.get_shipment("s1") == published  # the other one is untouched
-    assert store.update_shipment("absent", status=PUBLISHED) is None
-    for wrong in ({"id": "other"}, {"user": "mallory"}, {"compendium_id": "c9"}, {}):
-        with pytest.raises(TypeError):
-            store.update_shipment("s1", **wrong)
+    changes = ShipmentChanges(status=ShipmentStatus.PUBLISHED)
+    assert store.update_shipment("absent", changes) is None
     assert store.get_shipment("s1") == published
 
 
@@ -1158,10 +1224,10 @@ def test_mongodb_delete_marks_are_leases() -> None:
     assert not isinstance(raised.value, JobRunning)
     assert store._compendia.find_one({"_id": "c1"})["deleting"]["token"] == "x"  # not ours
     assert store.claim_job("w1", now=now) is None
-    assert store.get_job("j1").status == QUEUED
+    assert store.get_job("j1").status == JobStatus.QUEUED
     # ... and it died: once its leases end, claims and deletes go on
     assert store.claim_job("w1", now=now + 61).id == "j1"
-    store.update_job("j1", worker="w1", status=SUCCESS, finished=now + 62)
+    store.update_job("j1", JobChanges(status=JobStatus.SUCCESS, finished=now + 62), worker="w1")
     store._compendia.update_one({"_id": "c1"}, {"$set": {"deleting.until": now - 1}})
     assert store.delete_compendium("c1") == ["j1"]
     assert store.get_compendium("c1") is None

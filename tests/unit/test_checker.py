@@ -14,7 +14,15 @@ import pytest
 from nbformat import v4
 from PIL import Image
 
-from erchub.checker import CheckOptions, compare_notebooks
+from erchub.checker import (
+    DEFAULT_NORMALISERS,
+    NORMALISERS,
+    CheckOptions,
+    Normalisation,
+    Normaliser,
+    compare_notebooks,
+)
+from erchub.erc import parse_erc
 from erchub.errors import InvalidERC
 
 matplotlib.use("Agg")
@@ -68,9 +76,9 @@ def with_outputs(nb, cell_position, *outputs):
     return reproduced
 
 
-def text_pair(original_text, reproduced_text, **options):
-    original = notebook(code("print(x)", stream(original_text)))
-    reproduced = with_outputs(original, 0, stream(reproduced_text))
+def text_pair(original_text, reproduced_text, stream_name="stdout", **options):
+    original = notebook(code("print(x)", stream(original_text, stream_name)))
+    reproduced = with_outputs(original, 0, stream(reproduced_text, stream_name))
     return compare_notebooks(original, reproduced, CheckOptions(**options))
 
 
@@ -178,10 +186,6 @@ def test_execution_count_metadata_and_transient_fields_are_ignored():
         pytest.param(
             "<Model object at 0x7f3a12bc45d0>", "<Model object at 0x55d1e2f3a4b8>", id="address"
         ),
-        pytest.param("fitted in 1.23 s", "fitted in 0.98 s", id="seconds"),
-        pytest.param("took 12ms", "took 7ms", id="milliseconds"),
-        pytest.param("step: 3.4 µs", "step: 12.0 µs", id="microseconds"),
-        pytest.param("elapsed 2.5s, 4 min", "elapsed 3.1s, 5 min", id="short-units"),
         pytest.param(
             "CPU times: user 1.2 ms, sys: 0 ns, total: 1.2 ms\nWall time: 2.31 ms\n",
             "CPU times: user 3 ms, sys: 1 ms, total: 4 ms\nWall time: 10.5 ms\n",
@@ -193,7 +197,14 @@ def test_execution_count_metadata_and_transient_fields_are_ignored():
             id="timeit",
         ),
         pytest.param(
-            "100%|██████████| 50/50 [00:01<00:00, 32.15it/s]",
+            "The slowest run took 5.43 times longer than the fastest. This could mean that an "
+            "intermediate result is being cached.\n"
+            "1.2 ms +- 3 us per loop (mean +- std. dev. of 1 run, 1 loop each)\n",
+            "1.1 ms +- 2 us per loop (mean +- std. dev. of 1 run, 1 loop each)\n",
+            id="timeit-slow-run-ascii",
+        ),
+        pytest.param(
+            "100%|██████████| 50/50 [00:01<00:00, 32.15it/s, loss=0.1]",
             "100%|██████████| 50/50 [00:03<00:00, 14.02it/s, loss=0.1]",
             id="tqdm",
         ),
@@ -203,18 +214,37 @@ def test_execution_count_metadata_and_transient_fields_are_ignored():
             "100%|████| 3/3 [00:01<00:00, 2.7it/s]\n",
             id="progress-redraws",
         ),
-        pytest.param(
-            "run at 2024-05-01T10:00:00.123456+02:00",
-            "run at 2025-11-30T23:59:59.000001+02:00",
-            id="iso-timestamp",
-        ),
-        pytest.param("logged 2024-05-01 10:00:00", "logged 2026-01-02 08:15:42", id="timestamp"),
     ],
 )
-def test_volatile_text_compares_equal(original_text, reproduced_text):
+def test_default_normalisers_hide_what_is_never_a_result(original_text, reproduced_text):
     checked = text_pair(original_text, reproduced_text)
 
     assert checked.passed, checked.messages
+
+
+PRINTED_TIMINGS = [
+    pytest.param("fitted in 1.23 s", "fitted in 0.98 s", id="seconds"),
+    pytest.param("took 12ms", "took 7ms", id="milliseconds"),
+    pytest.param("step: 3.4 µs", "step: 12.0 µs", id="microseconds"),
+    pytest.param("elapsed 2.5s, 4 min", "elapsed 3.1s, 5 min", id="short-units"),
+    pytest.param(
+        "run at 2024-05-01T10:00:00.123456+02:00",
+        "run at 2025-11-30T23:59:59.000001+02:00",
+        id="iso-timestamp",
+    ),
+    pytest.param("logged 2024-05-01 10:00:00", "logged 2026-01-02 08:15:42", id="timestamp"),
+]
+
+
+@pytest.mark.parametrize(("original_text", "reproduced_text"), PRINTED_TIMINGS)
+def test_printed_durations_and_timestamps_fail_unless_switched_on(original_text, reproduced_text):
+    switched_on = [*DEFAULT_NORMALISERS, "durations", "timestamps"]
+
+    assert not text_pair(original_text, reproduced_text).passed
+    assert text_pair(original_text, reproduced_text, normalise=switched_on).passed
+    assert text_pair(
+        original_text, reproduced_text, normalise=switched_on, stream_name="stderr"
+    ).passed
 
 
 @pytest.mark.parametrize(
@@ -229,10 +259,152 @@ def test_volatile_text_compares_equal(original_text, reproduced_text):
         pytest.param("mask 0xff", "mask 0xfe", id="short-hex-is-not-an-address"),
         pytest.param("date 2024-05-01", "date 2024-05-02", id="dates-are-data"),
         pytest.param("a b", "ab", id="whitespace-inside-words"),
+        pytest.param(
+            "50/50 [00:01<00:00, 32.15it/s, loss=0.1]",
+            "50/50 [00:03<00:00, 14.02it/s, loss=0.3]",
+            id="tqdm-postfix-is-the-notebooks",
+        ),
+        pytest.param(
+            "50/50 [00:01<00:00, 32.15it/s]", "49/50 [00:01<00:00, 32.15it/s]", id="tqdm-counts"
+        ),
+        pytest.param("Parser: ok", "Parser: failed", id="only-ipythons-parser-line"),
     ],
 )
 def test_normalisation_keeps_real_differences(original_text, reproduced_text):
+    every_normaliser = list(Normaliser)
+
     assert not text_pair(original_text, reproduced_text).passed
+    assert not text_pair(original_text, reproduced_text, normalise=every_normaliser).passed
+
+
+def test_a_computed_duration_in_a_result_fails_by_default_and_when_switched_on():
+    original = notebook(code("mean_response", result("0.50 s"), cell_id="response"))
+    reproduced = with_outputs(original, 0, result("0.70 s"))
+
+    for normalise in (DEFAULT_NORMALISERS, list(Normaliser)):
+        checked = compare_notebooks(original, reproduced, CheckOptions(normalise=normalise))
+
+        assert not checked.passed
+        (output,) = checked.cells[0].outputs
+        assert "-0.50 s" in output.text_diff.splitlines()
+        assert "+0.70 s" in output.text_diff.splitlines()
+        assert checked.normalised == []
+
+
+def test_a_changed_date_in_an_html_table_fails_by_default_and_when_switched_on():
+    def table(when):
+        html = f"<table><tr><th>run</th><td>{when}</td></tr></table>"
+        return result(f"run  {when}", **{"text/html": html})
+
+    original = notebook(code("df", table("2024-05-01 10:00:00")))
+    reproduced = with_outputs(original, 0, table("2024-05-02 10:00:00"))
+
+    for normalise in (DEFAULT_NORMALISERS, list(Normaliser)):
+        checked = compare_notebooks(original, reproduced, CheckOptions(normalise=normalise))
+
+        assert not checked.passed
+        assert checked.cells[0].outputs[0].mime == "text/html"
+        assert checked.normalised == []
+
+
+def test_switched_on_normalisers_record_where_they_replaced_text():
+    original = notebook(
+        code("x = 1"),
+        code("fit()", stream("epoch 1: 0.50 s\nepoch 2: 0.40 s\n"), result("0.91")),
+        code("obj", result("<Model at 0x7f3a12bc45d0>"), cell_id="model"),
+    )
+    reproduced = copy.deepcopy(original)
+    reproduced.cells[1].outputs[0] = stream("epoch 1: 0.70 s\nepoch 2: 0.40 s\n")
+    reproduced.cells[2].outputs[0] = result("<Model at 0x55d1e2f3a4b8>")
+
+    checked = compare_notebooks(
+        original, reproduced, CheckOptions(normalise=["memory_addresses", "durations"])
+    )
+
+    assert checked.passed, checked.messages
+    assert checked.normalisers == (Normaliser.DURATIONS, Normaliser.MEMORY_ADDRESSES)
+    assert checked.cells[1].outputs[0].normalised == {"durations": 2}
+    assert checked.cells[1].outputs[1].normalised == {}
+    assert checked.cells[2].normalised == {"memory_addresses": 1}
+    assert checked.normalised == [
+        Normalisation("durations", 1, original.cells[1].id, 2),
+        Normalisation("memory_addresses", 2, "model", 1),
+    ]
+    summary = checked.to_json()
+    assert summary["normalisers"] == ["durations", "memory_addresses"]
+    assert summary["normalised"] == [
+        {"normaliser": "durations", "cell_index": 1, "cell_id": original.cells[1].id, "places": 2},
+        {"normaliser": "memory_addresses", "cell_index": 2, "cell_id": "model", "places": 1},
+    ]
+    assert json.loads(json.dumps(summary)) == summary
+
+
+def test_places_are_counted_in_the_notebook_with_more_of_them():
+    original = notebook(code("run()", stream("a 0x7f3a12bc45d0\n")))
+    reproduced = with_outputs(original, 0, stream("a 0x7f3a12bc45d0 0x55d1e2f3a4b8\n"))
+
+    checked = compare_notebooks(original, reproduced)
+
+    assert not checked.passed
+    assert checked.cells[0].normalised == {"memory_addresses": 2}
+
+
+def test_switching_a_normaliser_off_in_erc_yml_makes_its_difference_fail():
+    def erc_yml(**check):
+        return {
+            "spec_version": 1,
+            "id": "b9b0099e-9f8d-4a33-8acf-cb0c062efaec",
+            "main": "main.ipynb",
+            "licenses": {"code": "MIT", "data": "MIT", "text": "MIT", "metadata": "MIT"},
+            "check": check,
+        }
+
+    original = notebook(code("obj", result("<Model at 0x7f3a12bc45d0>")))
+    reproduced = with_outputs(original, 0, result("<Model at 0x55d1e2f3a4b8>"))
+
+    def check(settings):
+        options = CheckOptions.from_settings(parse_erc(settings).check)
+        return compare_notebooks(original, reproduced, options)
+
+    assert check(erc_yml()).passed
+    assert check(erc_yml(normalise=["memory_addresses"])).passed
+    switched_off = check(erc_yml(normalise=["tqdm_timings", "time_magics"]))
+    assert not switched_off.passed
+    assert switched_off.normalisers == (Normaliser.TIME_MAGICS, Normaliser.TQDM_TIMINGS)
+    assert not check(erc_yml(normalise=[])).passed
+
+
+def test_the_defaults_are_the_normalisers_whose_matches_are_never_results():
+    assert DEFAULT_NORMALISERS == (
+        Normaliser.TIME_MAGICS,
+        Normaliser.TQDM_TIMINGS,
+        Normaliser.MEMORY_ADDRESSES,
+    )
+    assert CheckOptions().normalise == DEFAULT_NORMALISERS
+    # Every name has one rule, in the order they are applied.
+    assert list(NORMALISERS) == list(Normaliser)
+    assert all(rule.normaliser is name for name, rule in NORMALISERS.items())
+    assert {name for name, rule in NORMALISERS.items() if rule.streams_only} == {
+        Normaliser.DURATIONS,
+        Normaliser.TIMESTAMPS,
+    }
+
+
+def test_normalise_option_is_kept_in_the_order_applied():
+    options = CheckOptions(normalise=["memory_addresses", Normaliser.TIME_MAGICS])
+
+    assert options.normalise == (Normaliser.TIME_MAGICS, Normaliser.MEMORY_ADDRESSES)
+    assert options == CheckOptions(normalise=("time_magics", "memory_addresses"))
+
+
+def test_unknown_normaliser_is_refused_with_the_known_names():
+    with pytest.raises(InvalidERC) as raised:
+        CheckOptions(normalise=["durations", "seconds"])
+
+    assert str(raised.value) == (
+        "check option normalise[1]: unknown normaliser 'seconds'; known: time_magics, "
+        "tqdm_timings, timestamps, durations, memory_addresses"
+    )
 
 
 def test_volatile_patterns_replace_their_matches():
@@ -246,6 +418,21 @@ def test_volatile_patterns_replace_their_matches():
     ).passed
 
 
+def test_volatile_pattern_replacements_are_recorded_by_position():
+    original = notebook(code("run()", stream("seed 1\nrun id: 3f2a9c\n"), cell_id="run"))
+    reproduced = with_outputs(original, 0, stream("seed 1\nrun id: 77b0e1\n"))
+    options = CheckOptions(volatile_patterns=[r"seed \d+", r"run id: \w+"])
+
+    checked = compare_notebooks(original, reproduced, options)
+
+    assert checked.passed
+    assert checked.volatile_patterns == (r"seed \d+", r"run id: \w+")
+    assert checked.normalised == [
+        Normalisation("volatile_patterns[0]", 0, "run", 1),
+        Normalisation("volatile_patterns[1]", 0, "run", 1),
+    ]
+
+
 def test_invalid_volatile_pattern_is_named():
     with pytest.raises(InvalidERC, match=r"volatile_patterns\[1\] '\(unclosed'"):
         CheckOptions(volatile_patterns=["ok", "(unclosed"])
@@ -257,6 +444,7 @@ def test_invalid_volatile_pattern_is_named():
         pytest.param({"image_tolerance": 1.5}, id="tolerance-above-one"),
         pytest.param({"pixel_threshold": 300}, id="threshold-above-255"),
         pytest.param({"volatile_cells": "cell-a"}, id="string-not-list"),
+        pytest.param({"normalise": "durations"}, id="normalise-string-not-list"),
     ],
 )
 def test_invalid_options_are_rejected(options):
@@ -274,9 +462,11 @@ def test_from_settings_takes_defaults_for_none():
     assert options == CheckOptions(volatile_patterns=("seed=\\d+",))
     assert options.image_tolerance == 0.001
     assert options.pixel_threshold == 16
+    assert options.normalise == DEFAULT_NORMALISERS
     assert CheckOptions.from_settings(
         SimpleNamespace(volatile_patterns=[], volatile_cells=["a"], image_tolerance=0.05)
     ) == CheckOptions(volatile_cells=("a",), image_tolerance=0.05)
+    assert CheckOptions.from_settings(SimpleNamespace(normalise=())).normalise == ()
 
 
 def test_cell_tagged_erc_volatile_is_skipped():

@@ -15,6 +15,7 @@ from erchub.erc import (
     CheckSettings,
     ErcConfig,
     ExecutionSettings,
+    Normaliser,
     load_erc,
     new_erc_id,
     parse_erc,
@@ -150,6 +151,23 @@ def test_check_settings() -> None:
         image_tolerance=0.0,
     )
     assert isinstance(cfg.check.image_tolerance, float)
+    assert cfg.check.normalise is None
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (
+            ["memory_addresses", "durations"],
+            (Normaliser.MEMORY_ADDRESSES, Normaliser.DURATIONS),
+        ),
+        ([], ()),
+    ],
+)
+def test_check_normalise_names_the_normalisers_to_apply(names: list[str], expected: tuple) -> None:
+    cfg = parse_erc(minimal(check={"normalise": names}))
+    assert cfg.check.normalise == expected
+    assert yaml.safe_load(render_erc(cfg))["check"] == {"normalise": names}
 
 
 def test_ui_bindings_are_kept_as_given() -> None:
@@ -258,6 +276,27 @@ def test_error_names_the_given_source() -> None:
         (minimal(check={"image_tolerance": "0.1"}), "erc.yml: check.image_tolerance: must be"),
         (minimal(check={"image_tolerance": False}), "erc.yml: check.image_tolerance: must be"),
         (minimal(check={"tolerance": 0.1}), "erc.yml: check.tolerance: unknown key"),
+        (
+            minimal(check={"normalise": ["durations", "seconds"]}),
+            "erc.yml: check.normalise[1]: unknown normaliser 'seconds'; known: time_magics, "
+            "tqdm_timings, timestamps, durations, memory_addresses",
+        ),
+        (
+            minimal(check={"normalise": ["durations", "timestamps", "durations"]}),
+            "erc.yml: check.normalise[2]: 'durations' is listed already (check.normalise[0])",
+        ),
+        (
+            minimal(check={"normalise": "durations"}),
+            "erc.yml: check.normalise: must be a list of strings, got 'durations'",
+        ),
+        (
+            minimal(check={"normalise": None}),
+            "erc.yml: check.normalise: must be a list of strings, got null",
+        ),
+        (
+            minimal(check={"normalise": [True]}),
+            "erc.yml: check.normalise[0]: must be a non-empty string, got true",
+        ),
         (minimal(ui_bindings={"a": 1}), "erc.yml: ui_bindings: must be a list of mappings"),
         (
             minimal(ui_bindings=[{"parameter": "n"}, "b"]),
@@ -292,7 +331,10 @@ def full_config() -> ErcConfig:
         },
         execution=ExecutionSettings(network=True, timeout=60, memory="512m"),
         check=CheckSettings(
-            volatile_patterns=(r"\d+ ms",), volatile_cells=("c1",), image_tolerance=0.05
+            volatile_patterns=(r"\d+ ms",),
+            volatile_cells=("c1",),
+            image_tolerance=0.05,
+            normalise=(Normaliser.TQDM_TIMINGS, Normaliser.TIMESTAMPS),
         ),
         ui_bindings=({"parameter": "n", "widget": "slider", "min": 1, "max": 9},),
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from erchub.services.exchange.loader import (
+from erchub.services.exchange.sources import (
     LOAD_BODY_SCHEMA,
     LoadError,
     LoaderSettings,

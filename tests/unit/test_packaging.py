@@ -19,16 +19,13 @@ from erchub.archive import extract_archive
 from erchub.metadata import METADATA_PATH
 from erchub.services.compendia.files import CHUNK_BYTES
 from erchub.services.exchange import packaging
+from erchub.services.exchange.crate import CRATE_METADATA, describe_crate
+from erchub.services.exchange.deposit import ZENODO_METADATA_PATH, family_given, zenodo_metadata
 from erchub.services.exchange.packaging import (
-    CRATE_METADATA,
-    ZENODO_METADATA_PATH,
     PackagingError,
     bag_info_tags,
-    describe_crate,
-    family_given,
     write_bag,
     write_zip,
-    zenodo_metadata,
     zip_bag,
 )
 from erchub.workspace import prepare_compendium

@@ -87,3 +87,61 @@ def test_report_shows_structural_messages_and_unpaired_cells():
 
     assert "structure differs: the original notebook has 2 code cells" in html
     assert "This cell has no counterpart in reproduced." in html
+
+
+def test_report_says_which_normalisers_were_on():
+    original = notebook(code("1 + 1", result("2")))
+
+    html = render_report(compare_notebooks(original, copy.deepcopy(original)), title="t")
+
+    assert (
+        "<li>normalisers on: time_magics, tqdm_timings, memory_addresses; "
+        "off: timestamps, durations</li>"
+    ) in html
+    assert "normalised:" not in html
+
+
+def test_report_lists_where_normalisers_replaced_text():
+    original = notebook(
+        code("fit()", stream("epoch 1: 0.50 s\nepoch 2: 0.40 s\n")),
+        code("print(run_id)", stream("run 3f2a9c\n")),
+        code("fit()", stream("done in 1.5 s\n")),
+    )
+    reproduced = copy.deepcopy(original)
+    reproduced.cells[0].outputs = [stream("epoch 1: 0.70 s\nepoch 2: 0.40 s\n")]
+    reproduced.cells[1].outputs = [stream("run 77b0e1\n")]
+    options = CheckOptions(normalise=["durations"], volatile_patterns=[r"run \w+"])
+
+    checked = compare_notebooks(original, reproduced, options)
+    html = render_report(checked, title="t")
+
+    assert checked.passed, checked.messages
+    assert '<p class="verdict">PASS</p>' in html
+    assert (
+        "<li>normalisers on: durations; "
+        "off: time_magics, tqdm_timings, timestamps, memory_addresses</li>"
+    ) in html
+    assert (
+        "<li>normalised: volatile_patterns[0] &#39;run \\\\w+&#39; (shown as &lt;volatile&gt;) "
+        "in cell 1 (1 place)</li>"
+    ) in html
+    assert (
+        "<li>normalised: durations (numbers with a time unit in printed output, shown as "
+        "&lt;duration&gt;) in cells 0 (2 places), 2 (1 place)</li>"
+    ) in html
+
+
+def test_report_of_a_failing_check_lists_problems_before_normalisations():
+    original = notebook(code("obj", result("<Model at 0x7f3a12bc45d0> score 0.91")))
+    reproduced = copy.deepcopy(original)
+    reproduced.cells[0].outputs = [result("<Model at 0x55d1e2f3a4b8> score 0.92")]
+
+    html = render_report(compare_notebooks(original, reproduced), title="t")
+
+    problem = html.index("text/plain differs")
+    normalised = html.index(
+        "normalised: memory_addresses (memory addresses such as 0x7f3a12bc45d0, shown as 0x…) "
+        "in cell 0 (1 place)"
+    )
+    assert problem < normalised
+    assert '<span class="removed">-&lt;Model at 0x…&gt; score 0.91</span>' in html

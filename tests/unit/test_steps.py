@@ -1,10 +1,21 @@
 """The job step plan and state machine (pure, no I/O)."""
 
 import itertools
+import json
 
 import pytest
 
-from erchub.steps import STEP_NAMES, JobOptions, StepOrderError, plan_job
+from erchub.steps import (
+    ALWAYS_RUNS,
+    FINAL_JOB_STATUSES,
+    EventKind,
+    JobOptions,
+    JobStatus,
+    StepName,
+    StepOrderError,
+    StepStatus,
+    plan_job,
+)
 
 
 def ticking_clock():
@@ -24,7 +35,7 @@ def run_all(job, fail_at=None):
 
 def test_plan_has_o2r_steps_in_order():
     job = plan_job(JobOptions())
-    assert [s.name for s in job.steps] == list(STEP_NAMES)
+    assert [s.name for s in job.steps] == list(StepName)
     assert job.status == "queued"
 
 
@@ -69,7 +80,7 @@ def test_failure_skips_later_steps_but_cleanup_runs():
 
 def test_cancel_fails_running_step_and_skips_queued_ones():
     job = plan_job(JobOptions())
-    for name in STEP_NAMES[:4]:
+    for name in list(StepName)[:4]:
         job.start(name)
         job.succeed(name)
     job.start("image_execute")
@@ -100,3 +111,42 @@ def test_log_lines_and_json_record():
     assert record["status"] == "running"
     assert record["steps"]["validate_compendium"]["text"] == ["main notebook: main.ipynb"]
     assert record["steps"]["check"]["status"] == "skipped"
+
+
+def test_the_enums_are_o2r_strings():
+    """The store keeps, the event log writes and the API shows exactly these strings."""
+    assert [str(name) for name in StepName] == [
+        "validate_compendium",
+        "generate_configuration",
+        "generate_manifest",
+        "image_build",
+        "image_execute",
+        "check",
+        "image_save",
+        "cleanup",
+    ]
+    assert list(StepStatus) == ["queued", "running", "success", "failure", "skipped"]
+    assert list(JobStatus) == ["queued", "running", "success", "failure", "canceled"]
+    assert list(EventKind) == ["step", "log", "progress", "status"]
+    assert {"success", "failure", "canceled"} == FINAL_JOB_STATUSES
+    assert ALWAYS_RUNS == "cleanup"
+    assert f"{JobStatus.SUCCESS}" == "success" and json.dumps(StepStatus.SKIPPED) == '"skipped"'
+    # strings read back from a store or a log are the members
+    assert JobStatus("canceled") is JobStatus.CANCELED
+    assert "success" in FINAL_JOB_STATUSES
+
+
+def test_json_record_holds_plain_strings():
+    job = plan_job(JobOptions(check=False))
+    record = job.to_json()
+    assert type(record["status"]) is str
+    for name, step in record["steps"].items():
+        assert type(name) is str and type(step["name"]) is str and type(step["status"]) is str
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_the_runner_has_a_method_for_every_step():
+    from erchub.services.jobs.runner import STEP_METHODS
+
+    assert list(STEP_METHODS) == list(StepName)
+    assert all(callable(method) for method in STEP_METHODS.values())

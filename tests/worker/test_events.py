@@ -17,6 +17,7 @@ from erchub.services.jobs.events import (
     step_event,
 )
 from erchub.services.jobs.runner import JobEvent
+from erchub.steps import EventKind, JobStatus, StepName, StepStatus
 
 
 @pytest.fixture
@@ -111,12 +112,24 @@ def test_concurrent_writers_never_interleave_within_a_line(log):
 
 
 def test_runner_events_keep_their_shapes():
-    assert step_event(JobEvent("step", "image_build", status="running"), now=5.0) == {
+    running = JobEvent(EventKind.STEP, StepName.IMAGE_BUILD, status=StepStatus.RUNNING)
+    assert step_event(running, now=5.0) == {
         "kind": "step",
         "step": "image_build",
         "status": "running",
         "time": 5.0,
     }
+    # the event log holds plain strings, the o2r ones
+    shown = step_event(running, now=5.0)
+    assert all(type(shown[key]) is str for key in ("kind", "step", "status"))
+    # a runner event given strings holds the members they name; others are refused
+    assert JobEvent("step", "image_build", status="running") == running
+    with pytest.raises(ValueError):
+        JobEvent("step", "image_build", status="done")
+    with pytest.raises(ValueError):
+        JobEvent("step", "image_rebuild")
+    with pytest.raises(ValueError, match="not a runner event kind"):
+        step_event(JobEvent(EventKind.STATUS, StepName.CHECK))
     assert step_event(JobEvent("log", "image_build", line="Step 1/9"), now=5.0) == {
         "kind": "log",
         "step": "image_build",
@@ -130,8 +143,9 @@ def test_runner_events_keep_their_shapes():
         "total": 7,
         "time": 5.0,
     }
-    final = status_event("failure", "worker lost", now=6.0)
+    final = status_event(JobStatus.FAILURE, "worker lost", now=6.0)
     assert final == {"kind": "status", "status": "failure", "reason": "worker lost", "time": 6.0}
+    assert type(final["status"]) is str and type(final["kind"]) is str
     assert is_final(final)
     assert not is_final(status_event("queued", "worker lost, re-queued"))
     assert not is_final({"kind": "step", "step": "check", "status": "success"})

@@ -11,7 +11,7 @@ import time
 import docker.errors
 import pytest
 
-from erchub.steps import STEP_NAMES
+from erchub.steps import StepName
 from tests.worker.conftest import job_is_running_in_a_container, wait_for
 
 pytestmark = pytest.mark.docker
@@ -37,7 +37,7 @@ def test_two_workers_run_ten_jobs_each_exactly_once(site, two_workers, docker_cl
         ran_by[job.worker] += 1
         assert job.result["display"] == "output/main.html"
         assert job.result["check"]["passed"] is True
-        assert [job.steps[name]["status"] for name in STEP_NAMES] == [
+        assert [job.steps[name]["status"] for name in StepName] == [
             "success", "success", "success", "success", "success", "success", "skipped",
             "success",
         ]  # fmt: skip
