@@ -52,9 +52,9 @@ def require_tier(tier: str, problem: str | None) -> None:
 def docker_problem() -> str | None:
     """Why the docker tier cannot run here, or None when it can."""
     try:
-        import docker
+        from erchub.spawner.clients import docker_client
 
-        client = docker.from_env()
+        client = docker_client()
         client.ping()
     except Exception as exc:
         reason = type(exc).__name__
@@ -69,9 +69,9 @@ def docker_problem() -> str | None:
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
     require_tier("docker", docker_problem())
-    import docker
+    from erchub.spawner.clients import docker_client
 
-    return docker.from_env()
+    return docker_client()
 
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://erchub:erchub@127.0.0.1:5432/erchub_test"

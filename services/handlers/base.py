@@ -430,8 +430,23 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 message = "internal error; the service log has the details"
         return message
 
+    def close_after_error(self) -> None:
+        """An error may be answered before the request was read to its end (405 for a method
+        no handler knows, a refusal in prepare): tornado then drops the connection, so say so, or a
+        proxy that keeps connections (configurable-http-proxy) sends its next request into
+        the closing one and answers that request 503."""
+        headers = self.request.headers
+        unread = headers.get("Content-Length", "0").strip() not in ("", "0") or (
+            "Transfer-Encoding" in headers
+        )
+        # a method the handler does not know is refused before tornado reads the request
+        # to its end, body or not
+        if unread or self.request.method not in self.SUPPORTED_METHODS:
+            self.set_header("Connection", "close")
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         message = self.error_message(status_code, kwargs.get("exc_info"))
+        self.close_after_error()
         self.clear_header("Content-Type")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps({"status": status_code, "message": message}))

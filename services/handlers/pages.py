@@ -106,6 +106,7 @@ class PageHandler(BaseHandler):
         except ValueError:
             title = "Error"
         message = self.error_message(status_code, kwargs.get("exc_info"))
+        self.close_after_error()
         self.clear_header("Content-Type")
         self.render_page(
             "error.html", status_code, status=status_code, title=title, message=message

@@ -405,10 +405,9 @@ class _JobRun:
         return None
 
     def image_save(self) -> str | None:
-        assert self.image is not None
-        import docker
-
-        client = docker.from_env()
+        assert self.image is not None and self.runner.builder is not None
+        # the engine that built the image (the builder's client)
+        client = self.runner.builder.docker_client
         target = self.directory / "image.tar"
         with open(target, "wb") as out:
             for chunk in client.images.get(self.image).save(named=True):

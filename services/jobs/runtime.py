@@ -237,9 +237,9 @@ class DockerRuntime(LimitsMixin):
         return str(proposal["value"])
 
     def _client(self) -> Any:
-        import docker
+        from erchub.spawner.clients import docker_client
 
-        return docker.from_env()
+        return docker_client()
 
     def effective_memory(self, spec: ExecutionSpec) -> int:
         limit = parse_memory(self.mem_limit)

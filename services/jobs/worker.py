@@ -328,9 +328,11 @@ class Worker(DataDirMixin, LoggingConfigurable):
     def remove_containers(self, job_id: str) -> int:
         """Remove the job's execution containers left by a lost worker; best effort."""
         try:
-            import docker
+            import docker.errors
 
-            client = docker.from_env()
+            from erchub.spawner.clients import docker_client
+
+            client = docker_client()
             containers = client.containers.list(
                 all=True, filters={"label": f"{JOB_LABEL}={job_id}"}
             )

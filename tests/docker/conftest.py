@@ -17,13 +17,8 @@ from typing import Any
 import docker.errors
 import pytest
 
-from erchub.spawner.builder import (
-    BuildPlan,
-    BuildResult,
-    ImageBuilder,
-    build_erchub_wheel,
-    erchub_source_tree,
-)
+from erchub.spawner.builder import BuildPlan, BuildResult, ImageBuilder
+from erchub.spawner.wheel import build_erchub_wheel, erchub_source_tree
 
 SCIENCE_ERC_ID = "5c1e4ce0-0b5f-4e6f-8a9b-1c2d3e4f5a6b"
 POST_BUILD = """\

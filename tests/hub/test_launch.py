@@ -12,6 +12,7 @@ import re
 import secrets
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -228,12 +229,17 @@ def test_two_launches_of_one_compendium_share_its_build(
     compendium_id = publish(erc_hub, erc_hub.token("sharedauthor"), archive)
     server = server_name_for(compendium_id)
     tokens = {user: erc_hub.token(user) for user in ("firstlauncher", "secondlauncher")}
-    for token in tokens.values():
-        response = launch(erc_hub, token, compendium_id)
+
+    def launched(user: str) -> list[dict[str, Any]]:
+        response = launch(erc_hub, tokens[user], compendium_id)
         assert response.status_code == 302, response.text
+        return progress_events(erc_hub, tokens[user], user, server)
+
+    # both followed while they start: a server already started has no progress to show
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        progress = dict(zip(tokens, pool.map(launched, tokens), strict=True))
     messages: dict[str, list[str]] = {}
-    for user, token in tokens.items():
-        events = progress_events(erc_hub, token, user, server)
+    for user, events in progress.items():
         messages[user] = [event.get("message", "") for event in events]
         assert events[-1].get("ready"), messages[user][-5:]
         assert any(m.startswith("Step ") for m in messages[user]), "both show the build's log"

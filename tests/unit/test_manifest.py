@@ -16,13 +16,9 @@ from repo2docker.app import Repo2Docker
 
 from erchub.errors import BuildError
 from erchub.redact import redact_url as redact_credentials
-from erchub.spawner.builder import (
-    ImageBuilder,
-    content_hash,
-    from_images,
-    registry_endpoint,
-    wheel_fingerprint,
-)
+from erchub.spawner.builder import ImageBuilder
+from erchub.spawner.hashing import content_hash, wheel_fingerprint
+from erchub.spawner.reachability import from_images, registry_endpoint
 from erchub.spawner.buildpacks import (
     PipBuildPack,
     PipEnvironment,

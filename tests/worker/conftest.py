@@ -28,7 +28,8 @@ from erchub.services.jobs.events import EventLog, events_path
 from erchub.services.jobs.runner import JOB_LABEL, new_job_id
 from erchub.services.store import open_store
 from erchub.services.store.base import CompendiumRecord, JobRecord, Store
-from erchub.spawner.builder import ImageBuilder, build_erchub_wheel, erchub_source_tree
+from erchub.spawner.builder import ImageBuilder
+from erchub.spawner.wheel import build_erchub_wheel, erchub_source_tree
 from tests.conftest import write_notebook
 
 #: worker settings that keep the tests short: a lost worker is noticed after 3 s
