@@ -17,8 +17,6 @@ from repo2docker.app import Repo2Docker
 from erchub.errors import BuildError
 from erchub.redact import redact_url as redact_credentials
 from erchub.spawner.builder import ImageBuilder
-from erchub.spawner.hashing import content_hash, wheel_fingerprint
-from erchub.spawner.reachability import from_images, registry_endpoint
 from erchub.spawner.buildpacks import (
     PipBuildPack,
     PipEnvironment,
@@ -28,6 +26,8 @@ from erchub.spawner.buildpacks import (
     render_pip_dockerfile,
 )
 from erchub.spawner.engine import DockerSDKEngine
+from erchub.spawner.hashing import content_hash, wheel_fingerprint
+from erchub.spawner.reachability import from_images, registry_endpoint
 
 BASE = "erchub/base:bookworm"
 WHEEL = Path("/wheels/erchub-0.1.0-py3-none-any.whl")
