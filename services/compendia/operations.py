@@ -8,19 +8,23 @@ Blocking functions (call them in an executor) that raise domain errors of
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from erchub import safefs, substitution, workspace
 from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
-from erchub.errors import Invalid, Unavailable
+from erchub.errors import Conflict, Invalid, NotFound, Unavailable
 from erchub.metadata import is_orcid_id, orcid_check_character, write_metadata
 from erchub.services.compendia import files
-from erchub.services.store import CompendiumRecord, Conflict, Store
+from erchub.services.store import CompendiumRecord, Store
+from erchub.services.store import Conflict as StoreConflict
 
+log = logging.getLogger(__name__)
 #: how often an upload draws a fresh id when the drawn one is taken
 ID_ATTEMPTS = 20
 
@@ -58,7 +62,7 @@ def add_compendium(
         )
         try:
             store.add_compendium(record)
-        except Conflict:
+        except StoreConflict:
             # another upload took the id in the meantime: back to staging, draw again
             os.rename(target, staged.root)
             continue
@@ -67,6 +71,28 @@ def add_compendium(
             raise
         return compendium_id
     raise Unavailable("no free compendium id found; please try again")
+
+
+def delete_compendium(
+    store: Store, data_dir: str, compendium_id: str, job_dir: Callable[[str], Path]
+) -> None:
+    """Delete the compendium, its jobs and their files. NotFound when it is absent, Conflict
+    while one of its jobs runs (atomically against a worker claiming one: see
+    ``Store.delete_compendium``). What a job wrote is hostile: its folder is removed without
+    following a link, at any depth; a folder that cannot be removed is logged."""
+    try:
+        job_ids = store.delete_compendium(compendium_id)
+    except StoreConflict as error:
+        # JobRunning, or (MongoDB) another delete of it under way
+        raise Conflict(str(error)) from None
+    if job_ids is None:
+        raise NotFound(f"compendium {compendium_id} not found")
+    files.delete_compendium_dir(data_dir, compendium_id)
+    for job_id in job_ids:
+        try:
+            safefs.remove_tree(job_dir(job_id))
+        except OSError as error:
+            log.warning("could not remove job %s: %s", job_id, error)
 
 
 def ingest_compendium(

@@ -36,6 +36,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HT
 from tornado.iostream import StreamClosedError
 
 from erchub import __version__
+from erchub.errors import ErchubError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ RECIPIENTS: dict[str, Recipient] = {
 }
 
 
-class ShipperError(Exception):
+class ShipperError(ErchubError):
     """A shipment that cannot go on: ``status`` for the caller (400, 403, 404, 502, ...), and a
     message in plain words that never holds a token."""
 

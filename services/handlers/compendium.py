@@ -37,10 +37,10 @@ from typing import Any
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from erchub import safefs
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia.operations import (
     checked_metadata,
+    delete_compendium,
     ingest_compendium,
     metadata_lock,
     save_metadata,
@@ -57,7 +57,6 @@ from erchub.services.handlers.upload import UploadHandler
 from erchub.services.handlers.views import compendium_json, summary_json
 from erchub.services.store import (
     CompendiumQuery,
-    Conflict,
 )
 
 #: the filters of GET /compendium
@@ -199,28 +198,12 @@ class CompendiumHandler(BaseHandler):
                 raise web.HTTPError(403, "only an administrator may delete a published compendium")
             if record.user != user:
                 raise web.HTTPError(403, "only the author may delete a candidate")
-        try:
-            # atomic against a worker claiming one of its jobs (see Store.delete_compendium)
-            job_ids = await self.blocking(self.store.delete_compendium, compendium_id)
-        except Conflict as error:
-            # JobRunning: a job runs, its worker uses the files; or (MongoDB) another delete of
-            # it is under way
-            raise web.HTTPError(409, str(error)) from None
-        if job_ids is None:
-            raise web.HTTPError(404, f"compendium {compendium_id} not found")
-        await self.blocking(self._remove_files, compendium_id, job_ids)
+        await self.blocking(
+            delete_compendium, self.store, self.service.data_dir, compendium_id, self.job_dir
+        )
         self.log.info("compendium %s deleted by %s", compendium_id, user)
         self.set_status(204)
         self.finish()
-
-    def _remove_files(self, compendium_id: str, job_ids: list[str]) -> None:
-        compendia.delete_compendium_dir(self.service.data_dir, compendium_id)
-        for job_id in job_ids:
-            # what a job wrote is hostile: removed without following a link, at any depth
-            try:
-                safefs.remove_tree(self.job_dir(job_id))
-            except OSError as error:
-                self.log.warning("could not remove job %s: %s", job_id, error)
 
 
 class MetadataHandler(BaseHandler):

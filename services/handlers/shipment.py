@@ -26,19 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
-import uuid
 import weakref
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tornado import web
 
-from erchub.errors import ErchubError
+from erchub import safefs
 from erchub.services.compendia.operations import metadata_lock, save_metadata
-from erchub.services.exchange.deposit import zenodo_metadata
 from erchub.services.exchange.shipper import (
     RECIPIENTS,
     TOKEN_HEADER,
@@ -47,9 +43,14 @@ from erchub.services.exchange.shipper import (
     ZenodoClient,
     decrypt_token,
     deposition_page,
-    missing_deposit_fields,
     missing_token_message,
     token_problem,
+)
+from erchub.services.exchange.shipping import (
+    Shipping,
+    deposit_metadata_for,
+    doi_url,
+    with_doi,
 )
 from erchub.services.handlers.base import (
     SCOPE_CREATE,
@@ -61,13 +62,10 @@ from erchub.services.handlers.base import (
 )
 from erchub.services.store import (
     CompendiumRecord,
-    JobQuery,
     ShipmentChanges,
     ShipmentRecord,
     ShipmentStatus,
-    Store,
 )
-from erchub.steps import JobStatus
 
 #: the body of POST /shipment (``zenodo_token`` is checked apart: messages never quote it)
 SHIP_BODY_SCHEMA: dict[str, Any] = {
@@ -80,11 +78,8 @@ SHIP_BODY_SCHEMA: dict[str, Any] = {
     },
 }
 LIST_ARGUMENTS = ("compendium_id", "user", "start", "limit")
-#: where bags are made while a shipment is under way (below the data directory)
-SHIPMENTS_DIRECTORY = "shipments"
 #: the o2r schema's form of a DOI (identifier.doi)
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
-DOI_RESOLVER = "https://doi.org/"
 
 #: one publishment at a time per shipment
 _publish_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -108,48 +103,6 @@ def shipment_json(shipment: ShipmentRecord) -> dict[str, Any]:
     }
 
 
-def doi_url(doi: str) -> str:
-    return DOI_RESOLVER + doi
-
-
-def make_bag_zip(
-    compendium_dir: Path,
-    work_dir: Path,
-    metadata: dict[str, Any],
-    last_job: dict[str, Any] | None,
-    job_dir: Path | None,
-) -> Path:
-    """The compendium as a BagIt bag with RO-Crate metadata (its members below a folder named
-    as the compendium), zipped into ``work_dir``; blocking."""
-    from erchub.services.exchange import packaging
-
-    work_dir.mkdir(parents=True, exist_ok=True)
-    bag = packaging.write_bag(
-        compendium_dir,
-        work_dir / compendium_dir.name,
-        metadata=metadata,
-        last_job=last_job,
-        job_dir=job_dir,
-    )
-    return packaging.write_zip(bag, work_dir / f"{compendium_dir.name}.zip")
-
-
-def last_successful_job(store: Store, compendium_id: str) -> dict[str, Any] | None:
-    """The compendium's newest successful job, for the bag's RO-Crate CreateAction."""
-    jobs, _ = store.list_jobs(
-        JobQuery(viewer=None, compendium_id=compendium_id, status=JobStatus.SUCCESS, limit=1)
-    )
-    return asdict(jobs[0]) if jobs else None
-
-
-def with_doi(metadata: dict[str, Any], doi: str) -> dict[str, Any]:
-    """The metadata with ``identifier.doi`` and ``identifier.doiurl`` set to ``doi``."""
-    identifier = metadata.get("identifier")
-    identifier = dict(identifier) if isinstance(identifier, dict) else {}
-    identifier.update(doi=doi, doiurl=doi_url(doi))
-    return {**metadata, "identifier": identifier}
-
-
 class ShipmentBase(BaseHandler):
     """Helpers of the shipment handlers."""
 
@@ -157,8 +110,9 @@ class ShipmentBase(BaseHandler):
         assert recipient.url_setting is not None
         return str(getattr(self.service, recipient.url_setting)).rstrip("/")
 
-    def shipment_dir(self, shipment_id: str) -> Path:
-        return Path(self.service.data_dir) / SHIPMENTS_DIRECTORY / shipment_id
+    @property
+    def shipping(self) -> Shipping:
+        return Shipping(self.store, self.service.data_dir, self.job_dir)
 
     async def visible_shipment(self, shipment_id: str) -> ShipmentRecord:
         """The shipment if it exists and is the caller's (or the caller administers), else
@@ -199,9 +153,6 @@ class ShipmentBase(BaseHandler):
         """Where the compendium runs on this hub (its launch link)."""
         base = f"{self.request.protocol}://{self.request.host}{self.service.base_url}"
         return f"{base.rstrip('/')}/launch/{record.id}"
-
-    async def remove_work(self, work: Path) -> None:
-        await self.blocking(shutil.rmtree, work, ignore_errors=True)
 
 
 class ShipmentsHandler(ShipmentBase):
@@ -263,14 +214,6 @@ class ShipmentsHandler(ShipmentBase):
         else:
             await self.download(record, root, user)
 
-    async def bag(self, record: CompendiumRecord, root: Path, work: Path) -> Path:
-        last_job = await self.blocking(last_successful_job, self.store, record.id)
-        job_dir = self.job_dir(last_job["id"]) if last_job else None
-        try:
-            return await self.blocking(make_bag_zip, root, work, record.metadata, last_job, job_dir)
-        except ErchubError as error:
-            raise web.HTTPError(400, f"compendium {record.id} cannot be packed: {error}") from None
-
     async def ship_to_zenodo(
         self,
         recipient: Recipient,
@@ -284,101 +227,33 @@ class ShipmentsHandler(ShipmentBase):
                 403, f"only the author (or an administrator) may ship compendium {record.id}"
             )
         token = await self.token_for(recipient, sent_token)
-        deposit_metadata = zenodo_metadata(record.metadata, compendium_url=self.launch_url(record))
-        missing = missing_deposit_fields(deposit_metadata)
-        if missing:
-            raise web.HTTPError(
-                400,
-                f"{recipient.label} needs {', '.join(missing)}, which the metadata of compendium "
-                f"{record.id} lacks: set them with PUT /compendium/{record.id}/metadata",
-            )
-        if "license" not in deposit_metadata:
-            # Zenodo would apply its default license, which the author never chose
-            raise web.HTTPError(
-                400,
-                f"compendium {record.id} names no license for its code, text or data, and "
-                f"{recipient.label} would apply its default one: set license in its metadata "
-                f"with PUT /compendium/{record.id}/metadata",
-            )
+        deposit_metadata = deposit_metadata_for(recipient, record, self.launch_url(record))
         client = ZenodoClient(self.recipient_url(recipient), token, recipient.label)
-        shipment_id = str(uuid.uuid4())
-        work = self.shipment_dir(shipment_id)
-        try:
-            bag_zip = await self.bag(record, root, work)
-            try:
-                deposition = await client.create_deposition()
-            except ShipperError as error:
-                raise web.HTTPError(error.status, error.message) from None
-            now = time.time()
-            shipment = ShipmentRecord(
-                id=shipment_id,
-                compendium_id=record.id,
-                recipient=recipient.id,
-                user=user,
-                status=ShipmentStatus.SHIPPED,
-                deposition_id=str(deposition["id"]),
-                deposition_url=deposition_page(deposition),
-                created=now,
-                last_modified=now,
-            )
-            try:
-                bucket = client.bucket_of(deposition)
-                await client.upload(bucket, f"{record.id}.zip", bag_zip)
-                await client.set_metadata(str(deposition["id"]), deposit_metadata)
-            except ShipperError as error:
-                shipment.status, shipment.reason = ShipmentStatus.ERROR, error.message
-                shipment.last_modified = time.time()
-                await self.blocking(self.store.add_shipment, shipment)
-                self.log.info(
-                    "shipment %s of %s to %s by %s: error",
-                    shipment_id,
-                    record.id,
-                    recipient.id,
-                    user,
-                )
-                raise web.HTTPError(
-                    error.status,
-                    f"{error.message} (shipment {shipment_id}, deposition "
-                    f"{shipment.deposition_id}: status error)",
-                ) from None
-        finally:
-            await self.remove_work(work)
-        await self.blocking(self.store.add_shipment, shipment)
+        shipment = await self.shipping.to_zenodo(
+            client, recipient, record, root, user, deposit_metadata
+        )
         self.log.info(
             "compendium %s shipped to %s by %s: shipment %s, deposition %s",
             record.id,
             recipient.id,
             user,
-            shipment_id,
+            shipment.id,
             shipment.deposition_id,
         )
-        self.set_header("Location", f"{self.service.api_prefix}/shipment/{shipment_id}")
+        self.set_header("Location", f"{self.service.api_prefix}/shipment/{shipment.id}")
         self.write_json(shipment_json(shipment), status=201)
 
     async def download(self, record: CompendiumRecord, root: Path, user: str) -> None:
-        shipment_id = str(uuid.uuid4())
-        work = self.shipment_dir(shipment_id)
+        bag_zip, work = await self.shipping.bag_for_download(record, root, user)
         try:
-            bag_zip = await self.bag(record, root, work)
             size = await self.blocking(lambda: bag_zip.stat().st_size)
-            now = time.time()
-            shipment = ShipmentRecord(
-                id=shipment_id,
-                compendium_id=record.id,
-                recipient="download",
-                user=user,
-                status=ShipmentStatus.SHIPPED,
-                created=now,
-                last_modified=now,
-            )
-            await self.blocking(self.store.add_shipment, shipment)
             self.log.info("compendium %s downloaded as a bag by %s", record.id, user)
             self.set_header("Content-Type", "application/zip")
             self.set_header("Content-Length", size)
             self.set_header("Content-Disposition", f'attachment; filename="{record.id}_bag.zip"')
             await self.stream_file(bag_zip)
         finally:
-            await self.remove_work(work)
+            await self.blocking(safefs.remove_tree, work)
 
 
 class ShipmentHandler(ShipmentBase):

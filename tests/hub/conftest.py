@@ -201,6 +201,7 @@ def start_hub(
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            stop_proxy(data_dir)
             raise RuntimeError(f"the hub exited with {process.returncode}:\n{hub.log_tail()}")
         try:
             if httpx.get(hub.api_url + "/openapi.json", timeout=2).status_code == 200:
@@ -209,7 +210,18 @@ def start_hub(
             pass
         time.sleep(0.5)
     stop_hub(process)
+    stop_proxy(data_dir)
     raise RuntimeError(f"the hub and its erc service did not answer in 90 s:\n{hub.log_tail()}")
+
+
+def stop_proxy(data_dir: Path) -> None:
+    """A hub that died at its start leaves its proxy running (JupyterHub starts it in a
+    session of its own): stop it by the pid file jupyterhub_config.py gives it."""
+    try:
+        pid = int((data_dir / "jupyterhub-proxy.pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
 
 
 def let_others_pass(directory: Path) -> None:

@@ -1,0 +1,205 @@
+"""Shipments (o2r's shipper, the whole way): a published compendium packed as a BagIt bag and
+sent to Zenodo, or handed out as a download; a published deposition's DOI.
+
+The HTTP-free half of the ``shipment`` resource: the handlers parse, authorize and find the
+caller's token, these functions pack, talk to Zenodo (:mod:`.shipper`) and record the
+shipment, raising domain errors (:class:`~.shipper.ShipperError` keeps Zenodo's status,
+:class:`~erchub.errors.Invalid` what the compendium lacks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from erchub import safefs
+from erchub.errors import ErchubError, Invalid
+from erchub.services.exchange import packaging
+from erchub.services.exchange.shipper import (
+    Recipient,
+    ShipperError,
+    ZenodoClient,
+    deposition_page,
+    missing_deposit_fields,
+)
+from erchub.services.store import (
+    CompendiumRecord,
+    JobQuery,
+    ShipmentRecord,
+    ShipmentStatus,
+    Store,
+)
+from erchub.steps import JobStatus
+
+#: where bags are made while a shipment is under way (below the data directory)
+SHIPMENTS_DIRECTORY = "shipments"
+DOI_RESOLVER = "https://doi.org/"
+
+log = logging.getLogger(__name__)
+
+
+def doi_url(doi: str) -> str:
+    return DOI_RESOLVER + doi
+
+
+def with_doi(metadata: dict[str, Any], doi: str) -> dict[str, Any]:
+    """The metadata with ``identifier.doi`` and ``identifier.doiurl`` set to ``doi``."""
+    identifier = metadata.get("identifier")
+    identifier = dict(identifier) if isinstance(identifier, dict) else {}
+    identifier.update(doi=doi, doiurl=doi_url(doi))
+    return {**metadata, "identifier": identifier}
+
+
+def last_successful_job(store: Store, compendium_id: str) -> dict[str, Any] | None:
+    """The compendium's newest successful job, for the bag's RO-Crate CreateAction."""
+    jobs, _ = store.list_jobs(
+        JobQuery(viewer=None, compendium_id=compendium_id, status=JobStatus.SUCCESS, limit=1)
+    )
+    return asdict(jobs[0]) if jobs else None
+
+
+def make_bag_zip(
+    store: Store,
+    record: CompendiumRecord,
+    compendium_dir: Path,
+    work_dir: Path,
+    job_dir: Callable[[str], Path],
+) -> Path:
+    """The compendium as a BagIt bag with RO-Crate metadata (its members below a folder named
+    as the compendium), zipped into ``work_dir``; blocking. Invalid when it cannot be packed."""
+    last_job = last_successful_job(store, record.id)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        bag = packaging.write_bag(
+            compendium_dir,
+            work_dir / compendium_dir.name,
+            metadata=record.metadata,
+            last_job=last_job,
+            job_dir=job_dir(last_job["id"]) if last_job else None,
+        )
+        return packaging.write_zip(bag, work_dir / f"{compendium_dir.name}.zip")
+    except ErchubError as error:
+        raise Invalid(f"compendium {record.id} cannot be packed: {error}") from None
+
+
+def deposit_metadata_for(
+    recipient: Recipient, record: CompendiumRecord, launch_url: str
+) -> dict[str, Any]:
+    """The deposit metadata of ``record``; Invalid when Zenodo would refuse it or apply a
+    license the author never chose."""
+    from erchub.services.exchange.deposit import zenodo_metadata
+
+    metadata = zenodo_metadata(record.metadata, compendium_url=launch_url)
+    fix = f"set them with PUT /compendium/{record.id}/metadata"
+    missing = missing_deposit_fields(metadata)
+    if missing:
+        raise Invalid(
+            f"{recipient.label} needs {', '.join(missing)}, which the metadata of compendium "
+            f"{record.id} lacks: {fix}"
+        )
+    if "license" not in metadata:
+        raise Invalid(
+            f"compendium {record.id} names no license for its code, text or data, and "
+            f"{recipient.label} would apply its default one: set license in its metadata "
+            f"with PUT /compendium/{record.id}/metadata"
+        )
+    return metadata
+
+
+class Shipping:
+    """Ships compendia of one store and data directory; blocking work in the executor."""
+
+    def __init__(self, store: Store, data_dir: str, job_dir: Callable[[str], Path]) -> None:
+        self.store = store
+        self.data_dir = data_dir
+        self.job_dir = job_dir
+
+    async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+
+    def _work(self, shipment_id: str) -> Path:
+        return Path(self.data_dir) / SHIPMENTS_DIRECTORY / shipment_id
+
+    async def to_zenodo(
+        self,
+        client: ZenodoClient,
+        recipient: Recipient,
+        record: CompendiumRecord,
+        root: Path,
+        user: str,
+        deposit_metadata: dict[str, Any],
+    ) -> ShipmentRecord:
+        """A deposition with the bag and the metadata: the shipment, ``shipped``. When Zenodo
+        refuses a step after the deposition exists, the shipment is kept with status
+        ``error`` and its reason, and the ShipperError is raised naming it."""
+        shipment_id = str(uuid.uuid4())
+        work = self._work(shipment_id)
+        try:
+            bag_zip = await self._blocking(
+                make_bag_zip, self.store, record, root, work, self.job_dir
+            )
+            deposition = await client.create_deposition()
+            now = time.time()
+            shipment = ShipmentRecord(
+                id=shipment_id,
+                compendium_id=record.id,
+                recipient=recipient.id,
+                user=user,
+                status=ShipmentStatus.SHIPPED,
+                deposition_id=str(deposition["id"]),
+                deposition_url=deposition_page(deposition),
+                created=now,
+                last_modified=now,
+            )
+            try:
+                bucket = client.bucket_of(deposition)
+                await client.upload(bucket, f"{record.id}.zip", bag_zip)
+                await client.set_metadata(str(deposition["id"]), deposit_metadata)
+            except ShipperError as error:
+                shipment.status, shipment.reason = ShipmentStatus.ERROR, error.message
+                shipment.last_modified = time.time()
+                await self._blocking(self.store.add_shipment, shipment)
+                log.info("shipment %s of %s to %s: error", shipment_id, record.id, recipient.id)
+                raise ShipperError(
+                    error.status,
+                    f"{error.message} (shipment {shipment_id}, deposition "
+                    f"{shipment.deposition_id}: status error)",
+                ) from None
+        finally:
+            await self._blocking(safefs.remove_tree, work)
+        await self._blocking(self.store.add_shipment, shipment)
+        return shipment
+
+    async def bag_for_download(
+        self, record: CompendiumRecord, root: Path, user: str
+    ) -> tuple[Path, Path]:
+        """The bag zip of a download (its shipment recorded) and its work folder: the caller
+        streams the zip, then removes the folder with :func:`erchub.safefs.remove_tree`."""
+        shipment_id = str(uuid.uuid4())
+        work = self._work(shipment_id)
+        try:
+            bag_zip = await self._blocking(
+                make_bag_zip, self.store, record, root, work, self.job_dir
+            )
+            now = time.time()
+            shipment = ShipmentRecord(
+                id=shipment_id,
+                compendium_id=record.id,
+                recipient="download",
+                user=user,
+                status=ShipmentStatus.SHIPPED,
+                created=now,
+                last_modified=now,
+            )
+            await self._blocking(self.store.add_shipment, shipment)
+        except BaseException:
+            await self._blocking(safefs.remove_tree, work)
+            raise
+        return bag_zip, work
