@@ -157,7 +157,7 @@ class Normaliser(StrEnum):
     """The output check's built-in normalisers, by the names erc.yml's ``check.normalise`` uses.
 
     Listed in the order the checker applies them. What each one hides, its patterns, its
-    placeholder and whether it is on by default: ``erchub.checker.NORMALISERS``.
+    placeholder and whether it is on by default: ``erchub.normalising.NORMALISERS``.
     """
 
     #: IPython's ``%time`` and ``%timeit`` reports

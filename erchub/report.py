@@ -14,15 +14,8 @@ from typing import Any
 
 import jinja2
 
-from erchub.checker import (
-    NORMALISERS,
-    VOLATILE_PLACEHOLDER,
-    CellComparison,
-    CheckResult,
-    Normalisation,
-    OutputComparison,
-    volatile_pattern_name,
-)
+from erchub.checker import CellComparison, CheckResult, Normalisation, OutputComparison
+from erchub.normalising import NORMALISERS, VOLATILE_PLACEHOLDER, volatile_pattern_name
 
 TEMPLATE = "check_report.html.j2"
 

@@ -14,16 +14,10 @@ import pytest
 from nbformat import v4
 from PIL import Image
 
-from erchub.checker import (
-    DEFAULT_NORMALISERS,
-    NORMALISERS,
-    CheckOptions,
-    Normalisation,
-    Normaliser,
-    compare_notebooks,
-)
-from erchub.erc import parse_erc
+from erchub.checker import CheckOptions, Normalisation, compare_notebooks
+from erchub.erc import Normaliser, parse_erc
 from erchub.errors import InvalidERC
+from erchub.normalising import DEFAULT_NORMALISERS, NORMALISERS
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
