@@ -28,46 +28,46 @@ class ERCHubExtension(ExtensionApp):
 
     erc_api_url = Unicode(
         help="""URL of the erc service's API (…/services/erc/api/v1), empty when there is none:
-        then publishing and the erc proxies answer 503. Default: $ERCHUB_API_URL, else empty.""",
+        then publishing and the erc proxies answer 503 (default: $ERCHUB_API_URL, else empty).""",
     ).tag(config=True)
 
     api_token = Unicode(
         help="""Token sent to the erc API (``Authorization: token …``) on the user's behalf.
-        Default: $JUPYTERHUB_API_TOKEN, else empty (no Authorization header).""",
+        (default: $JUPYTERHUB_API_TOKEN, else empty (no Authorization header)).""",
     ).tag(config=True)
 
     compendium_id = Unicode(
         None,
         allow_none=True,
         help="""Id of the compendium this session was launched for, None for none.
-        Default: $ERCHUB_COMPENDIUM_ID.""",
+        (default: $ERCHUB_COMPENDIUM_ID).""",
     ).tag(config=True)
 
     job_id = Unicode(
         None,
         allow_none=True,
         help="""Id of the job this session was launched for, None for none.
-        Default: $ERCHUB_JOB_ID.""",
+        (default: $ERCHUB_JOB_ID).""",
     ).tag(config=True)
 
     cell_timeout = Float(
         600.0,
-        help="Seconds one cell of a run may take before the run fails (422). Default: 600.",
+        help="Seconds one cell of a run may take before the run fails (422) (default: 600).",
     ).tag(config=True)
 
     kernel_startup_timeout = Float(
         60.0,
-        help="Seconds a kernel may take to start and answer. Default: 60.",
+        help="Seconds a kernel may take to start and answer (default: 60).",
     ).tag(config=True)
 
     api_timeout = Float(
         60.0,
-        help="Seconds a request to the erc API may take (uploads aside). Default: 60.",
+        help="Seconds a request to the erc API may take (uploads aside) (default: 60).",
     ).tag(config=True)
 
     upload_timeout = Float(
         600.0,
-        help="Seconds the upload of a workspace to the erc API may take. Default: 600.",
+        help="Seconds the upload of a workspace to the erc API may take (default: 600).",
     ).tag(config=True)
 
     warm_kernels = Int(
@@ -75,13 +75,13 @@ class ERCHubExtension(ExtensionApp):
         help="""Started kernels kept ready per (kernel name, working directory), so that a run
         with new values does not wait for a kernel to start. A kernel runs one notebook only
         (every run gets a fresh one, as papermill does); a replacement is started in the
-        background. 0 starts a kernel per run. Default: 1.""",
+        background. 0 starts a kernel per run (default: 1).""",
     ).tag(config=True)
 
     warm_kernel_folders = Int(
         2,
         help="""How many (kernel name, working directory) pairs keep warm kernels; the pair used
-        least recently lets its kernels go when another one comes. Default: 2.""",
+        least recently lets its kernels go when another one comes (default: 2).""",
     ).tag(config=True)
 
     @default("erc_api_url")

@@ -49,13 +49,13 @@ class ORCIDOAuthenticator(GenericOAuthenticator):
     sandbox = Bool(
         False,
         help="Use ORCID's sandbox (https://sandbox.orcid.org) instead of the production "
-        "registry, e.g. for a test deployment. Default: False.",
+        "registry, e.g. for a test deployment (default: False).",
     ).tag(config=True)
 
     orcid_url = Unicode(
         help="Base URL of the ORCID registry; the authorize, token and userinfo URLs default to "
-        "its /oauth/authorize, /oauth/token and /oauth/userinfo. Default: https://orcid.org "
-        "(https://sandbox.orcid.org when `sandbox` is set).",
+        "its /oauth/authorize, /oauth/token and /oauth/userinfo (default: https://orcid.org, "
+        "https://sandbox.orcid.org when `sandbox` is set).",
     ).tag(config=True)
 
     @default("orcid_url")

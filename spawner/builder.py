@@ -166,43 +166,43 @@ class ImageBuilder(LoggingConfigurable):
         "erchub/base:bookworm",
         help="""Image PipBuildPack builds FROM: Debian with python3, python3-venv and
         ca-certificates. Its Python version comes from its label org.erchub.python.version,
-        else from running python3 in it. Pulled when missing. Default: erchub/base:bookworm.""",
+        else from running python3 in it. Pulled when missing (default: erchub/base:bookworm).""",
     ).tag(config=True)
 
     repo2docker_base_image = Unicode(
-        help="""Image repo2docker's own buildpacks (conda) build FROM. Default: repo2docker's
-        default base image (Ubuntu buildpack-deps).""",
+        help="""Image repo2docker's own buildpacks (conda) build FROM (default: repo2docker's
+        default base image (Ubuntu buildpack-deps)).""",
     ).tag(config=True)
 
     image_prefix = Unicode(
         "erchub/runtime",
-        help="Repository of built images, tagged by environment hash. Default: erchub/runtime.",
+        help="Repository of built images, tagged by environment hash (default: erchub/runtime).",
     ).tag(config=True)
 
     buildpacks = List(
         Type(klass=BuildPack),
         default_value=[DockerBuildPack, CondaBuildPack, PipBuildPack],
         help="""Buildpacks tried in order; the first whose detect() is true builds. PipBuildPack
-        detects everything, so it comes last. Default: repo2docker's DockerBuildPack, its
-        CondaBuildPack, erchub's PipBuildPack.""",
+        detects everything, so it comes last (default: repo2docker's DockerBuildPack, its
+        CondaBuildPack, erchub's PipBuildPack).""",
     ).tag(config=True)
 
     jupyterhub_version = Unicode(
         help="""jupyterhub version installed into PipBuildPack images (jupyterhub-singleuser must
-        match the hub). Empty: the newest. Default: the version installed here.""",
+        match the hub). Empty: the newest (default: the version installed here).""",
     ).tag(config=True)
 
     erchub_wheel = Unicode(
         "",
         help="""Path of the erchub wheel installed into PipBuildPack images. Empty: build it from
-        the source tree erchub is installed from (cached by content). Default: empty.""",
+        the source tree erchub is installed from (cached by content) (default: empty).""",
     ).tag(config=True)
 
     extra_ca_certificates = List(
         Unicode(),
         help="""PEM files (certificates or bundles) that pip and requests in PipBuildPack builds
-        trust, for TLS-intercepting proxies. Default: the file named by PIP_CERT,
-        REQUESTS_CA_BUNDLE or SSL_CERT_FILE (the first set that exists).""",
+        trust, for TLS-intercepting proxies (default: the file named by PIP_CERT,
+        REQUESTS_CA_BUNDLE or SSL_CERT_FILE (the first set that exists)).""",
     ).tag(config=True)
 
     pip_env = Dict(
@@ -210,55 +210,55 @@ class ImageBuilder(LoggingConfigurable):
         value_trait=Unicode(),
         help="""pip settings passed to builds as build arguments, never as image ENV; values are
         logged with URL credentials redacted. Build arguments appear in `docker history` of the
-        image: give credentials to a proxying index rather than here. Default: PIP_INDEX_URL,
-        PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST, PIP_DEFAULT_TIMEOUT from the environment.""",
+        image: give credentials to a proxying index rather than here (default: PIP_INDEX_URL,
+        PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST, PIP_DEFAULT_TIMEOUT from the environment).""",
     ).tag(config=True)
 
     build_timeout = Float(
         3600,
-        help="Seconds a build may stream before it is cancelled. Default: 3600.",
+        help="Seconds a build may stream before it is cancelled (default: 3600).",
     ).tag(config=True)
 
     reachability_timeout = Float(
         10,
         help="""Seconds to wait for each host a build needs (TCP connect and TLS handshake)
-        before failing the build without starting it. Default: 10.""",
+        before failing the build without starting it (default: 10).""",
     ).tag(config=True)
 
     memory_limit = Integer(
         None,
         allow_none=True,
-        help="Memory limit of each build step in bytes (swap off). Default: None (no limit).",
+        help="Memory limit of each build step in bytes (swap off) (default: None (no limit)).",
     ).tag(config=True)
 
     repo_dir = Unicode(
         "",
         help="""Directory of PipBuildPack images that receives the environment files and where
-        postBuild runs. Empty: the notebook user's home, /home/jovyan. Default: empty.""",
+        postBuild runs. Empty: the notebook user's home, /home/jovyan (default: empty).""",
     ).tag(config=True)
 
     cache_dir = Unicode(
-        help="""Directory for built erchub wheels. Default: $XDG_CACHE_HOME/erchub, else
-        ~/.cache/erchub.""",
+        help="""Directory for built erchub wheels (default: $XDG_CACHE_HOME/erchub, else
+        ~/.cache/erchub).""",
     ).tag(config=True)
 
     client_kwargs = Dict(
         help="""Arguments of docker.DockerClient for the engine that builds, over DOCKER_HOST,
         DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as DockerSpawner.client_kwargs (ERCSpawner
         sets its own for the builds of sessions: they build on the engine that runs them).
-        Default: none.""",
+        (default: none).""",
     ).tag(config=True)
 
     tls_config = Dict(
         help="""Arguments of docker.tls.TLSConfig for the engine that builds, as
         DockerSpawner.tls_config (ERCSpawner sets its own for the builds of sessions).
-        Default: none.""",
+        (default: none).""",
     ).tag(config=True)
 
     docker_client = AnyTrait(
-        help="""docker.DockerClient for every engine call. Default: made on first use from
+        help="""docker.DockerClient for every engine call (default: made on first use from
         tls_config, the DOCKER_* environment variables and client_kwargs
-        (erchub.spawner.clients.docker_client).""",
+        (erchub.spawner.clients.docker_client)).""",
     )
 
     @default("repo2docker_base_image")

@@ -56,7 +56,7 @@ class DockerSDKEngine(ContainerEngine):
     build_timeout = Float(
         None,
         allow_none=True,
-        help="Seconds a build may run before it is cancelled. Default: None (no limit).",
+        help="Seconds a build may run before it is cancelled (default: None (no limit)).",
     ).tag(config=True)
 
     @default("client")

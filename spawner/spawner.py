@@ -95,19 +95,19 @@ class ERCSessionMixin(_SpawnerBase):
 
     erc_api_url = Unicode(
         help="""URL of the erc service's API as the hub and the sessions reach it (sessions get
-        it as $ERCHUB_API_URL, with the server's token for it). Default: the managed service
-        named erc (its internal URL and prefix) + api/v1.""",
+        it as $ERCHUB_API_URL, with the server's token for it) (default: the managed service
+        named erc (its internal URL and prefix) + api/v1).""",
     ).tag(config=True)
 
     fetch_timeout = Float(
         120,
-        help="Seconds to fetch a compendium from the erc service before failing. Default: 120.",
+        help="Seconds to fetch a compendium from the erc service before failing (default: 120).",
     ).tag(config=True)
 
     builder_config_file = Unicode(
         help="""traitlets config file with ImageBuilder settings for session builds (the same
-        file the erc service's workers use). Default: $ERCHUB_CONFIG_FILE, else
-        erchub_service_config.py in the hub's working directory when it exists.""",
+        file the erc service's workers use) (default: $ERCHUB_CONFIG_FILE, else
+        erchub_service_config.py in the hub's working directory when it exists).""",
     ).tag(config=True)
 
     def get_env(self) -> dict[str, str]:
@@ -365,13 +365,13 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
     working_copy_dir = Unicode(
         "/home/jovyan/work",
         help="""Where the working copy is mounted in the container, and JupyterLab's root.
-        Default: /home/jovyan/work.""",
+        (default: /home/jovyan/work).""",
     ).tag(config=True)
 
     working_copy_uid = Int(
         NB_UID,
         help="Owner (uid and gid) of the working copy's files: the image's notebook user. "
-        "Default: 1000.",
+        "(default: 1000).",
     ).tag(config=True)
 
     working_copy_volume = Unicode(
@@ -384,7 +384,7 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
 
     pids_limit = Int(
         1024,
-        help="Largest number of processes in a session container (0: no limit). Default: 1024.",
+        help="Largest number of processes in a session container (0: no limit) (default: 1024).",
     ).tag(config=True)
 
     @default("network_name")
