@@ -7,14 +7,16 @@ and their API tokens through the hub's REST API.
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import re
 import secrets
+import shutil
 import signal
-import stat
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -163,8 +165,7 @@ def start_hub(
 ) -> tuple[Hub, subprocess.Popen[bytes]]:
     """Start a hub in ``workdir`` (``environment`` overrides ERCHUB_* settings; ``extra_config``
     is appended to the test's jupyterhub config file)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    let_others_pass(workdir)
+    workdir = reachable_by_the_service(workdir)
     data_dir = workdir / "data"
     port, hub_port = free_port(), free_port()
     manager_token = secrets.token_hex(16)
@@ -224,14 +225,19 @@ def stop_proxy(data_dir: Path) -> None:
         pass
 
 
-def let_others_pass(directory: Path) -> None:
-    """Let every user pass through ``directory`` and the folders above it (pytest makes its
-    temporary folders 0700): a root hub runs the erc service as its own user, which works in
-    the hub's working directory and the data directory below it."""
-    for folder in (directory, *directory.parents):
-        mode = folder.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            folder.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+def reachable_by_the_service(workdir: Path) -> Path:
+    """The hub's working directory: ``workdir``, or, when the tests run as root, a folder of
+    /tmp that the erc service's own user may enter (a root hub runs the service as that user,
+    in the hub's working directory and the data directory below it). pytest keeps its
+    temporary folders 0700 and makes them so again whenever a pytest session starts, so they
+    cannot be it. Removed when the tests end."""
+    if os.geteuid() != 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir
+    outside = Path(tempfile.mkdtemp(prefix=f"erchub-{workdir.name}-"))
+    outside.chmod(0o711)
+    atexit.register(shutil.rmtree, outside, ignore_errors=True)
+    return outside
 
 
 def stop_hub(process: subprocess.Popen[bytes]) -> None:
