@@ -209,3 +209,18 @@ def test_the_contracts_see_the_tree() -> None:
         within(name, ROOMS["store"]) for name in GRAPH[f"{ROOMS['jobs']}.worker"]
     )
     assert "erchub.safefs" in GRAPH[f"{ROOMS['compendia']}.files"]
+
+
+def test_no_module_imports_a_private_name_of_another_module() -> None:
+    """What a room offers is its modules' public names (each room's ``__init__`` lists its
+    modules): an underscore name is nobody else's business."""
+    private = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("erchub"):
+                private += [
+                    f"{module} imports {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and alias.name != "__version__"
+                ]
+    assert private == []
