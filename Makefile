@@ -11,12 +11,18 @@ LABEXTENSION_SOURCES := $(shell find labextension -path labextension/node_module
 
 # The editable install's build hook (hatch-jupyter-builder) compiles labextension/ with npm into
 # extensions/labextension, which the install copies to the venv's share/jupyter/labextensions.
+# It installs with `npm ci` (hatch_build.npm_ci_builder): an install never rewrites the committed
+# lock file, which the recipe checks (`make test` installs first, so CI sees it).
 $(VENV)/.installed: pyproject.toml hatch_build.py $(LABEXTENSION_SOURCES)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@mkdir -p build && cp labextension/package-lock.json build/labextension-lock.before.json
 	$(PY) -m pip install --quiet -e '.[hub,test,dev]'
 	@test -f extensions/labextension/static/style.js || \
 	  { echo "the lab extension was not built: see the npm errors above"; exit 1; }
+	@cmp -s build/labextension-lock.before.json labextension/package-lock.json || \
+	  { echo "the lab extension's build rewrote labextension/package-lock.json (npm ci must not)"; \
+	    exit 1; }
 	touch $@
 
 # configurable-http-proxy, which the hub starts (package.json pins it)

@@ -1,4 +1,5 @@
-"""erchub's build hook: editable installs of one package made of several folders.
+"""erchub's build hooks: editable installs of one package made of several folders, and the lab
+extension's build with ``npm ci``.
 
 pyproject.toml maps the component folders into the ``erchub`` package (``hub/`` is
 ``erchub.hub``, ...) with hatch's ``sources``. hatchling cannot make an editable wheel of such a
@@ -6,10 +7,16 @@ mapping (pfmoore/editables#20), so an editable wheel gets what setuptools' edita
 have instead: a module with a meta path finder that imports each mapped package from its folder
 in the checkout, and a ``.pth`` file that installs the finder at start-up. Regular wheels are
 left alone.
+
+``npm_ci_builder`` is hatch-jupyter-builder's build function for ``labextension/`` (pyproject's
+``build-function``): its own ``npm_builder`` runs ``npm install``, which rewrites the committed
+package-lock.json whenever this npm resolves the tree differently (optional and platform
+packages), so that every install left the checkout changed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -66,3 +73,38 @@ class EditableComponentsHook(BuildHookInterface):  # type: ignore[type-arg]
         scratch = getattr(self, "_scratch", None)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def npm_ci_builder(
+    target_name: str,
+    version: str,
+    *,
+    path: str,
+    build_dir: str,
+    source_dir: str,
+    build_cmd: str,
+    npm: str = "npm",
+) -> None:
+    """hatch-jupyter-builder's ``npm_builder`` with ``npm ci`` for ``npm install``: the
+    dependencies exactly as the committed package-lock.json pins them, which the build never
+    writes (``npm ci`` fails instead when package.json and the lock file disagree). Like
+    ``npm_builder``, it builds only when ``build_dir`` is older than ``source_dir`` (and not
+    with HATCH_JUPYTER_BUILDER_SKIP_NPM=1); it installs only when node_modules is missing or
+    older than package.json or the lock file, since ``npm ci`` starts from an empty
+    node_modules. hatch-jupyter-builder passes the editable build's kwargs for editable
+    installs, so ``version`` changes nothing here."""
+    from hatch_jupyter_builder.utils import is_stale, normalize_cmd, run
+
+    if os.environ.get("HATCH_JUPYTER_BUILDER_SKIP_NPM") == "1" or not is_stale(
+        build_dir, source_dir
+    ):
+        return
+    package = Path(path).resolve()
+    command = normalize_cmd(npm)
+    # npm writes this record of what it installed at the end of every install
+    installed = package / "node_modules" / ".package-lock.json"
+    manifests = [package / "package.json", package / "package-lock.json"]
+    newest_manifest = max(manifest.stat().st_mtime for manifest in manifests)
+    if not installed.is_file() or installed.stat().st_mtime < newest_manifest:
+        run([*command, "ci", "--no-audit", "--no-fund"], cwd=str(package))
+    run([*command, "run", build_cmd], cwd=str(package))

@@ -18,6 +18,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from nbformat import NotebookNode
@@ -46,6 +47,23 @@ SVG_MIME = "image/svg+xml"
 TEXT_MIMES = ("text/html", "text/markdown", "text/latex", "application/json", "text/plain")
 #: richest first: an output is compared through the first of these it carries
 MIME_PREFERENCE = (*RASTER_MIMES, SVG_MIME, *TEXT_MIMES)
+
+
+class Verdict(StrEnum):
+    """What a check concludes about a notebook; the job record and the API keep the value."""
+
+    #: every compared output of the published notebook was reproduced
+    PASS = "pass"
+    #: outputs (or the notebook's structure) differ
+    FAIL = "fail"
+    #: the published notebook stores no outputs to compare with (saved without running it),
+    #: while the reproduced one has some: they can become its reference
+    NO_REFERENCE_OUTPUTS = "no_reference_outputs"
+
+    @property
+    def label(self) -> str:
+        """The verdict as the report's headline: ``PASS``, ``FAIL``, ``NO REFERENCE OUTPUTS``."""
+        return self.value.replace("_", " ").upper()
 
 
 @dataclass
@@ -164,7 +182,7 @@ class Normalisation:
 class CheckResult:
     """The verdict on a whole notebook."""
 
-    passed: bool
+    verdict: Verdict
     cells: list[CellComparison]
     #: one line per problem, naming the cell and output
     messages: list[str]
@@ -172,6 +190,10 @@ class CheckResult:
     normalisers: tuple[Normaliser, ...] = ()
     #: the ERC's volatile patterns that were applied
     volatile_patterns: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
 
     @property
     def normalised(self) -> list[Normalisation]:
@@ -205,6 +227,7 @@ class CheckResult:
         """
         return {
             "passed": self.passed,
+            "verdict": self.verdict.value,
             "counts": self.counts,
             "messages": list(self.messages),
             "differences": [
@@ -278,16 +301,35 @@ def compare_notebooks(
             for output in comparison.outputs
             if not output.equal
         )
-    passed = len(original_code) == len(reproduced_code) and all(
-        cell.status != "different" for cell in cells
-    )
+    verdict = decide_verdict(len(original_code) == len(reproduced_code), cells)
+    if verdict is Verdict.NO_REFERENCE_OUTPUTS:
+        # every output is "extra": one line says why instead of one line per output
+        produced = sum(len(cell.outputs) for cell in cells)
+        messages = [
+            "the published notebook stores no outputs to compare with (it was saved without "
+            f"running it); the reproduced notebook's {produced} output(s) can be its reference"
+        ]
     return CheckResult(
-        passed=passed,
+        verdict=verdict,
         cells=cells,
         messages=messages,
         normalisers=applied,
         volatile_patterns=tuple(options.volatile_patterns),
     )
+
+
+def decide_verdict(same_structure: bool, cells: Sequence[CellComparison]) -> Verdict:
+    """The verdict on compared cells. A published notebook without a single output in the
+    compared cells (saved without running it) is no reference: when the reproduced notebook has
+    outputs there, they are not differences but what the reference could be."""
+    if not same_structure:
+        return Verdict.FAIL
+    if all(cell.status != "different" for cell in cells):
+        return Verdict.PASS
+    compared = [output for cell in cells if cell.status != "skipped" for output in cell.outputs]
+    if all(output.kind == "extra" for output in compared):
+        return Verdict.NO_REFERENCE_OUTPUTS
+    return Verdict.FAIL
 
 
 def _compare_cell(

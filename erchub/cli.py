@@ -116,9 +116,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     builder = ImageBuilder(config=load_config(args.config))
     if args.events:
-        return build_with_events(builder, Path(args.dir))
-    ws = workspace.prepare_compendium(workspace_dir(args.dir), write=False)
-    plan = builder.plan(ws.root, ws.erc.id)
+        return build_with_events(builder, Path(args.dir), args.environment)
+    plan = build_plan(builder, Path(args.dir), args.environment)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:  # fmt: skip
         task = progress.add_task(f"building {plan.image} ({plan.buildpack})")
@@ -139,7 +138,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_with_events(builder: Any, directory: Path) -> int:
+def build_plan(builder: Any, directory: Path, environment: str | None) -> Any:
+    """The build plan of a compendium's runtime image, or with ``environment`` (a name) of a
+    bare environment folder: repo2docker's files and no compendium (the authoring image of
+    users' workspaces)."""
+    if environment:
+        return builder.plan(workspace_dir(str(directory)), environment)
+    ws = workspace.prepare_compendium(workspace_dir(str(directory)), write=False)
+    return builder.plan(ws.root, ws.erc.id)
+
+
+def build_with_events(builder: Any, directory: Path, environment: str | None = None) -> int:
     """``erchub build --events``: one JSON object per line on stdout, for a program to follow
     (the hub's spawner): ``{"event": "plan", "image", "buildpack", "exists"}``, then ``{"event":
     "log", "line"}`` per build log line, then ``{"event": "done", "image", "cache_hit",
@@ -150,8 +159,7 @@ def build_with_events(builder: Any, directory: Path) -> int:
         print(json.dumps(event), flush=True)
 
     try:
-        ws = workspace.prepare_compendium(workspace_dir(str(directory)), write=False)
-        plan = builder.plan(ws.root, ws.erc.id)
+        plan = build_plan(builder, directory, environment)
         exists = builder.image_exists(plan.image)
         emit(event="plan", image=plan.image, buildpack=plan.buildpack, exists=exists)
         result = builder.build(plan, on_log=lambda line: emit(event="log", line=line))
@@ -291,9 +299,8 @@ def compare_only(args: argparse.Namespace) -> int:
         encoding="utf-8",
     )
     counts = result.counts
-    verdict = "PASS" if result.passed else "FAIL"
     out.print(
-        f"{verdict}: {counts['outputs_compared']} outputs compared, "
+        f"{result.verdict.label}: {counts['outputs_compared']} outputs compared, "
         f"{counts['outputs_different']} different, {counts['cells_skipped']} cells skipped"
     )
     out.print(f"check report: {report_path}", soft_wrap=True)
@@ -380,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("dir")
     build.add_argument(
         "--events", action="store_true", help="print progress as JSON lines (for programs)"
+    )
+    build.add_argument(
+        "--environment",
+        metavar="NAME",
+        help="DIR holds only environment files (requirements.txt, ...), no compendium: build "
+        "the image of that environment, labelled NAME",
     )
     build.set_defaults(func=cmd_build)
 

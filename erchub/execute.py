@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,20 @@ def cell_error(exc: BaseException) -> tuple[str, str]:
     return ename, evalue
 
 
+def kernel_transport(sockets: Path) -> Any:
+    """Configuration of the kernel's connection: Unix sockets in ``sockets``, a folder only this
+    user can enter. Over TCP, jupyter_client's default, ipykernel warns at every start that the
+    connection is not encrypted (a line that began every job's log); a socket nobody else can
+    reach needs no encryption. The path is absolute: the kernel runs in the notebook's folder,
+    where relative socket paths would land among the job's outputs."""
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(sockets / "kernel")
+    return config
+
+
 def run(
     notebook: Path,
     workdir: Path,
@@ -70,18 +85,19 @@ def run(
         if cell.cell_type == "code":
             emit("cell_end", index=cell_index, position=code_cells.index(cell_index) + 1)
 
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name=kernel_name,
-        resources={"metadata": {"path": str(workdir)}},
-        on_cell_start=on_cell_start,
-        on_cell_executed=on_cell_executed,
-    )
     result: dict[str, Any] = {"status": "success", "cells": len(code_cells)}
     started = time.monotonic()
     try:
-        client.execute()
+        with tempfile.TemporaryDirectory(prefix="erchub-kernel-") as sockets:
+            NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name=kernel_name,
+                resources={"metadata": {"path": str(workdir)}},
+                on_cell_start=on_cell_start,
+                on_cell_executed=on_cell_executed,
+                config=kernel_transport(Path(sockets)),
+            ).execute()
     except CellTimeoutError as exc:
         result.update(status="failure", kind="timeout", message=f"cell timed out: {exc}")
     except CellExecutionError as exc:

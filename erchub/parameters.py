@@ -24,8 +24,7 @@ For the ERC panel (the server extension's parameters and run endpoints), without
 :func:`bindings_for` picks a notebook's erc.yml ``ui_bindings``; :func:`parameter_specs` merges
 them with the parameters cell into widgets (:class:`ParameterSpec`), with warnings for bindings
 that do not fit; :func:`check_values` adds the widgets' bounds and choices to
-:func:`parse_values`; :func:`select_outputs` picks the outputs a run shows (the bound cells',
-else every image).
+:func:`parse_values`; :func:`bound_cells` names the cells a notebook's bindings point at.
 """
 
 from __future__ import annotations
@@ -305,10 +304,6 @@ NUMBER_TYPES = ("int", "float")
 #: the widget a parameter gets without a binding saying otherwise
 DEFAULT_WIDGETS = {"int": "number", "float": "number", "bool": "checkbox", "str": "text"}
 TEXT_WIDGET = "text"
-#: output formats a result shows, the preferred first; the first three are images
-RESULT_MIMES = ("image/png", "image/svg+xml", "image/jpeg", "text/html", "text/plain")
-IMAGE_MIMES = RESULT_MIMES[:3]
-BINARY_MIMES = ("image/png", "image/jpeg")
 #: papermill's tag of the cell it injects (the check does not pair it with an original cell)
 INJECTED_TAG = "injected-parameters"
 
@@ -549,67 +544,3 @@ def _cell_names(nb: nbformat.NotebookNode) -> set[str]:
         if cell.get("id"):
             names.add(cell["id"])
     return names
-
-
-@dataclass(frozen=True)
-class ResultOutput:
-    """One output of an executed notebook, in the one format the panel shows."""
-
-    cell_id: str
-    #: the cell's index in the author's notebook
-    cell_index: int
-    mime: str
-    #: base64 for PNG and JPEG, text otherwise
-    data: str
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "cell_id": self.cell_id,
-            "cell_index": self.cell_index,
-            "mime": self.mime,
-            "data": self.data,
-        }
-
-
-def select_outputs(
-    original: nbformat.NotebookNode, executed: nbformat.NotebookNode, cells: Sequence[str]
-) -> list[ResultOutput]:
-    """The outputs of a run to show: every output of the cells named in ``cells`` (by id or
-    tag), or, when ``cells`` is empty, every image output of the notebook.
-
-    ``executed`` is the executed copy of ``original``, the author's notebook; a cell of the
-    copy that the original lacks (the injected parameters) is never shown. Each output appears
-    once, in the first of :data:`RESULT_MIMES` it has; streams are text/plain, errors and
-    outputs in none of these formats are left out.
-    """
-    positions = {cell.get("id"): index for index, cell in enumerate(original.cells)}
-    shown = []
-    for cell in executed.cells:
-        position = positions.get(cell.get("id"))
-        if cell.cell_type != "code" or position is None:
-            continue
-        names = {cell.get("id"), *cell.get("metadata", {}).get("tags", [])}
-        if cells and not names.intersection(cells):
-            continue
-        for output in cell.get("outputs", []):
-            found = _output_data(output, RESULT_MIMES if cells else IMAGE_MIMES)
-            if found is not None:
-                shown.append(ResultOutput(cell.get("id", ""), position, *found))
-    return shown
-
-
-def _output_data(output: Mapping[str, Any], mimes: Sequence[str]) -> tuple[str, str] | None:
-    """(mime, data) of an output in the first of ``mimes`` it has."""
-    if output.get("output_type") == "stream":
-        return ("text/plain", _text(output.get("text", ""))) if "text/plain" in mimes else None
-    data = output.get("data", {})
-    for mime in mimes:
-        if mime in data:
-            text = _text(data[mime])
-            return mime, "".join(text.split()) if mime in BINARY_MIMES else text
-    return None
-
-
-def _text(value: object) -> str:
-    """nbformat's multi-line strings may be lists of lines."""
-    return "".join(value) if isinstance(value, list) else str(value)

@@ -14,7 +14,13 @@ from typing import Any
 
 import jinja2
 
-from erchub.checker import CellComparison, CheckResult, Normalisation, OutputComparison
+from erchub.checker import (
+    CellComparison,
+    CheckResult,
+    Normalisation,
+    OutputComparison,
+    Verdict,
+)
 from erchub.normalising import NORMALISERS, VOLATILE_PLACEHOLDER, volatile_pattern_name
 
 TEMPLATE = "check_report.html.j2"
@@ -48,14 +54,17 @@ def render_report(
     original_name: str = "original",
     reproduced_name: str = "reproduced",
 ) -> str:
-    """A standalone HTML page: verdict, counts, and every differing cell with its diffs."""
+    """A standalone HTML page: verdict, counts, and every differing cell with its diffs (with
+    no reference outputs: the reproduced outputs, which could become the reference)."""
     counts = result.counts
     return (
         _environment()
         .get_template(TEMPLATE)
         .render(
             title=title,
-            verdict="PASS" if result.passed else "FAIL",
+            verdict=result.verdict.label,
+            verdict_class=result.verdict.value,
+            no_reference=result.verdict is Verdict.NO_REFERENCE_OUTPUTS,
             original_name=original_name,
             reproduced_name=reproduced_name,
             counts=[(label, counts[key]) for key, label in _COUNT_LABELS.items()],

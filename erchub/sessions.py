@@ -1,10 +1,13 @@
 """Interactive sessions of ERCs: what a launch asks for, and the hub's names for it (pure logic).
 
-A session is a named JupyterHub server, one per ERC and user. Its ``user_options`` name the
-compendium to open, or a job (its compendium, with the job's executed notebook opened instead
-of the main notebook). JupyterHub 6 requires server names to be safe slugs: 1-30 characters,
-lower-case ASCII letters, digits and single hyphens, starting with a letter. Compendium ids
-are case-sensitive, so the name carries a hash of the exact id besides its lower-cased form.
+Every user has two kinds of JupyterLab servers. Their **workspace** is the default server (no
+name, no ``user_options``): a JupyterLab of their own on a persistent volume, in the authoring
+image, where they write notebooks and publish them. A **session** is a named server, one per ERC
+and user. Its ``user_options`` name the compendium to open, or a job (its compendium, with the
+job's executed notebook opened instead of the main notebook). JupyterHub 6 requires server
+names to be safe slugs: 1-30 characters, lower-case ASCII letters, digits and single hyphens,
+starting with a letter. Compendium ids are case-sensitive, so the name carries a hash of the
+exact id besides its lower-cased form.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
@@ -30,16 +34,44 @@ class InvalidSessionOptions(ErchubError):
     """user_options that name nothing a session can open."""
 
 
+class SessionKind(str, Enum):
+    """What a server opens."""
+
+    #: the user's own workspace (the default server): no compendium
+    WORKSPACE = "workspace"
+    #: a compendium's working copy, on its main notebook
+    COMPENDIUM = "compendium"
+    #: a job's compendium, on the job's executed notebook
+    JOB = "job"
+
+
 @dataclass(frozen=True)
 class SessionTarget:
-    """What a session opens: ``kind`` is ``compendium`` or ``job``."""
+    """What a server opens: its kind and the id of the compendium or job (``""`` for the
+    workspace)."""
 
-    kind: str
+    kind: SessionKind
     id: str
 
 
-def parse_user_options(options: Any) -> SessionTarget:
-    """The compendium or job named by a spawn's ``user_options``, or InvalidSessionOptions."""
+#: the target of every default server
+WORKSPACE = SessionTarget(SessionKind.WORKSPACE, "")
+
+
+def parse_user_options(options: Any, server_name: str = "") -> SessionTarget:
+    """What a spawn of the server ``server_name`` (``""``: the default server) opens.
+
+    The default server is the user's workspace and takes no options; a named server names
+    exactly one compendium or job. Anything else is InvalidSessionOptions, said so that the
+    user knows what to do instead.
+    """
+    if not server_name:
+        if options:
+            raise InvalidSessionOptions(
+                "your workspace (the default server) opens no compendium: launch a compendium "
+                "from its page or a launch link, which opens it in a server of its own"
+            )
+        return WORKSPACE
     if not isinstance(options, dict):
         raise InvalidSessionOptions("user_options must be an object naming a compendium or a job")
     named = {key: options[key] for key in ("compendium", "job") if key in options}
@@ -49,11 +81,15 @@ def parse_user_options(options: Any) -> SessionTarget:
             f"unknown user_options: {', '.join(map(str, unknown[:5]))} (expected compendium or job)"
         )
     if len(named) != 1:
-        raise InvalidSessionOptions("user_options must name exactly one compendium or job")
+        raise InvalidSessionOptions(
+            f"server {server_name!r} opens a compendium, and user_options must name exactly one "
+            "compendium or job (your own JupyterLab is your workspace: Start my workspace on "
+            "the home page)"
+        )
     ((kind, value),) = named.items()
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidSessionOptions(f"user_options.{kind} is not a valid id: {str(value)[:80]!r}")
-    return SessionTarget(kind, value)
+    return SessionTarget(SessionKind(kind), value)
 
 
 def server_name_for(target_id: str) -> str:

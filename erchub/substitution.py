@@ -99,8 +99,9 @@ ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}}")
 #: metadata fields that describe the compendium's files: always extracted from the new files
 FILE_FIELDS = ("erc_id", "license_files", "dependency_files", "depends", "files")
 #: metadata fields of the base that the new compendium never inherits: its DOI, where the
-#: loader got it from, and how it was itself substituted all describe the base alone
-NOT_INHERITED = ("identifier", "origin", "substitution")
+#: loader got it from, how it was itself substituted and which compendium it is a version of
+#: or derived from all describe the base alone
+NOT_INHERITED = ("identifier", "origin", "substitution", "is_new_version_of", "derived_from")
 #: the field of the o2r metadata that records a substitution
 RECORD_FIELD = "substitution"
 

@@ -4,7 +4,9 @@ Every setting is a trait of :class:`ERCHubExtension` (``c.ERCHubExtension.<name>
 jupyter-server config file). The hub's spawner sets the environment the defaults read:
 ``ERCHUB_API_URL`` (the erc API, e.g. ``http://hub:8000/services/erc/api/v1``),
 ``JUPYTERHUB_API_TOKEN`` (this server's token, sent to the erc API as the user),
-``ERCHUB_COMPENDIUM_ID`` and ``ERCHUB_JOB_ID`` (the ERC and job the session was launched for).
+``ERCHUB_COMPENDIUM_ID`` and ``ERCHUB_JOB_ID`` (the ERC and job the session was launched for),
+``JUPYTERHUB_USER`` (the session's user), ``ERCHUB_AUTHOR_NAME`` and ``ERCHUB_AUTHOR_ORCID``
+(the user's name and ORCID iD from the login, when known: the authors proposed when publishing).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, Unicode, default
 
-from erchub.extensions.client import ErcClient
+from erchub.extensions.client import ErcClient, ErcServiceError, path_of
 from erchub.extensions.handlers import all_handlers
 from erchub.extensions.kernels import KernelPool
+from erchub.extensions.publishing import LaunchedCompendium, launched_of
 
 
 class ERCHubExtension(ExtensionApp):
@@ -48,6 +51,23 @@ class ERCHubExtension(ExtensionApp):
         allow_none=True,
         help="""Id of the job this session was launched for, None for none.
         (default: $ERCHUB_JOB_ID).""",
+    ).tag(config=True)
+
+    session_user = Unicode(
+        help="""Name of the hub user this server belongs to: the author of what it publishes,
+        compared with a launched compendium's author. Empty: the server's authenticated user.
+        (default: $JUPYTERHUB_USER, else empty).""",
+    ).tag(config=True)
+
+    author_name = Unicode(
+        help="""The user's name as the login knows it, proposed as the first author when
+        publishing; empty for none (default: $ERCHUB_AUTHOR_NAME, else empty).""",
+    ).tag(config=True)
+
+    author_orcid = Unicode(
+        help="""The user's ORCID iD from the login (bare, 0000-0002-1825-0097), proposed with
+        the first author when publishing; empty for none
+        (default: $ERCHUB_AUTHOR_ORCID, else empty).""",
     ).tag(config=True)
 
     cell_timeout = Float(
@@ -96,6 +116,18 @@ class ERCHubExtension(ExtensionApp):
     def _compendium_id_default(self) -> str | None:
         return os.environ.get("ERCHUB_COMPENDIUM_ID") or None
 
+    @default("session_user")
+    def _session_user_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_USER", "")
+
+    @default("author_name")
+    def _author_name_default(self) -> str:
+        return os.environ.get("ERCHUB_AUTHOR_NAME", "")
+
+    @default("author_orcid")
+    def _author_orcid_default(self) -> str:
+        return os.environ.get("ERCHUB_AUTHOR_ORCID", "")
+
     @default("job_id")
     def _job_id_default(self) -> str | None:
         return os.environ.get("ERCHUB_JOB_ID") or None
@@ -114,6 +146,10 @@ class ERCHubExtension(ExtensionApp):
             if self.erc_api_url
             else None
         )
+        #: compendia this server published, by the folder (relative to the root) they came from
+        self.published: dict[str, str] = {}
+        #: the launched compendium as the erc service described it, once asked
+        self.launched: LaunchedCompendium | None = None
         if self.erc_client is None:
             self.log.info("erchub: no erc service (ERCHUB_API_URL unset): publishing is off")
 
@@ -125,11 +161,28 @@ class ERCHubExtension(ExtensionApp):
         if self.erc_client is not None:
             self.erc_client.close()
 
-    def session_context(self) -> dict[str, Any]:
-        """What ``GET erchub/context`` answers: the session's ERC and job, and whether an erc
-        service is configured."""
+    async def launched_compendium(self) -> LaunchedCompendium | None:
+        """The compendium the session was launched for (None for none), asked of the erc
+        service once; ErcServiceError when it cannot be asked (or there is no service)."""
+        if self.compendium_id is None:
+            return None
+        if self.launched is None:
+            if self.erc_client is None:
+                raise ErcServiceError(503, "no erc service: ERCHUB_API_URL is unset")
+            shown = await self.erc_client.json("GET", path_of("compendium", self.compendium_id))
+            self.launched = launched_of(self.compendium_id, shown)
+        return self.launched
+
+    def user_of(self, current_user: Any) -> str:
+        """The session's user: ``session_user``, else the name of the request's user."""
+        return self.session_user or str(getattr(current_user, "username", "") or "")
+
+    def session_context(self, user: str) -> dict[str, Any]:
+        """What ``GET erchub/context`` answers: the session's ERC and job, whether an erc
+        service is configured, and the session's ``user``."""
         return {
             "compendium_id": self.compendium_id,
             "job_id": self.job_id,
             "erc_service": self.erc_client is not None,
+            "user": user,
         }

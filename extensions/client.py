@@ -147,15 +147,25 @@ class ErcClient:
         if response.code >= 300:
             raise self.error(response.code, response.reason or "", bytes(error_body))
 
-    async def upload(self, archive: IO[bytes], size: int, content_type: str, timeout: float) -> Any:
+    async def upload(
+        self,
+        archive: IO[bytes],
+        size: int,
+        content_type: str,
+        timeout: float,
+        fields: Mapping[str, str] | None = None,
+    ) -> Any:
         """``POST /compendium`` of a zip ``archive`` of ``size`` bytes, streamed from its file
-        (read in an executor) as the multipart form the API takes; its JSON answer."""
+        (read in an executor) as the multipart form the API takes, with the form ``fields``
+        (a relation to another compendium) before it; its JSON answer."""
         boundary = uuid.uuid4().hex
+        form = {"content_type": content_type, **(fields or {})}
         head = (
-            f"--{boundary}\r\n"
-            'Content-Disposition: form-data; name="content_type"\r\n\r\n'
-            f"{content_type}\r\n"
-            f"--{boundary}\r\n"
+            "".join(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+                for name, value in form.items()
+            )
+            + f"--{boundary}\r\n"
             'Content-Disposition: form-data; name="compendium"; filename="workspace.zip"\r\n'
             "Content-Type: application/zip\r\n\r\n"
         ).encode()

@@ -325,11 +325,12 @@ def configure_spawner(
     missing) and the hub's API listens on that network's gateway at ``hub_port`` (and the erc
     service at ``service_port``, see :func:`configure_erc_service`), the only addresses of the
     host a session needs; with ``restrict_sessions`` an iptables rule drops everything else
-    sessions send to the host (needs root; a warning otherwise). Each user gets
-    one named server per ERC.
+    sessions send to the host (needs root; a warning otherwise). Each user gets a workspace
+    (the default server, started from the home page) and one named server per ERC.
     """
     c.JupyterHub.allow_named_servers = True
-    # Sessions are per ERC: logging in lands on the home page, it does not start a server.
+    # Logging in lands on the home page (the workspace, the catalogue, the user's compendia),
+    # it does not start a server.
     c.JupyterHub.redirect_to_server = False
     # Starting a session answers at once: the progress page shows the build, not a wait.
     c.JupyterHub.tornado_settings = {

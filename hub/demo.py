@@ -67,7 +67,10 @@ def main() -> None:
         sys.exit(f"erchub-demo: cannot load {example}: {exc}")
     print(
         f"\nerchub demo: the hub starts at {HUB_URL}\n"
-        f"  example ERC {compendium_id}: {HUB_URL}/services/erc/launch/{compendium_id}\n"
+        f"  authors: log in, then Start my workspace: {HUB_URL}/hub/home\n"
+        f"  readers: the catalogue {HUB_URL}/services/erc/ and the example's page "
+        f"{HUB_URL}/services/erc/compendium/{compendium_id}\n"
+        f"  reviewers: the example's launch link {HUB_URL}/services/erc/launch/{compendium_id}\n"
         "  (without ORCID_CLIENT_ID any user name logs in: development only)\n",
         flush=True,
     )

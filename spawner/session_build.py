@@ -6,6 +6,13 @@ directory), which must not happen in the hub's process, so a start runs ``erchub
 --events`` and follows its events: ``plan``, a ``log`` event per build log line, then ``done`` or
 ``error`` (see ``erchub.cli.build_with_events``).
 
+The progress page shows one short line while the image builds, the build's step and what it
+does ("Building the runtime image: installing packages (step 17/24)", :class:`BuildSteps`),
+and each full build log line in its event log: a build line's event carries both in its
+``html_message`` (JupyterHub's spawn page puts that in the progress line and the event log),
+and erchub's ``spawn_pending.html`` shows each part only in its place. ``message`` is the
+short line, for clients of the hub's progress API.
+
 The build runs on the engine of the sessions: the spawner writes a config file for it that loads
 the builder's own configuration, then sets ``ImageBuilder.client_kwargs`` and
 ``ImageBuilder.tls_config`` to the spawner's ``client_kwargs`` and ``tls_config``, what
@@ -23,7 +30,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import html
 import json
+import re
 import sys
 import time
 from collections import deque
@@ -50,7 +59,62 @@ RunBuilder = Callable[[Sequence[str]], AsyncGenerator[dict[str, Any], None]]
 class Reporter(Protocol):
     """Where progress goes: a spawner's ``report``."""
 
-    def report(self, message: str, progress: int | None = None) -> None: ...
+    def report(
+        self, message: str, progress: int | None = None, html_message: str | None = None
+    ) -> None: ...
+
+
+#: a build step's first log line (Docker's classic builder): "Step 4/7 : RUN pip install ..."
+_STEP_LINE = re.compile(r"Step (?P<step>\d+)/(?P<steps>\d+) : (?P<instruction>\S+)(?P<rest>.*)")
+#: what RUN commands do, by a word in them (the first match names it)
+_RUN_ACTIVITIES = (
+    (re.compile(r"\b(apt-get|apt)\b"), "installing system packages"),
+    (re.compile(r"\b(pip|conda|mamba|micromamba)\b"), "installing packages"),
+    (re.compile(r"\bpostBuild\b"), "running postBuild"),
+    (re.compile(r"\bvenv\b"), "creating the Python environment"),
+    (re.compile(r"\b(useradd|usermod)\b"), "creating the notebook user"),
+)
+#: what the other Dockerfile instructions do
+_ACTIVITIES = {
+    "FROM": "starting from the base image",
+    "COPY": "copying files",
+    "ADD": "copying files",
+}
+BUILD_STARTED = "Building the runtime image"
+
+
+class BuildSteps:
+    """Follows a build's log lines and says in one short line what the build is doing. Pure."""
+
+    def __init__(self) -> None:
+        self.status = BUILD_STARTED
+
+    def follow(self, line: str) -> str:
+        """The status after ``line``: changed by the first line of each step, kept by the rest
+        (the output of the step's command)."""
+        step = _STEP_LINE.match(line.strip())
+        if step is not None:
+            activity = _activity(step["instruction"].upper(), step["rest"])
+            self.status = f"{BUILD_STARTED}: {activity} (step {step['step']}/{step['steps']})"
+        return self.status
+
+
+def _activity(instruction: str, arguments: str) -> str:
+    if instruction == "RUN":
+        for pattern, activity in _RUN_ACTIVITIES:
+            if pattern.search(arguments):
+                return activity
+        return "running a build command"
+    return _ACTIVITIES.get(instruction, "configuring the image")
+
+
+def build_line_html(status: str, line: str) -> str:
+    """The ``html_message`` of a build log line: the short status for the progress line, the
+    full line for the event log (the page's styles show each in its place), both escaped."""
+    return (
+        f'<span class="erc-build-status">{html.escape(status)}</span>'
+        f'<span class="erc-build-line">{html.escape(line)}</span>'
+    )
 
 
 class SharedBuild:
@@ -63,17 +127,19 @@ class SharedBuild:
             asyncio.get_running_loop().create_future()
         )
         self._watchers: list[Reporter] = []
-        self._recent: deque[tuple[str, int | None]] = deque(maxlen=REPLAYED_LINES)
+        self._recent: deque[tuple[str, int | None, str | None]] = deque(maxlen=REPLAYED_LINES)
 
-    def report(self, message: str, progress: int | None = None) -> None:
-        self._recent.append((message, progress))
+    def report(
+        self, message: str, progress: int | None = None, html_message: str | None = None
+    ) -> None:
+        self._recent.append((message, progress, html_message))
         for watcher in list(self._watchers):
-            watcher.report(message, progress)
+            watcher.report(message, progress, html_message)
 
     def watch(self, watcher: Reporter) -> None:
         """Show the build's progress to ``watcher``: its latest events, then the new ones."""
-        for message, progress in self._recent:
-            watcher.report(message, progress)
+        for message, progress, html_message in self._recent:
+            watcher.report(message, progress, html_message)
         self._watchers.append(watcher)
 
     def unwatch(self, watcher: Reporter) -> None:
@@ -117,18 +183,15 @@ def builder_config(
     return "\n".join(lines) + "\n"
 
 
-def builder_command(config_file: Path, workspace: Path) -> list[str]:
-    """``erchub build --events`` of ``workspace`` with ``config_file``, in this Python."""
-    return [
-        sys.executable,
-        "-m",
-        "erchub",
-        "--config",
-        str(config_file),
-        "build",
-        "--events",
-        str(workspace),
-    ]
+def builder_command(
+    config_file: Path, workspace: Path, environment: str | None = None
+) -> list[str]:
+    """``erchub build --events`` of ``workspace`` with ``config_file``, in this Python; with
+    ``environment``, ``workspace`` is a bare environment folder of that name."""
+    command = [sys.executable, "-m", "erchub", "--config", str(config_file), "build", "--events"]
+    if environment:
+        command += ["--environment", environment]
+    return [*command, str(workspace)]
 
 
 async def run_builder(command: Sequence[str]) -> AsyncGenerator[dict[str, Any], None]:
@@ -245,13 +308,17 @@ async def _follow(
     image, error, lines = "", "", 0
     started = time.monotonic()
     end: dict[str, Any] = {}
+    steps = BuildSteps()
     async for event in events:
         kind = event.get("event")
         if kind == "log":
             lines += 1
             low, high = _BUILD_PROGRESS
+            line = str(event["line"])
+            status = steps.follow(line)
             # the number of lines is unknown: creep towards `high` without reaching it
-            reporter.report(str(event["line"]), low + int((high - low) * (1 - 0.99**lines)))
+            progress = low + int((high - low) * (1 - 0.99**lines))
+            reporter.report(status, progress, build_line_html(status, line))
         elif kind == "done":
             image = str(event["image"])
             if not event.get("cache_hit"):

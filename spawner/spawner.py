@@ -1,7 +1,12 @@
-"""ERCSpawner: a JupyterLab session of one ERC, in the ERC's own runtime image.
+"""ERCSpawner: a user's workspace, or a JupyterLab session of one ERC in its own runtime image.
 
-A session is a named server whose ``user_options`` name a compendium (or a job: its compendium,
-opening the job's executed notebook). Before the server starts, the spawner
+A user's **workspace** is their default server: a blank JupyterLab of their own (where they
+write notebooks and publish them as ERCs) on a persistent volume, in the authoring image
+(``workspace_image``, else built from ``workspace_environment``: the common scientific Python
+stack on the base image with erchub's extensions).
+
+A **session** is a named server whose ``user_options`` name a compendium (or a job: its
+compendium, opening the job's executed notebook). Before the server starts, the spawner
 
 1. fetches the compendium from the `erc` service with the server's own hub token, so the
    service's visibility rules decide (another user's candidate is "not found");
@@ -32,8 +37,10 @@ import asyncio
 import json
 import os
 import posixpath
+import shutil
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -48,7 +55,14 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Int, Unicode, default
 
 from erchub.archive import extract_archive
-from erchub.sessions import InvalidSessionOptions, SessionTarget, lab_url_for, parse_user_options
+from erchub.metadata import is_orcid_id
+from erchub.sessions import (
+    InvalidSessionOptions,
+    SessionKind,
+    SessionTarget,
+    lab_url_for,
+    parse_user_options,
+)
 from erchub.settings import default_data_dir
 from erchub.spawner.buildpacks import NB_UID
 from erchub.spawner.session import (
@@ -75,6 +89,10 @@ SESSION_TOKEN_SCOPES = [
 ]
 #: labels of the Docker objects of sessions
 SESSION_LABEL = "org.erchub.session"
+#: the name (and ``erc`` label) of the authoring image's environment
+WORKSPACE_ENVIRONMENT = "erchub-workspace"
+#: erchub's authoring environment (ERCSpawner.workspace_environment's default)
+DEFAULT_WORKSPACE_ENVIRONMENT = str(Path(__file__).resolve().with_name("workspace"))
 
 
 #: runtime images of compendium versions this hub built or found: relaunches skip the build
@@ -110,16 +128,35 @@ class ERCSessionMixin(_SpawnerBase):
         erchub_service_config.py in the hub's working directory when it exists).""",
     ).tag(config=True)
 
+    #: the user as an author (from the login): the publish form's first author
+    author_name: str = ""
+    author_orcid: str = ""
+
     def get_env(self) -> dict[str, str]:
         """The server's environment, plus what erchub's server extension reads: the ERC of
-        the session and where the erc API is (reached with the server's own token)."""
+        the session, where the erc API is (reached with the server's own token) and the user
+        as an author (name and ORCID iD, when the login knows them)."""
         env: dict[str, str] = super().get_env()
         env["ERCHUB_API_URL"] = self.erc_api_url
         options = self.user_options or {}
         for option, variable in (("compendium", "ERCHUB_COMPENDIUM_ID"), ("job", "ERCHUB_JOB_ID")):
             if options.get(option):
                 env[variable] = str(options[option])
+        for value, variable in (
+            (self.author_name, "ERCHUB_AUTHOR_NAME"),
+            (self.author_orcid, "ERCHUB_AUTHOR_ORCID"),
+        ):
+            if value:
+                env[variable] = value
         return env
+
+    async def run_auth_state_hook(self, auth_state: Any) -> None:
+        """Before each start: the user as an author. The hub user's name is their ORCID iD
+        with ORCID login (erchub.hub.orcid), whose auth_state holds their display name."""
+        name = auth_state.get("name") if isinstance(auth_state, dict) else None
+        self.author_name = str(name).strip() if name else ""
+        self.author_orcid = self.user.name if is_orcid_id(self.user.name) else ""
+        await super().run_auth_state_hook(auth_state)
 
     @default("erc_api_url")
     def _default_erc_api_url(self) -> str:
@@ -164,7 +201,7 @@ class ERCSessionMixin(_SpawnerBase):
     @property
     def target(self) -> SessionTarget:
         try:
-            return parse_user_options(self.user_options)
+            return parse_user_options(self.user_options, self.name)
         except InvalidSessionOptions as exc:
             raise SessionError(str(exc), reason="options") from None
 
@@ -179,11 +216,16 @@ class ERCSessionMixin(_SpawnerBase):
         self._start_finished = True
         self._events_changed.set()
 
-    def report(self, message: str, progress: int | None = None) -> None:
-        """One progress event for the hub's progress page (and the log at debug level)."""
+    def report(
+        self, message: str, progress: int | None = None, html_message: str | None = None
+    ) -> None:
+        """One progress event for the hub's progress page (and the log at debug level); with
+        ``html_message`` (markup, escaped by its maker), the page shows that instead."""
         event: dict[str, Any] = {"message": message}
         if progress is not None:
             event["progress"] = progress
+        if html_message is not None:
+            event["html_message"] = html_message
         self._events.append(event)
         self._events_changed.set()
 
@@ -254,7 +296,7 @@ class ERCSessionMixin(_SpawnerBase):
         target = self.target
         job: dict[str, Any] | None = None
         compendium_id = target.id
-        if target.kind == "job":
+        if target.kind is SessionKind.JOB:
             job = await self.api_json(f"/job/{quote(target.id)}")
             compendium_id = str(job["compendium_id"])
         self.report(f"Opening compendium {compendium_id}", 5)
@@ -387,6 +429,23 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
         help="Largest number of processes in a session container (0: no limit) (default: 1024).",
     ).tag(config=True)
 
+    workspace_image = Unicode(
+        "",
+        help="""The authoring image of users' workspaces (their default servers): an image on
+        the sessions' Docker engine with jupyterhub-singleuser, JupyterLab and erchub's
+        extensions. Empty: erchub builds it from ``workspace_environment`` on the first start
+        (minutes) and reuses it after. (default: "").""",
+    ).tag(config=True)
+
+    workspace_environment = Unicode(
+        DEFAULT_WORKSPACE_ENVIRONMENT,
+        help="""Folder of repo2docker environment files (requirements.txt, runtime.txt, ...)
+        the authoring image is built from when ``workspace_image`` is empty, as a compendium's
+        runtime image is (on the base image, with JupyterLab and erchub's extensions).
+        (default: erchub's own, the common scientific Python stack: numpy, scipy, pandas,
+        matplotlib).""",
+    ).tag(config=True)
+
     @default("network_name")
     def _default_network_name(self) -> str:
         return "erchub-sessions"
@@ -447,20 +506,14 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
             self.end_progress()
 
     async def _start_session(self) -> tuple[str, int]:
-        _network, source = await asyncio.gather(self.check_network(), self.describe_source())
-        image, fresh = await asyncio.gather(self.known_image(source), self.volume_missing())
+        # the scratch directory holds a fresh volume's files until create_object copies them
         async with scratch_directory() as scratch:
-            if image is None or fresh:
-                fetched = await self.fetch_compendium(source, scratch)
-                if image is None:
-                    image = _IMAGES[source.version] = await self.runtime_image(fetched, scratch)
-                if fresh:
-                    await self.prepare_working_copy(fetched, scratch)
+            if self.target.kind is SessionKind.WORKSPACE:
+                await self.check_network()
+                await self.prepare_workspace(scratch)
             else:
-                self.report("Reusing your working copy from the last session", 80)
-            self.image = image
+                await self.prepare_compendium_session(scratch)
             self.notebook_dir = self.working_copy_dir
-            self.set_default_url(source)
             self.mount_working_copy()
             self.report(f"Starting JupyterLab in {self.image}", 85)
             ip, port = await super().start()
@@ -468,22 +521,93 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
         await self.wait_until_answering(ip, port)
         return ip, port
 
-    async def known_image(self, source: SessionSource) -> str | None:
-        """The image this hub built or found for this version of the compendium, if it is
-        still there."""
-        image = _IMAGES.get(source.version)
+    async def prepare_compendium_session(self, scratch: Path) -> None:
+        """A session of a compendium: its runtime image, the working copy of its files, its
+        main (or the job's) notebook as the default URL."""
+        _network, source = await asyncio.gather(self.check_network(), self.describe_source())
+        image, fresh = await asyncio.gather(self.known_image(source.version), self.volume_missing())
+        if image is None or fresh:
+            fetched = await self.fetch_compendium(source, scratch)
+            if image is None:
+                image = await self.runtime_image(fetched.root, scratch)
+                _IMAGES[source.version] = image
+            if fresh:
+                await self.prepare_working_copy(fetched, scratch)
+        else:
+            self.report("Reusing your working copy from the last session", 80)
+        self.image = image
+        self.set_default_url(source)
+
+    async def prepare_workspace(self, scratch: Path) -> None:
+        """The user's workspace: the authoring image, their volume (empty on the first
+        start, theirs after), JupyterLab's launcher as the default URL."""
+        image, fresh = await asyncio.gather(self.authoring_image(scratch), self.volume_missing())
+        if fresh:
+            empty = scratch / "workspace"
+            await asyncio.get_running_loop().run_in_executor(None, empty.mkdir)
+            source = SessionSource("", "workspace", "", "")
+            await self.prepare_working_copy(FetchedCompendium(source, empty, {}), scratch)
+        else:
+            self.report("Opening your workspace", 80)
+        self.image = image
+        self.default_url = "/lab"
+
+    async def authoring_image(self, scratch: Path) -> str:
+        """``workspace_image`` when it is set (it must exist), else the image of
+        ``workspace_environment``: reused when this hub built or found it, else built (or
+        found) by the builder, as a compendium's runtime image is."""
+        if self.workspace_image:
+            try:
+                await self.docker("inspect_image", self.workspace_image)
+            except docker.errors.NotFound:
+                raise SessionError(
+                    "workspaces cannot start on this hub now: their image is missing",
+                    reason="config",
+                    log_message=f"ERCSpawner.workspace_image {self.workspace_image} is not an "
+                    "image of the sessions' Docker engine",
+                    status_code=500,
+                ) from None
+            return self.workspace_image
+        version = f"{WORKSPACE_ENVIRONMENT}@{self.workspace_environment}"
+        image = await self.known_image(version)
+        if image is not None:
+            return image
+        self.report("Preparing the authoring image of your workspace", 10)
+        # the builder reads a copy: the configured folder may not be the hub's to write
+        environment = scratch / "environment"
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, shutil.copytree, self.workspace_environment, environment
+            )
+        except OSError as exc:
+            raise SessionError(
+                "workspaces cannot start on this hub now: their environment is missing",
+                reason="config",
+                log_message=f"ERCSpawner.workspace_environment {self.workspace_environment} "
+                f"cannot be read: {exc}",
+                status_code=500,
+            ) from None
+        image = await self.runtime_image(environment, scratch, WORKSPACE_ENVIRONMENT)
+        _IMAGES[version] = image
+        return image
+
+    async def known_image(self, version: str) -> str | None:
+        """The image this hub built or found for ``version`` (of a compendium, or of the
+        authoring environment), if it is still there."""
+        image = _IMAGES.get(version)
         if image is None:
             return None
         try:
             await self.docker("inspect_image", image)
         except docker.errors.NotFound:
-            del _IMAGES[source.version]
+            del _IMAGES[version]
             return None
         self.report(f"Reusing the runtime image {image}", 60)
         return image
 
-    async def runtime_image(self, fetched: FetchedCompendium, scratch: Path) -> str:
-        """The compendium's runtime image, built on this spawner's engine: the builder gets
+    async def runtime_image(self, root: Path, scratch: Path, environment: str | None = None) -> str:
+        """The runtime image of the compendium at ``root`` (or with ``environment``, of the
+        bare environment folder ``root``), built on this spawner's engine: the builder gets
         its own configuration and this spawner's ``client_kwargs`` and ``tls_config``."""
         loop = asyncio.get_running_loop()
         problem = ""
@@ -504,12 +628,13 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
             )
         config = scratch / "builder_config.py"
         await loop.run_in_executor(None, config.write_text, text)
-        return await build_image(self, builder_command(config, fetched.root), fetched.root)
+        return await build_image(self, builder_command(config, root, environment), root)
 
     async def prepare_working_copy(self, fetched: FetchedCompendium, scratch: Path) -> None:
         """The working copy as a tar file, and its volume: made only once the image is there,
         so that a failed build leaves nothing behind."""
-        self.report("Preparing your working copy of the compendium", 80)
+        new = "working copy of the compendium" if fetched.source.compendium_id else "workspace"
+        self.report(f"Preparing your {new}", 80)
         self._working_copy_tar = await asyncio.get_running_loop().run_in_executor(
             None,
             write_working_copy_tar,
@@ -519,11 +644,12 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
             self.working_copy_uid,
         )
         labels = {
-            SESSION_LABEL: "working-copy",
+            SESSION_LABEL: "working-copy" if fetched.source.compendium_id else "workspace",
             "org.erchub.user": self.user.name,
             "org.erchub.server": self.name,
-            "org.erchub.compendium": fetched.source.compendium_id,
         }
+        if fetched.source.compendium_id:
+            labels["org.erchub.compendium"] = fetched.source.compendium_id
         await self.docker("create_volume", self.volume_name, labels=labels)
 
     def mount_working_copy(self) -> None:
@@ -644,15 +770,23 @@ class LocalERCSpawner(ERCSessionMixin, SimpleLocalProcessSpawner):
                 self.user.name,
                 self.name,
             )
-            source = await self.describe_source()
             loop = asyncio.get_running_loop()
-            if not await loop.run_in_executor(None, self.working_copy.exists):
-                async with scratch_directory() as scratch:
-                    fetched = await self.fetch_compendium(source, scratch)
-                    self.report("Preparing your working copy of the compendium", 60)
-                    await loop.run_in_executor(None, copy_working_copy, fetched, self.working_copy)
+            if self.target.kind is SessionKind.WORKSPACE:
+                await loop.run_in_executor(
+                    None, partial(self.working_copy.mkdir, parents=True, exist_ok=True)
+                )
+                self.default_url = "/lab"
+            else:
+                source = await self.describe_source()
+                if not await loop.run_in_executor(None, self.working_copy.exists):
+                    async with scratch_directory() as scratch:
+                        fetched = await self.fetch_compendium(source, scratch)
+                        self.report("Preparing your working copy of the compendium", 60)
+                        await loop.run_in_executor(
+                            None, copy_working_copy, fetched, self.working_copy
+                        )
+                self.set_default_url(source)
             self.notebook_dir = str(self.working_copy)
-            self.set_default_url(source)
             self.report("Starting JupyterLab (local process, development only)", 90)
             ip, port = await super().start()
             await self.wait_until_answering(ip, port)
@@ -662,12 +796,16 @@ class LocalERCSpawner(ERCSessionMixin, SimpleLocalProcessSpawner):
 
 
 def check_user_options(spawner: Spawner, user_options: Any) -> None:
-    """JupyterHub's apply_user_options hook: options naming no compendium or job are the
-    request's fault (400 with the reason), before anything starts."""
+    """JupyterHub's apply_user_options hook: options that do not fit the server (the default
+    server is the workspace, a named server opens one compendium or job) are the request's
+    fault, before anything starts: a 400 whose reason the user sees, on the error page at once
+    and on the server's page after (JupyterHub shows an error's ``jupyterhub_message``)."""
     try:
-        parse_user_options(user_options)
+        parse_user_options(user_options, spawner.name)
     except InvalidSessionOptions as exc:
-        raise web.HTTPError(400, str(exc)) from None
+        error = web.HTTPError(400, str(exc))
+        error.jupyterhub_message = str(exc)  # type: ignore[attr-defined]
+        raise error from None
 
 
 def _api_message(error: HTTPClientError) -> str:

@@ -7,6 +7,11 @@ text/event-stream`` the answer is a stream of ``progress`` events (``{"cell", "t
 each executed cell), then one ``result`` or ``error`` event; errors found before the stream
 starts (the body, the values, the notebook) are ordinary JSON error answers. Without it, the
 answer is the result. A client that goes away ends the run (its kernel is shut down).
+
+The result names the values used, the run's end (``time``, UTC) and its length, and lists
+every code cell with outputs in notebook order (:func:`~erchub.extensions.execution.run_cells`):
+its id, index and first source line, the run's outputs and the saved notebook's ("published"),
+as nbformat outputs, bounded in size.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -21,14 +27,13 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from erchub.errors import InvalidParameter
-from erchub.extensions.execution import RunFailed, run_notebook
+from erchub.extensions.execution import RunFailed, run_cells, run_notebook
 from erchub.extensions.handlers.base import BaseHandler, http_error
 from erchub.parameters import (
     bound_cells,
     check_values,
     inject_parameters,
     kernel_name,
-    select_outputs,
     values_used,
 )
 
@@ -93,14 +98,14 @@ class RunHandler(BaseHandler):
             self.write_event("error", {"status": failure.status, "message": failure.message})
             self.finish()
             return
+        duration = round(time.monotonic() - started, 3)
+        cells = await self.blocking(run_cells, view.notebook, executed, bound_cells(view.bindings))
         result = {
             "path": view.path,
             "values": values_used(view.specs, values),
-            "duration": round(time.monotonic() - started, 3),
-            "outputs": [
-                output.to_json()
-                for output in select_outputs(view.notebook, executed, bound_cells(view.bindings))
-            ],
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "duration": duration,
+            "cells": [cell.to_json() for cell in cells],
         }
         self.log.info("erchub: ran %s in %.2f s", view.path, result["duration"])
         if streaming:

@@ -9,7 +9,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { O2rMetadata } from './metadata';
 import { JsonValue, ParametersResponse } from './parameters';
-import { RunOutput } from './outputs';
+import { RunCell } from './outputs';
 import { readEvents, SseEvent, SseParser } from './sse';
 
 /** `GET erchub/context` */
@@ -17,29 +17,86 @@ export interface ErcContext {
   compendium_id: string | null;
   job_id: string | null;
   erc_service: boolean;
+  /** the session's user */
+  user: string;
+  /** with `?path=`: the compendium the panel shows for that notebook */
+  notebook?: NotebookCompendium;
+}
+
+/** Where a notebook's compendium comes from: the session's launch, or this session's
+ * publishing of the notebook's folder; null: not yet published. */
+export type NotebookSource = 'launched' | 'published';
+
+/** `GET erchub/context?path=` `notebook` */
+export interface NotebookCompendium {
+  path: string;
+  compendium_id: string | null;
+  source: NotebookSource | null;
+  /** whether the user may change its metadata (its author) */
+  editable: boolean;
+}
+
+/** How a folder becomes a compendium. */
+export type PublishMode = 'new' | 'new_version' | 'derived';
+
+/** `GET erchub/publish?path=&folder=`: what publishing would pack. */
+export interface PublishPreview {
+  path: string;
+  /** folders from the server's root, `/` being the root */
+  folder: string;
+  proposed_folder: string;
+  folders: string[];
+  files: { path: string; size: number; written: boolean }[];
+  total_files: number;
+  total_bytes: number;
+  outputs: { state: OutputState; message: string };
+  modes: PublishMode[];
+  /** the launched compendium the modes other than `new` relate to */
+  related_compendium: string | null;
+  metadata: { o2r: O2rMetadata };
+  missing: string[];
+  warnings: string[];
+}
+
+/** Whether a notebook's stored outputs can be the reference of its check. */
+export type OutputState = 'current' | 'missing' | 'stale';
+
+/** The body of `POST erchub/publish`. */
+export interface PublishRequest {
+  path: string;
+  folder: string;
+  mode: PublishMode;
+  metadata: { o2r: O2rMetadata };
 }
 
 /** The result of `POST erchub/run`. */
 export interface RunResult {
   path: string;
   values: Record<string, JsonValue>;
+  /** when the run ended, ISO 8601 in UTC */
+  time: string;
   duration: number;
-  outputs: RunOutput[];
+  /** every code cell with outputs, in notebook order */
+  cells: RunCell[];
 }
 
 /** `POST erchub/publish` */
 export interface Candidate {
   compendium_id: string;
   candidate: boolean;
-  root: string;
+  folder: string;
   files: number;
-  /** `{}` when the erc service extracted none */
+  mode: PublishMode;
+  /** `{is_new_version_of|derived_from: id}`, null for a new compendium */
+  relation: { [relation: string]: string } | null;
   metadata: { o2r?: O2rMetadata };
 }
 
 /** `GET erchub/compendium/{id}` (the fields the panel uses). */
 export interface Compendium {
   id: string;
+  /** its author */
+  user: string;
   candidate: boolean;
   metadata: { o2r?: O2rMetadata };
 }
@@ -107,8 +164,10 @@ export class ErchubApi {
     return URLExt.join(this.settings.baseUrl, 'erchub', ...parts.map(encodeURIComponent));
   }
 
-  async context(): Promise<ErcContext> {
-    return this.json<ErcContext>(this.url('context'));
+  /** The session's context; with `path`, also that notebook's compendium. */
+  async context(path?: string, signal?: AbortSignal): Promise<ErcContext> {
+    const query = path === undefined ? '' : `?path=${encodeURIComponent(path)}`;
+    return this.json<ErcContext>(`${this.url('context')}${query}`, { signal });
   }
 
   async parameters(path: string, signal?: AbortSignal): Promise<ParametersResponse> {
@@ -154,10 +213,17 @@ export class ErchubApi {
     throw new ApiError(0, 'The run ended without a result (the connection was closed)');
   }
 
-  async publish(path: string): Promise<Candidate> {
+  /** What publishing `path` from `folder` (default: the proposed one) would pack. */
+  async publishPreview(path: string, folder?: string): Promise<PublishPreview> {
+    const query = new URLSearchParams({ path, ...(folder === undefined ? {} : { folder }) });
+    return this.json<PublishPreview>(`${this.url('publish')}?${query.toString()}`);
+  }
+
+  /** Upload the folder as a candidate with the author's metadata. */
+  async publish(request: PublishRequest): Promise<Candidate> {
     return this.json<Candidate>(this.url('publish'), {
       method: 'POST',
-      body: JSON.stringify({ path })
+      body: JSON.stringify(request)
     });
   }
 

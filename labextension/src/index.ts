@@ -6,12 +6,19 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { DocumentRegistry } from '@jupyterlab/docregistry';
-import { INotebookModel, INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import {
+  INotebookModel,
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
 import { ToolbarButton } from '@jupyterlab/ui-components';
 import { DisposableDelegate, IDisposable } from '@lumino/disposable';
 
 import { ErchubApi } from './api';
+import { keepCleanOnKernelSync } from './kernelMetadata';
 import { ErcPanel, ercIcon } from './panel';
+import { ResultsTabs } from './resultsView';
 
 const CommandIDs = {
   open: 'erchub:open-panel',
@@ -54,10 +61,31 @@ const plugin: JupyterFrontEndPlugin<void> = {
   optional: [ILayoutRestorer],
   activate: (app: JupyterFrontEnd, tracker: INotebookTracker, restorer: ILayoutRestorer | null) => {
     const api = new ErchubApi();
-    const panel = new ErcPanel(api, {
-      prefix: PageConfig.getOption('hubPrefix'),
-      host: PageConfig.getOption('hubHost')
-    });
+    const openNotebook = (path: string): NotebookPanel | undefined =>
+      tracker.find(notebook => notebookPath(notebook) === path);
+    const panel = new ErcPanel(
+      api,
+      { prefix: PageConfig.getOption('hubPrefix'), host: PageConfig.getOption('hubHost') },
+      new ResultsTabs(app, tracker),
+      {
+        isDirty: path => openNotebook(path)?.context.model.dirty ?? false,
+        runAllAndSave: async path => {
+          const notebook =
+            openNotebook(path) ??
+            ((await app.commands.execute('docmanager:open', {
+              path,
+              factory: 'Notebook'
+            })) as NotebookPanel);
+          await notebook.context.ready;
+          await notebook.sessionContext.ready;
+          const ran = await NotebookActions.runAll(notebook.content, notebook.sessionContext);
+          if (!ran) {
+            throw new Error('a cell failed: see the notebook; fix it and publish again');
+          }
+          await notebook.context.save();
+        }
+      }
+    );
     app.shell.add(panel, 'right', { rank: 900 });
     restorer?.add(panel, 'erchub-panel');
 
@@ -67,6 +95,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     tracker.currentChanged.connect((_, notebook) => follow(notebook));
     // the parameters are read from the saved file: read them again after each save
     tracker.widgetAdded.connect((_, notebook) => {
+      keepCleanOnKernelSync(notebook.context.model);
       notebook.context.saveState.connect((__, state) => {
         if (state === 'completed' && tracker.currentWidget === notebook) {
           panel.reloadParameters();
@@ -105,11 +134,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (path === null) {
           return;
         }
-        // what is published is the file on disk: unsaved edits and outputs are saved first
-        const open = tracker.find(notebook => notebookPath(notebook) === path);
-        if (open?.context.model.dirty) {
-          await open.context.save();
-        }
+        // what is published is the file on disk: the flow asks to run all and save a
+        // notebook with unsaved changes first
         app.shell.activateById(panel.id);
         panel.publish(path);
       }

@@ -37,6 +37,12 @@ export const TITLE_MAX = 1000;
 export const DESCRIPTION_MAX = 100000;
 export const TEXT_MAX = 1000;
 
+/** SPDX's "no licence was asserted", what a generated erc.yml holds until the author chooses. */
+export const LICENSE_NOT_SPECIFIED = 'NOASSERTION';
+
+/** The licences publishing needs (the metadata licence is optional). */
+export const REQUIRED_LICENSE_KINDS: readonly LicenseKind[] = ['code', 'data', 'text'];
+
 /** Characters of an SPDX license expression: ids (MIT, CC-BY-4.0, LicenseRef-x), AND, OR,
  * WITH, parentheses, '+'. */
 const SPDX_EXPRESSION = /^[A-Za-z0-9][A-Za-z0-9.+\-:() ]*$/;
@@ -78,7 +84,8 @@ export function formFromO2r(o2r: O2rMetadata): MetadataForm {
     const value = licenses[kind];
     const perFile = record(value);
     if (typeof value === 'string') {
-      form.license[kind] = value;
+      // NOASSERTION marks a licence nobody chose yet: the author chooses it
+      form.license[kind] = value === LICENSE_NOT_SPECIFIED ? '' : value;
     } else if (perFile !== null) {
       form.perFileLicenses[kind] = Object.fromEntries(
         Object.entries(perFile).map(([path, id]) => [path, text(id)])
@@ -92,10 +99,45 @@ function isBlank(creator: CreatorForm): boolean {
   return !creator.name.trim() && !creator.orcid.trim() && !creator.affiliation.trim();
 }
 
+/** `a`, `a and b`, `a, b and c`. */
+export function joinWords(words: string[]): string {
+  return words.length <= 1
+    ? (words[0] ?? '')
+    : `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}`;
+}
+
+/** What publishing needs and the form lacks, in words (the server's list, see
+ * erchub.extensions.publishing.missing_metadata): at least one author, the code, data and
+ * text licences. */
+export function missingForPublishing(form: MetadataForm): string[] {
+  const missing: string[] = [];
+  if (!form.creators.some(creator => creator.name.trim() !== '')) {
+    missing.push('at least one author');
+  }
+  const kinds = REQUIRED_LICENSE_KINDS.filter(
+    kind => form.license[kind].trim() === '' && form.perFileLicenses[kind] === undefined
+  );
+  if (kinds.length > 0) {
+    missing.push(`the ${joinWords([...kinds])} licence${kinds.length > 1 ? 's' : ''}`);
+  }
+  return missing;
+}
+
 /** The checks of the form: every problem, by field. Author rows left entirely empty are
- * ignored (they are dropped when saving). */
-export function validateMetadata(form: MetadataForm): FieldErrors {
+ * ignored (they are dropped when saving). `forPublishing` also requires an author and the
+ * code, data and text licences. */
+export function validateMetadata(form: MetadataForm, forPublishing = false): FieldErrors {
   const errors: FieldErrors = new Map();
+  if (forPublishing) {
+    if (!form.creators.some(creator => creator.name.trim() !== '')) {
+      errors.set('creators.0.name', 'At least one author is required to publish');
+    }
+    for (const kind of REQUIRED_LICENSE_KINDS) {
+      if (form.license[kind].trim() === '' && form.perFileLicenses[kind] === undefined) {
+        errors.set(`license.${kind}`, `A ${kind} licence is required to publish`);
+      }
+    }
+  }
   const title = form.title.trim();
   if (title === '') {
     errors.set('title', 'A title is required');

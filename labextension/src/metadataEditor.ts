@@ -11,9 +11,11 @@ import {
   emptyCreator,
   FieldErrors,
   formFromO2r,
+  joinWords,
   LICENSE_KINDS,
   LicenseKind,
   MetadataForm,
+  missingForPublishing,
   O2rMetadata,
   o2rFromForm,
   validateMetadata
@@ -22,6 +24,8 @@ import {
 export interface MetadataEditorOptions {
   /** the Save button's label */
   saveLabel: string;
+  /** require what publishing needs (an author, the code, data and text licences) */
+  forPublishing?: boolean;
   /** save the metadata; a rejection's message is shown */
   save: (o2r: O2rMetadata) => Promise<void>;
 }
@@ -45,11 +49,14 @@ export class MetadataEditor {
     this.load({});
   }
 
-  /** Show `o2r` in the form (the fields the form does not edit are kept for saving). */
-  load(o2r: O2rMetadata): void {
+  /** Show `o2r` in the form (the fields the form does not edit are kept for saving);
+   * `readOnly` names why it cannot be changed here (no Save), null when it can. */
+  load(o2r: O2rMetadata, readOnly: string | null = null): void {
+    this.readOnly = readOnly;
     this.base = o2r;
     this.form = formFromO2r(o2r);
-    if (this.form.creators.length === 0) {
+    // an empty row to type the first author in, where one may be typed
+    if (this.form.creators.length === 0 && readOnly === null) {
       this.form.creators.push(emptyCreator());
     }
     this.touched.clear();
@@ -77,9 +84,19 @@ export class MetadataEditor {
     this.allTouched = true;
     const errors = this.showErrors();
     if (errors.size > 0) {
-      this.setStatus(errorBox('Please correct the fields marked above.'));
+      const missing = this.options.forPublishing ? missingForPublishing(this.form) : [];
+      this.setStatus(
+        errorBox(
+          missing.length > 0
+            ? `Not uploaded: publishing needs ${joinWords(missing)}. Please complete the fields marked above.`
+            : 'Please correct the fields marked above.'
+        )
+      );
       const first = this.node.querySelector<HTMLElement>('[aria-invalid="true"]');
       first?.focus();
+      return;
+    }
+    if (this.readOnly !== null) {
       return;
     }
     this.disabled = true;
@@ -110,8 +127,13 @@ export class MetadataEditor {
       h('legend', {}, 'Licenses (SPDX identifiers)'),
       ...LICENSE_KINDS.map(kind => this.licenseField(kind))
     );
+    const readOnlyNote =
+      this.readOnly === null
+        ? null
+        : h('p', { class: 'erchub-read-only-note', role: 'note' }, this.readOnly);
     replaceChildren(
       this.node,
+      readOnlyNote,
       this.textField('title', 'Title', this.form.title, value => (this.form.title = value), {
         required: true
       }),
@@ -133,12 +155,25 @@ export class MetadataEditor {
       ),
       licenses,
       this.status,
-      h(
-        'button',
-        { type: 'submit', class: 'erchub-metadata-save jp-mod-styled jp-mod-accept' },
-        this.options.saveLabel
-      )
+      this.readOnly === null
+        ? h(
+            'button',
+            { type: 'submit', class: 'erchub-metadata-save jp-mod-styled jp-mod-accept' },
+            this.options.saveLabel
+          )
+        : null
     );
+    this.node.classList.toggle('erchub-read-only', this.readOnly !== null);
+    if (this.readOnly !== null) {
+      this.node
+        .querySelectorAll<HTMLInputElement | HTMLTextAreaElement>('input, textarea')
+        .forEach(control => {
+          control.readOnly = true;
+        });
+      this.node
+        .querySelectorAll<HTMLButtonElement>('.erchub-add-author, .erchub-remove-author')
+        .forEach(button => button.remove());
+    }
     this.node.querySelector('.erchub-add-author')?.addEventListener('click', () => {
       this.form.creators.push(emptyCreator());
       this.renderCreators();
@@ -280,7 +315,7 @@ export class MetadataEditor {
   /** Show the messages of the fields typed in (all of them after Save); returns every
    * problem. */
   private showErrors(): FieldErrors {
-    const errors = validateMetadata(this.form);
+    const errors = validateMetadata(this.form, this.options.forPublishing ?? false);
     for (const [name, { control, message }] of this.fields) {
       const text = this.allTouched || this.touched.has(name) ? errors.get(name) : undefined;
       message.textContent = text ?? '';
@@ -293,6 +328,7 @@ export class MetadataEditor {
     return errors;
   }
 
+  private readOnly: string | null = null;
   private base: O2rMetadata = {};
   private form: MetadataForm = formFromO2r({});
   private readonly touched = new Set<string>();

@@ -1,19 +1,21 @@
 /**
  * The ERC side panel: the publish flow (when started from a notebook's toolbar), the current
- * notebook's parameters, the reproducibility check and the metadata of the current ERC (the
- * compendium this session was launched for, or the candidate made by Publish ERC).
+ * notebook's parameters, the reproducibility check and the metadata of the current notebook's
+ * compendium: the launched one when the notebook is one of its files, the one this session
+ * published from the notebook's folder, or none ("not yet published"). The metadata is
+ * read-only, and said so, for a compendium of another user.
  */
 
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { ErchubApi, ErcContext, errorMessage } from './api';
+import { ErchubApi, ErcContext, errorMessage, NotebookSource } from './api';
 import { errorBox, h, replaceChildren } from './dom';
 import { JobView } from './jobView';
 import { MetadataEditor } from './metadataEditor';
-import { ParametersView } from './parametersView';
+import { ParametersView, ResultsOpener } from './parametersView';
 import { HubLocation } from './outputs';
-import { PublishFlow } from './publishFlow';
+import { NotebookActions, PublishFlow } from './publishFlow';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -27,18 +29,24 @@ export const ercIcon = new LabIcon({ name: 'erchub:erc', svgstr: ICON_SVG });
 export class ErcPanel extends Widget {
   constructor(
     private readonly api: ErchubApi,
-    hub: HubLocation
+    hub: HubLocation,
+    results: ResultsOpener,
+    notebooks: NotebookActions
   ) {
     super();
     this.id = 'erchub-panel';
     this.addClass('erchub-panel');
     this.title.icon = ercIcon;
     this.title.caption = 'ERC';
-    this.parameters = new ParametersView(api);
+    this.parameters = new ParametersView(api, results);
     this.checkJob = new JobView(api);
     this.flow = new PublishFlow(api, {
+      ...notebooks,
       hub,
-      onCompendium: (id, candidate) => this.setCompendium(id, candidate),
+      onCompendium: (id, candidate) => {
+        this.source = 'published';
+        this.setCompendium(id, candidate);
+      },
       onClose: () => this.showCompendium()
     });
     this.metadata = new MetadataEditor({
@@ -94,7 +102,9 @@ export class ErcPanel extends Widget {
       return null;
     }
     this.ercService = context.erc_service;
-    if (context.compendium_id && this.compendiumId === null) {
+    this.user = context.user;
+    // until a notebook is followed, the session's own compendium
+    if (context.compendium_id && this.compendiumId === null && this.notebookPath === null) {
       this.setCompendium(context.compendium_id, null);
     } else {
       this.showCompendium();
@@ -102,9 +112,40 @@ export class ErcPanel extends Widget {
     return context;
   }
 
-  /** Follow a notebook (null when none is open). */
+  /** Follow a notebook (null when none is open): its parameters and its compendium. */
   setNotebook(path: string | null): void {
     this.parameters.setNotebook(path);
+    this.notebookPath = path;
+    if (path !== null) {
+      void this.followNotebook(path);
+    }
+  }
+
+  /** Show the compendium of the notebook `path` (ask the server which it is). */
+  private async followNotebook(path: string): Promise<void> {
+    let context: ErcContext;
+    try {
+      context = await this.api.context(path);
+    } catch (error) {
+      if (this.notebookPath === path) {
+        replaceChildren(
+          this.contextLine,
+          errorBox(`The compendium of ${path} is not known: ${errorMessage(error)}`)
+        );
+      }
+      return;
+    }
+    if (this.notebookPath !== path || context.notebook === undefined) {
+      return; // another notebook meanwhile
+    }
+    this.user = context.user;
+    this.source = context.notebook.source;
+    if (context.notebook.compendium_id === null) {
+      this.compendiumId = null;
+      this.showCompendium();
+    } else {
+      this.setCompendium(context.notebook.compendium_id, null);
+    }
   }
 
   /** Read the current notebook's parameters again (after it was saved). */
@@ -147,7 +188,12 @@ export class ErcPanel extends Widget {
         return;
       }
       this.candidate = compendium.candidate;
-      this.metadata.load(compendium.metadata?.o2r ?? {});
+      this.metadata.load(
+        compendium.metadata?.o2r ?? {},
+        compendium.user === this.user
+          ? null
+          : `Read-only: compendium ${id} belongs to ${compendium.user}; only its author can change its metadata. Publish the notebook’s folder to make a compendium of your own.`
+      );
       this.showCompendium();
       replaceChildren(this.metadataArea, this.metadata.node);
     } catch (error) {
@@ -167,7 +213,13 @@ export class ErcPanel extends Widget {
         this.contextLine,
         this.ercService === false
           ? 'No erc service is configured for this server: publishing and checks need a server started by erchub’s hub.'
-          : 'No compendium yet: use “Publish ERC” in a notebook’s toolbar to make one.'
+          : h(
+              'span',
+              { class: 'erchub-not-published' },
+              this.notebookPath === null
+                ? 'No compendium yet: use “Publish ERC” in a notebook’s toolbar to make one.'
+                : 'This notebook is not yet published: use “Publish ERC” in its toolbar.'
+            )
       );
       replaceChildren(
         this.metadataArea,
@@ -181,7 +233,12 @@ export class ErcPanel extends Widget {
       replaceChildren(
         this.contextLine,
         this.candidate ? 'Candidate ' : 'Compendium ',
-        h('code', { class: 'erchub-current-compendium' }, id)
+        h('code', { class: 'erchub-current-compendium' }, id),
+        this.source === 'launched'
+          ? ' (launched in this session)'
+          : this.source === 'published'
+            ? ' (published from this notebook’s folder)'
+            : ''
       );
     }
     this.checkButton.disabled = id === null;
@@ -206,6 +263,12 @@ export class ErcPanel extends Widget {
   }
 
   private compendiumId: string | null = null;
+  /** the notebook followed, null when none */
+  private notebookPath: string | null = null;
+  /** where the shown compendium comes from, for the notebook followed */
+  private source: NotebookSource | null = null;
+  /** the session's user: the author of what is editable here */
+  private user = '';
   private candidate = false;
   private ercService: boolean | null = null;
   private readonly parameters: ParametersView;

@@ -1,15 +1,15 @@
 /**
  * The parameters of the current notebook as widgets, "Run with these values" (progress, then
- * the figures with the values used) and "Reset".
+ * the run's outputs in a results tab beside the notebook, and a one-line summary here) and
+ * "Reset".
  */
 
 import { ApiError, ErchubApi, errorMessage, isAbort, RunResult } from './api';
 import { errorBox, h, replaceChildren, uniqueId } from './dom';
-import { displayOf } from './outputs';
+import { runSummary } from './outputs';
 import {
   choiceLabel,
   defaultInputs,
-  formatValue,
   initialInput,
   inputStep,
   InputValue,
@@ -32,10 +32,21 @@ interface Field {
   output: HTMLOutputElement | null;
 }
 
+/** Where a run's outputs are shown (the results tab, `resultsView.ts`). */
+export interface ResultsOpener {
+  /** Show a run of the notebook `result.path`; false when that notebook is not open. */
+  show(result: RunResult): boolean;
+  /** Bring the notebook's last results back to the front; false when they are not open. */
+  activate(path: string): boolean;
+}
+
 export class ParametersView {
   readonly node: HTMLElement;
 
-  constructor(private readonly api: ErchubApi) {
+  constructor(
+    private readonly api: ErchubApi,
+    private readonly results: ResultsOpener
+  ) {
     this.runButton = h(
       'button',
       { type: 'button', class: 'erchub-run-button jp-mod-styled jp-mod-accept' },
@@ -67,7 +78,7 @@ export class ParametersView {
       this.form,
       h('div', { class: 'erchub-buttons' }, this.runButton, this.resetButton, this.reloadButton),
       this.status,
-      this.results
+      this.summary
     );
     this.setNotebook(null);
   }
@@ -79,7 +90,7 @@ export class ParametersView {
     }
     this.path = path;
     this.abortRun();
-    replaceChildren(this.results);
+    replaceChildren(this.summary);
     this.setStatus('idle', '');
     void this.reload();
   }
@@ -135,7 +146,7 @@ export class ParametersView {
         h(
           'p',
           { class: 'erchub-hint' },
-          'This notebook has no parameters: tag a cell that assigns them "parameters" and save it. Run shows its figures.'
+          'This notebook has no parameters: tag a cell that assigns them "parameters" and save it. Run shows its outputs.'
         )
       );
     }
@@ -271,7 +282,7 @@ export class ParametersView {
       this.setInput(field, defaults.get(field.spec.name) ?? initialInput(field.spec));
       this.check(field);
     }
-    // the last run's figures stay, with the values they were made with
+    // the last run's results stay, with the values they were made with
     if (this.status.dataset.state === 'error') {
       this.setStatus('idle', '');
     }
@@ -308,7 +319,7 @@ export class ParametersView {
       if (this.running !== running) {
         return;
       }
-      this.showResult(result, new Set(Object.keys(values.values)));
+      this.showResult(result);
       this.setStatus('done', `Done in ${result.duration.toFixed(1)} s`);
     } catch (error) {
       if (isAbort(error) || this.running !== running) {
@@ -323,57 +334,24 @@ export class ParametersView {
     }
   }
 
-  private showResult(result: RunResult, changed: Set<string>): void {
-    const values = h(
-      'ul',
-      { class: 'erchub-values' },
-      ...Object.entries(result.values).map(([name, value]) =>
-        h(
-          'li',
-          { 'data-name': name, class: changed.has(name) ? 'erchub-value-changed' : null },
-          h('code', {}, name),
-          ' = ',
-          h('code', { class: 'erchub-value' }, formatValue(value))
-        )
-      )
+  /** Open the results tab, and keep one line about the run here with a way back to it. */
+  private showResult(result: RunResult): void {
+    const shown = this.results.show(result);
+    const again = h(
+      'button',
+      { type: 'button', class: 'erchub-show-results jp-mod-styled' },
+      'Show results'
     );
-    const figures = result.outputs.map((output, index) => {
-      const display = displayOf(output);
-      let content: HTMLElement;
-      switch (display.element) {
-        case 'img':
-          content = h('img', {
-            src: display.src,
-            alt: `Output ${index + 1} of cell ${output.cell_index + 1}`
-          });
-          break;
-        case 'iframe': {
-          // sandbox without allow-scripts: the HTML is shown, never run
-          const frame = h('iframe', {
-            sandbox: '',
-            title: `HTML output of cell ${output.cell_index + 1}`
-          });
-          frame.srcdoc = display.srcdoc;
-          content = frame;
-          break;
-        }
-        case 'pre':
-          content = h('pre', {}, display.text);
-          break;
+    again.addEventListener('click', () => {
+      if (!this.results.activate(result.path) && !this.results.show(result)) {
+        replaceChildren(this.summary, 'Open the notebook to see the results of its runs.');
       }
-      return h(
-        'figure',
-        { class: 'erchub-figure', 'data-cell-id': output.cell_id, 'data-mime': output.mime },
-        content,
-        h('figcaption', {}, `Cell ${output.cell_index + 1}`)
-      );
     });
     replaceChildren(
-      this.results,
-      h('h4', {}, 'Values used'),
-      values,
-      figures.length > 0 ? null : h('p', { class: 'erchub-hint' }, 'The run produced no figures.'),
-      ...figures
+      this.summary,
+      h('span', { class: 'erchub-run-summary-text' }, runSummary(result.cells)),
+      ' ',
+      shown ? again : 'The notebook was closed: open it and run again to see them.'
     );
   }
 
@@ -413,7 +391,8 @@ export class ParametersView {
     role: 'status',
     'aria-live': 'polite'
   });
-  private readonly results = h('div', { class: 'erchub-results' });
+  /** one line about the last run, with "Show results" */
+  private readonly summary = h('div', { class: 'erchub-run-summary' });
 }
 
 function readInput(control: Control): InputValue {

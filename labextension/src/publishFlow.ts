@@ -1,21 +1,25 @@
 /**
- * "Publish ERC": candidate (the notebook's folder uploaded to the erc service) -> metadata
- * (the shared form; Save keeps the candidate a candidate) -> job (build and run it, live) ->
- * publish (the metadata saved once more, which makes the candidate public) -> done (the id
- * and the hub's launch link). Each step shows what it does and, when it fails, why in plain
- * words with a button to try again.
+ * "Publish ERC": folder (what will be packed: the notebook's folder or a parent, its files
+ * and sizes, how it relates to the launched compendium, and "Run all and save first?" when
+ * the notebook's outputs cannot be the reference of its check) -> metadata (the shared form,
+ * pre-filled from the notebook and the login; an author and the licences are required; Save
+ * uploads the folder as a candidate) -> job (build and run it, live) -> publish (the metadata
+ * saved once more, which makes the candidate public) -> done (the id and the hub's launch
+ * link). Each step shows what it does and, when it fails, why in plain words with a button to
+ * try again.
  */
 
-import { ErchubApi, errorMessage, isAbort } from './api';
-import { errorBox, h, replaceChildren } from './dom';
+import { ErchubApi, errorMessage, isAbort, PublishMode, PublishPreview } from './api';
+import { errorBox, h, replaceChildren, uniqueId } from './dom';
 import { JobView } from './jobView';
 import { O2rMetadata } from './metadata';
 import { MetadataEditor } from './metadataEditor';
 import { HubLocation, launchUrl } from './outputs';
+import { formatBytes, modeLabel, runFirstReason } from './publishing';
 
 export const PUBLISH_STEPS = [
-  { id: 'candidate', title: 'Upload the notebook’s folder as a candidate' },
-  { id: 'metadata', title: 'Describe the compendium' },
+  { id: 'folder', title: 'Choose what to publish' },
+  { id: 'metadata', title: 'Describe the compendium and upload it' },
   { id: 'job', title: 'Build its runtime and run it' },
   { id: 'publish', title: 'Publish' },
   { id: 'done', title: 'Done' }
@@ -23,7 +27,15 @@ export const PUBLISH_STEPS = [
 export type PublishStep = (typeof PUBLISH_STEPS)[number]['id'];
 export type StepStatus = 'pending' | 'active' | 'done' | 'failed';
 
-export interface PublishFlowOptions {
+/** What the flow asks of the open notebooks. */
+export interface NotebookActions {
+  /** whether the notebook is open with unsaved changes */
+  isDirty: (path: string) => boolean;
+  /** run every cell of the notebook (opened if need be) and save it */
+  runAllAndSave: (path: string) => Promise<void>;
+}
+
+export interface PublishFlowOptions extends NotebookActions {
   /** where the hub is (for the launch link) */
   hub: HubLocation;
   /** the compendium the flow made, and whether it is still a candidate */
@@ -41,7 +53,8 @@ export class PublishFlow {
   ) {
     this.jobView = new JobView(api);
     this.editor = new MetadataEditor({
-      saveLabel: 'Save and run the check',
+      saveLabel: 'Upload and check',
+      forPublishing: true,
       save: o2r => this.saveMetadata(o2r)
     });
     this.editorDetails = h(
@@ -90,6 +103,8 @@ export class PublishFlow {
     this.jobView.stop();
     this.generation += 1;
     this.path = path;
+    this.folder = undefined;
+    this.mode = null;
     this.compendiumId = null;
     this.saved = null;
     this.jobSucceeded = false;
@@ -98,7 +113,7 @@ export class PublishFlow {
     for (const step of PUBLISH_STEPS) {
       this.set(step.id, 'pending');
     }
-    void this.candidate();
+    void this.preview();
   }
 
   /** Hide the flow; a job it started goes on, but is no longer followed. */
@@ -112,68 +127,219 @@ export class PublishFlow {
     this.jobView.stop();
   }
 
-  private async candidate(): Promise<void> {
+  /** The first step: what publishing would pack, from the folder chosen (the proposed
+   * one at first). */
+  private async preview(folder?: string): Promise<void> {
     const generation = this.generation;
-    this.set(
-      'candidate',
-      'active',
-      h('p', {}, 'Packing the notebook’s folder and uploading it to the erc service…')
-    );
+    this.set('folder', 'active', h('p', {}, 'Looking at the notebook’s folder…'));
+    let preview: PublishPreview;
     try {
-      const candidate = await this.api.publish(this.path);
-      if (generation !== this.generation) {
-        return; // started again meanwhile
-      }
-      this.compendiumId = candidate.compendium_id;
-      this.set(
-        'candidate',
-        'done',
-        h(
-          'p',
-          {},
-          'Candidate ',
-          h('code', { class: 'erchub-compendium-id' }, candidate.compendium_id),
-          `: ${candidate.files} files from ${candidate.root || 'the server’s root folder'}.`
-        )
-      );
-      this.options.onCompendium(candidate.compendium_id, true);
-      this.editor.load(candidate.metadata?.o2r ?? {});
-      this.editorDetails.open = true;
-      this.set(
-        'metadata',
-        'active',
-        h(
-          'p',
-          {},
-          'This is what was found in the notebook and its folder. Correct and complete it.'
-        ),
-        this.editorDetails
-      );
+      preview = await this.api.publishPreview(this.path, folder);
     } catch (error) {
-      if (generation !== this.generation) {
+      if (generation === this.generation) {
+        this.fail(
+          'folder',
+          `Nothing can be published: ${errorMessage(error)}`,
+          () => void this.preview(folder)
+        );
+      }
+      return;
+    }
+    if (generation !== this.generation) {
+      return;
+    }
+    this.folder = preview.folder;
+    this.mode = preview.modes[0];
+    const reason = runFirstReason(
+      preview.outputs.state,
+      preview.outputs.message,
+      this.options.isDirty(this.path)
+    );
+    const next = h(
+      'button',
+      { type: 'button', class: 'erchub-publish-next jp-mod-styled jp-mod-accept' },
+      'Continue'
+    );
+    next.disabled = reason !== null;
+    next.addEventListener('click', () => this.describe(preview));
+    this.set(
+      'folder',
+      'active',
+      this.folderChoice(preview),
+      this.fileTable(preview),
+      ...preview.warnings.map(warning => h('p', { class: 'erchub-warning' }, warning)),
+      this.modeChoice(preview),
+      reason === null ? null : this.runFirst(reason),
+      next
+    );
+  }
+
+  private folderChoice(preview: PublishPreview): HTMLElement {
+    const id = uniqueId('erchub-folder');
+    const select = h('select', { id, class: 'erchub-publish-folder jp-mod-styled' });
+    for (const folder of preview.folders) {
+      const option = h('option', { value: folder }, folder);
+      option.selected = folder === preview.folder;
+      select.appendChild(option);
+    }
+    select.addEventListener('change', () => void this.preview(select.value));
+    return h(
+      'div',
+      { class: 'erchub-field' },
+      h('label', { for: id }, 'Folder to publish (it becomes the compendium)'),
+      select
+    );
+  }
+
+  private fileTable(preview: PublishPreview): HTMLElement {
+    return h(
+      'details',
+      { class: 'erchub-publish-files', open: preview.total_files <= 20 },
+      h(
+        'summary',
+        { class: 'erchub-publish-totals' },
+        `${preview.total_files} files, ${formatBytes(preview.total_bytes)}, with `,
+        h('code', {}, preview.path.split('/').pop() ?? preview.path),
+        ' as the main notebook'
+      ),
+      h(
+        'table',
+        { class: 'erchub-file-list' },
+        ...preview.files.map(file =>
+          h(
+            'tr',
+            { 'data-path': file.path },
+            h('td', { class: 'erchub-file-path' }, file.path, file.written ? ' (written)' : ''),
+            h('td', { class: 'erchub-file-size' }, formatBytes(file.size))
+          )
+        )
+      )
+    );
+  }
+
+  private modeChoice(preview: PublishPreview): HTMLElement | null {
+    if (preview.modes.length === 1 && preview.modes[0] === 'new') {
+      return null;
+    }
+    const name = uniqueId('erchub-mode');
+    return h(
+      'fieldset',
+      { class: 'erchub-publish-modes' },
+      h('legend', {}, 'This is the folder of the launched compendium. Publish it as:'),
+      ...preview.modes.map((mode: PublishMode) => {
+        const input = h('input', { type: 'radio', name, value: mode });
+        input.checked = mode === this.mode;
+        input.addEventListener('change', () => {
+          this.mode = mode;
+        });
+        return h(
+          'label',
+          { class: 'erchub-publish-mode' },
+          input,
+          ' ',
+          modeLabel(mode, preview.related_compendium)
+        );
+      })
+    );
+  }
+
+  /** "Run all and save first?": the reason and one button that does it, then looks again. */
+  private runFirst(reason: string): HTMLElement {
+    const button = h(
+      'button',
+      { type: 'button', class: 'erchub-run-all jp-mod-styled jp-mod-accept' },
+      'Run all and save'
+    );
+    const box = h(
+      'div',
+      { class: 'erchub-run-first', role: 'alert' },
+      h('p', {}, h('strong', {}, 'Run all and save first? '), reason),
+      button
+    );
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      button.textContent = 'Running all cells…';
+      try {
+        await this.options.runAllAndSave(this.path);
+      } catch (error) {
+        button.disabled = false;
+        button.textContent = 'Run all and save';
+        box.appendChild(errorBox(`The notebook did not run: ${errorMessage(error)}`));
         return;
       }
-      this.fail(
-        'candidate',
-        `No candidate was made: ${errorMessage(error)}`,
-        () => void this.candidate()
-      );
-    }
+      await this.preview(this.folder);
+    });
+    return box;
+  }
+
+  /** The second step: the metadata proposed for the folder, to complete before uploading. */
+  private describe(preview: PublishPreview): void {
+    this.set(
+      'folder',
+      'done',
+      h(
+        'p',
+        { class: 'erchub-publish-summary' },
+        `${preview.folder}: ${preview.total_files} files, ${formatBytes(preview.total_bytes)}`
+      )
+    );
+    this.editor.load(preview.metadata.o2r);
+    this.editorDetails.open = true;
+    this.set(
+      'metadata',
+      'active',
+      h(
+        'p',
+        {},
+        'This is what was found in the notebook and your login. Complete it: publishing needs at least one author and the code, data and text licences.'
+      ),
+      this.editorDetails
+    );
   }
 
   private async saveMetadata(o2r: O2rMetadata): Promise<void> {
-    const id = this.compendiumId;
-    if (id === null) {
-      throw new Error('there is no candidate to describe');
+    if (this.compendiumId === null) {
+      // the candidate's metadata holds what the service derived from its files (main
+      // notebook, files, ...): the form edits that from now on, and publishing saves it
+      const saved = await this.upload(o2r);
+      this.editor.load(saved);
+      this.saved = saved;
+    } else {
+      await this.api.saveMetadata(this.compendiumId, o2r, false);
+      this.saved = o2r;
     }
-    await this.api.saveMetadata(id, o2r, false);
-    this.saved = o2r;
     this.setStatus('metadata', 'done');
     // folded away so that the job's steps are in sight; it can be opened to edit again
     this.editorDetails.open = false;
     if (!this.jobSucceeded && this.status('job') !== 'active') {
       void this.job();
     }
+  }
+
+  /** Upload the chosen folder as a candidate with the author's metadata; the candidate's
+   * metadata as saved. */
+  private async upload(o2r: O2rMetadata): Promise<O2rMetadata> {
+    if (this.folder === undefined || this.mode === null) {
+      throw new Error('choose the folder first');
+    }
+    const candidate = await this.api.publish({
+      path: this.path,
+      folder: this.folder,
+      mode: this.mode,
+      metadata: { o2r }
+    });
+    this.compendiumId = candidate.compendium_id;
+    this.editorDetails.before(
+      h(
+        'p',
+        { class: 'erchub-publish-candidate' },
+        'Candidate ',
+        h('code', { class: 'erchub-compendium-id' }, candidate.compendium_id),
+        `: ${candidate.files} files from ${candidate.folder}.`
+      )
+    );
+    this.options.onCompendium(candidate.compendium_id, true);
+    return candidate.metadata.o2r ?? o2r;
   }
 
   private async job(): Promise<void> {
@@ -286,7 +452,7 @@ export class PublishFlow {
     }
   }
 
-  private set(step: PublishStep, status: StepStatus, ...content: Node[]): void {
+  private set(step: PublishStep, status: StepStatus, ...content: (Node | string | null)[]): void {
     this.setStatus(step, status);
     replaceChildren(this.body(step), ...content);
     if (status === 'active') {
@@ -312,6 +478,9 @@ export class PublishFlow {
   /** counts the starts, so that the answers of an earlier start are ignored */
   private generation = 0;
   private path = '';
+  /** the folder chosen, from the server's root */
+  private folder: string | undefined = undefined;
+  private mode: PublishMode | null = null;
   private compendiumId: string | null = null;
   private saved: O2rMetadata | null = null;
   private jobSucceeded = false;

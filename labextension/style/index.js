@@ -1,1 +1,3 @@
 import './base.css';
+import './results.css';
+import './publish.css';

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import {
   emptyCreator,
   formFromO2r,
+  joinWords,
   MetadataForm,
+  missingForPublishing,
   o2rFromForm,
   validateMetadata
 } from '../src/metadata';
@@ -149,5 +151,48 @@ describe('o2rFromForm', () => {
     const edited = form();
     edited.license.data = 'CC-BY-4.0';
     expect((o2rFromForm(edited, O2R).license as { data: unknown }).data).toBe('CC-BY-4.0');
+  });
+});
+
+describe('what publishing needs', () => {
+  const generated = {
+    title: 'Doubling',
+    creators: [],
+    license: { code: 'NOASSERTION', data: 'NOASSERTION', text: 'NOASSERTION' }
+  };
+
+  it('shows licences nobody chose as empty', () => {
+    expect(formFromO2r(generated).license).toEqual({ code: '', data: '', text: '', metadata: '' });
+  });
+
+  it('names each missing thing', () => {
+    const form = formFromO2r(generated);
+    expect(missingForPublishing(form)).toEqual([
+      'at least one author',
+      'the code, data and text licences'
+    ]);
+    form.creators = [{ name: 'Ada', orcid: '', affiliation: '' }];
+    form.license.code = 'MIT';
+    form.license.text = 'CC-BY-4.0';
+    expect(missingForPublishing(form)).toEqual(['the data licence']);
+    form.perFileLicenses.data = { 'a.csv': 'ODbL-1.0' };
+    expect(missingForPublishing(form)).toEqual([]);
+  });
+
+  it('marks the fields only when publishing', () => {
+    const form = formFromO2r(generated);
+    expect(validateMetadata(form).size).toBe(0);
+    const errors = validateMetadata(form, true);
+    expect(errors.get('creators.0.name')).toMatch(/At least one author/);
+    expect([...errors.keys()].filter(key => key.startsWith('license.'))).toEqual([
+      'license.code',
+      'license.data',
+      'license.text'
+    ]);
+  });
+
+  it('joins words', () => {
+    expect(joinWords(['a'])).toBe('a');
+    expect(joinWords(['a', 'b', 'c'])).toBe('a, b and c');
   });
 });

@@ -12,13 +12,14 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from erchub import safefs, substitution, workspace
 from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
-from erchub.errors import Conflict, Invalid, NotFound, Unavailable
+from erchub.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from erchub.metadata import is_orcid_id, orcid_check_character, write_metadata
 from erchub.services.compendia import files
 from erchub.services.store import CompendiumRecord, Store
@@ -71,6 +72,45 @@ def add_compendium(
             raise
         return compendium_id
     raise Unavailable("no free compendium id found; please try again")
+
+
+class Relation(Enum):
+    """How a new compendium relates to an existing one; the value names the o2r metadata
+    field (and the upload's form field) that records it."""
+
+    #: a new version of a compendium of the same author (o2r keeps the original as it is)
+    IS_NEW_VERSION_OF = "is_new_version_of"
+    #: made from someone's compendium (a launched session's files, changed)
+    DERIVED_FROM = "derived_from"
+
+
+def relation_metadata(relation: Relation, original: CompendiumRecord, user: str) -> dict[str, Any]:
+    """The metadata that records that ``user``'s new compendium relates to ``original``:
+    ``{relation: {"id", "doi"}}`` (``doi`` the original's, or null). Forbidden when ``user``
+    claims a new version of a compendium that is not theirs."""
+    if relation is Relation.IS_NEW_VERSION_OF and original.user != user:
+        raise Forbidden(
+            f"only the author of compendium {original.id} may publish a new version of it;"
+            f" publish it as derived_from {original.id} instead"
+        )
+    return {relation.value: {"id": original.id, "doi": _doi_of(original.metadata)}}
+
+
+def related_ids(metadata: Mapping[str, Any]) -> dict[str, str | None]:
+    """The id of the compendium each relation of ``metadata`` names (None when there is none),
+    by relation (:class:`Relation`'s values)."""
+    ids: dict[str, str | None] = {}
+    for relation in Relation:
+        related = metadata.get(relation.value)
+        related_id = related.get("id") if isinstance(related, Mapping) else None
+        ids[relation.value] = related_id if isinstance(related_id, str) else None
+    return ids
+
+
+def _doi_of(metadata: Mapping[str, Any]) -> str | None:
+    identifier = metadata.get("identifier")
+    doi = identifier.get("doi") if isinstance(identifier, Mapping) else None
+    return doi if isinstance(doi, str) and doi.strip() else None
 
 
 def delete_compendium(

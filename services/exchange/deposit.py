@@ -97,11 +97,14 @@ def zenodo_metadata(
                                                       empty
     ``related_identifiers`` ``identifier.doi``;       the DOI the compendium already has:
                             ``substitution``;         ``isIdenticalTo`` (the same compendium
-                            ``compendium_url``        deposited again), or ``isDerivedFrom`` when
-                                                      ``substitution`` says it was made from
-                                                      another; ``compendium_url`` (its page on
-                                                      erchub, where it runs): ``isSupplementedBy``.
-                                                      Omitted when empty
+                            ``is_new_version_of``;    deposited again), or ``isDerivedFrom`` when
+                            ``derived_from``;         ``substitution`` says it was made from
+                            ``compendium_url``        another; the DOI of the compendium it is a
+                                                      new version of (``isNewVersionOf``) or was
+                                                      derived from (``isDerivedFrom``), when that
+                                                      one has a DOI; ``compendium_url`` (its page
+                                                      on erchub, where it runs):
+                                                      ``isSupplementedBy``. Omitted when empty
     ``notes``               ``erc_id``, ``mainfile``, one HTML-escaped paragraph: what the deposit
                             ``displayfile``,          is (an ERC, bag and crate), its main and
                             ``license``,              display files, every license kind, the
@@ -209,6 +212,13 @@ def _zenodo_license(licenses: object) -> str | None:
     return None
 
 
+#: o2r fields naming the compendium this one came from, and their DataCite relation types
+RELATED_COMPENDIUM_RELATIONS = {
+    "is_new_version_of": "isNewVersionOf",
+    "derived_from": "isDerivedFrom",
+}
+
+
 def _related_identifiers(o2r: Mapping[str, Any], url: str | None) -> list[dict[str, str]]:
     related = []
     doi = doi_of(o2r)
@@ -216,6 +226,13 @@ def _related_identifiers(o2r: Mapping[str, Any], url: str | None) -> list[dict[s
         derived = isinstance(o2r.get("substitution"), Mapping)
         relation = "isDerivedFrom" if derived else "isIdenticalTo"
         related.append({"identifier": doi, "relation": relation})
+    # the compendium it is a new version of, or was derived from (recorded at its upload),
+    # when that one has a DOI: DataCite's relation types
+    for field, relation in RELATED_COMPENDIUM_RELATIONS.items():
+        original = o2r.get(field)
+        original_doi = text_of(original.get("doi")) if isinstance(original, Mapping) else None
+        if original_doi:
+            related.append({"identifier": original_doi, "relation": relation})
     if url and url.strip():
         related.append({"identifier": url.strip(), "relation": "isSupplementedBy"})
     return related

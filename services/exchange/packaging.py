@@ -128,7 +128,7 @@ def bag_info_tags(
         "External-Description": "Executable Research Compendium: "
         + (text_of(o2r.get("title")) or fallback_description(o2r)),
         "Internal-Sender-Identifier": compendium_id,
-        "Bag-Size": _human_size(sum(files.values())),
+        "Bag-Size": human_size(sum(files.values())),
         "Bag-Software-Agent": f"erchub {__version__} (bagit.py {bagit.VERSION})",
         "ERC-Version": ERC_VERSION,
         ERC_TAG: "true",
@@ -142,7 +142,8 @@ def bag_info_tags(
     return tags
 
 
-def _human_size(size: int) -> str:
+def human_size(size: int) -> str:
+    """Bytes as a reader reads them: "512 bytes", "1.5 KB", "3.2 MB" (units of 1024)."""
     amount = float(size)
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if amount < 1024 or unit == "TB":

@@ -26,9 +26,9 @@ def api_handlers() -> list[tuple[str, Any]]:
 
 def page_handlers() -> list[tuple[str, Any]]:
     """Every page route, relative to the service prefix, in matching order."""
-    from erchub.services.handlers import check, launch, login
+    from erchub.services.handlers import catalogue, check, landing, launch, login
 
     routes: list[tuple[str, Any]] = []
-    for module in (launch, check, login):
+    for module in (catalogue, landing, launch, check, login):
         routes.extend(module.default_handlers)
     return routes

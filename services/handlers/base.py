@@ -393,6 +393,25 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             await self.blocking(chunks.close)
         self.finish()
 
+    async def send_archive(
+        self, root: Path, archive_format: compendia.ArchiveFormat, name: str
+    ) -> None:
+        """Send the files at ``root`` as a ``name``.zip or .tar.gz download, streamed as it is
+        made, and finish; a client that goes away ends it quietly."""
+        media_type = "application/zip" if archive_format == "zip" else "application/gzip"
+        self.set_header("Content-Type", media_type)
+        self.set_header("Content-Disposition", f'attachment; filename="{name}.{archive_format}"')
+        stream = compendia.ArchiveStream(root, archive_format, name)
+        try:
+            while (chunk := await self.blocking(stream.next_chunk)) is not None:
+                self.write(chunk)
+                await self.flush()
+        except StreamClosedError:
+            return
+        finally:
+            stream.close()
+        self.finish()
+
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")

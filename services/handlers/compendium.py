@@ -1,7 +1,9 @@
 """The ``compendium`` resource (o2r's names): upload, list, get, delete, metadata, files.
 
 - ``POST /compendium``: multipart upload (``compendium`` file, ``content_type`` workspace or
-  compendium), streamed to disk, extracted safely, completed, moved into place, then
+  compendium, optionally ``is_new_version_of`` or ``derived_from`` the id of a compendium the
+  caller can see: recorded in the metadata; a new version only of the caller's own, else
+  403), streamed to disk, extracted safely, completed, moved into place, then
   recorded: 201 ``{"id"}``, a candidate of the caller. A bad archive is a 400 with the
   foundation's one-line message (also for the archive limits, a zip bomb: the request itself
   was within the upload limit, its content is what is wrong); a body above the upload limit
@@ -13,7 +15,8 @@
 - ``GET /compendium``: ``{"results": [ids], "total"}`` as o2r (newest first); filters
   ``user``, ``doi``, ``candidate=true`` (the caller's own candidates), ``start``, ``limit``;
   ``summary=true`` adds ``summaries`` (id, user, created, candidate, title per result).
-- ``GET /compendium/{id}``: id, user, created, updated, candidate, metadata ``{"o2r"}``, files.
+- ``GET /compendium/{id}``: id, user, created, updated, candidate, ``is_new_version_of`` and
+  ``derived_from`` (ids or null), metadata ``{"o2r"}``, files.
 - ``DELETE /compendium/{id}``: the author deletes a candidate, an administrator anything;
   others get 403 on what they can see. 409 while one of its jobs runs. Removes the record,
   its jobs, and their files: 204.
@@ -35,7 +38,6 @@ from importlib import resources
 from typing import Any
 
 from tornado import web
-from tornado.iostream import StreamClosedError
 
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia.operations import (
@@ -43,6 +45,7 @@ from erchub.services.compendia.operations import (
     delete_compendium,
     ingest_compendium,
     metadata_lock,
+    relation_metadata,
     save_metadata,
 )
 from erchub.services.exchange.loading import load_compendium
@@ -142,6 +145,11 @@ class CompendiaHandler(UploadHandler):
             return
         upload = await self.received_upload()
         try:
+            related = None
+            if upload.relation is not None:
+                relation, original_id = upload.relation
+                original = await self.visible_compendium(original_id)
+                related = relation_metadata(relation, original, user)
             compendium_id = await self.blocking(
                 ingest_compendium,
                 self.store,
@@ -150,6 +158,7 @@ class CompendiaHandler(UploadHandler):
                 self.service.data_dir,
                 user,
                 limits=self.service.archive_limits,
+                metadata=related,
             )
         finally:
             await self.blocking(upload.remove)
@@ -278,25 +287,10 @@ class DownloadHandler(BaseHandler):
 
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
-        archive_format = self.archive_format
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
         root = await self.compendium_files(record)
-        media_type = "application/zip" if archive_format == "zip" else "application/gzip"
-        self.set_header("Content-Type", media_type)
-        self.set_header(
-            "Content-Disposition", f'attachment; filename="{record.id}.{archive_format}"'
-        )
-        stream = compendia.ArchiveStream(root, archive_format, record.id)
-        try:
-            while (chunk := await self.blocking(stream.next_chunk)) is not None:
-                self.write(chunk)
-                await self.flush()
-        except StreamClosedError:
-            return
-        finally:
-            stream.close()
-        self.finish()
+        await self.send_archive(root, self.archive_format, record.id)
 
 
 class TarGzDownloadHandler(DownloadHandler):

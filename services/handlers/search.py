@@ -11,9 +11,7 @@ from typing import Any
 from tornado import web
 
 from erchub.services.handlers.base import SCOPE_READ, BaseHandler, iso, needs_scope
-from erchub.services.store import SearchHit
-
-MAX_QUERY_LENGTH = 500
+from erchub.services.store import MAX_SEARCH_TEXT, SearchHit
 
 
 def hit_json(hit: SearchHit) -> dict[str, Any]:
@@ -39,8 +37,8 @@ class SearchHandler(BaseHandler):
         text = self.get_query_argument("q", "").strip()
         if not text:
             raise web.HTTPError(400, "q is required: the words to search for")
-        if len(text) > MAX_QUERY_LENGTH:
-            raise web.HTTPError(400, f"q is longer than {MAX_QUERY_LENGTH} characters")
+        if len(text) > MAX_SEARCH_TEXT:
+            raise web.HTTPError(400, f"q is longer than {MAX_SEARCH_TEXT} characters")
         start, limit = self.paging(default_limit=20)
         hits, total = await self.blocking(
             self.store.search_compendia, text, viewer=self.viewer, start=start, limit=limit

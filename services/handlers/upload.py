@@ -1,16 +1,18 @@
 """Streaming reception of ``multipart/form-data`` uploads, straight to a file on disk.
 
 A compendium upload (o2r's form) has two parts: ``compendium``, the archive file, and
-``content_type``, ``workspace`` or ``compendium``. :class:`UploadHandler` is the base of
-``@web.stream_request_body`` handlers: tornado hands it the body chunk by chunk, each chunk is
-parsed by python-multipart and the file's bytes are written to a private temporary directory
-below ``data_dir/uploads`` (never held in memory), one chunk at a time in the executor, so that
-tornado reads the next chunk only when the previous one is on disk.
+``content_type``, ``workspace`` or ``compendium``; erchub adds an optional third, the
+compendium the upload is related to: ``is_new_version_of`` or ``derived_from`` (its id).
+:class:`UploadHandler` is the base of ``@web.stream_request_body`` handlers: tornado hands it
+the body chunk by chunk, each chunk is parsed by python-multipart and the file's bytes are
+written to a private temporary directory below ``data_dir/uploads`` (never held in memory), one
+chunk at a time in the executor, so that tornado reads the next chunk only when the previous
+one is on disk.
 
 The service's ``upload_limit`` (bytes of the request body) is enforced twice: a declared
 ``Content-Length`` above it is answered 413 before any of the body is read, and a chunked body
 is answered 413 as soon as it crosses the limit. A body that is not multipart, a part other
-than the two, a part sent twice, a missing part, a bad ``content_type`` or a body that ends
+than these, a part sent twice, a missing part, a bad ``content_type`` or a body that ends
 early are 400s naming the problem. Refusals linger (see :class:`UploadHandler`) so that they
 reach the client through the hub's proxy. On every error, and when the client goes away, the
 temporary directory is removed.
@@ -35,16 +37,19 @@ from python_multipart.multipart import parse_options_header
 from tornado import web
 
 from erchub.services.compendia.files import CONTENT_TYPES, UPLOADS_DIRECTORY
+from erchub.services.compendia.operations import Relation
 from erchub.services.handlers.base import BaseHandler
 
 FILE_PART = "compendium"
 CONTENT_TYPE_PART = "content_type"
-PARTS = (FILE_PART, CONTENT_TYPE_PART)
-#: longer than any content_type value: a field is kept in memory only up to this
+RELATION_PARTS = {relation.value: relation for relation in Relation}
+PARTS = (FILE_PART, CONTENT_TYPE_PART, *RELATION_PARTS)
+#: longer than any content_type value or compendium id: a field is kept in memory only up to this
 MAX_FIELD_BYTES = 64
 #: characters kept of the client's file name (it only appears in messages)
 MAX_FILENAME_CHARS = 100
 UNSAFE_FILENAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+ -]")
+COMPENDIUM_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,60}")
 
 
 def uploads_dir(handler: BaseHandler) -> Path:
@@ -65,6 +70,8 @@ class ReceivedUpload:
     filename: str
     content_type: str
     size: int
+    #: the compendium the upload is related to, and how; None for none
+    relation: tuple[Relation, str] | None
     #: the private temporary directory below uploads/ that :meth:`remove` deletes
     directory: Path
 
@@ -122,6 +129,9 @@ class MultipartReceiver:
         self._filename = ""
         self._size = 0
         self._content_type: str | None = None
+        self._relation: tuple[Relation, str] | None = None
+        #: the name of the form field being read, when it is no file
+        self._field_name = ""
         uploads.mkdir(parents=True, exist_ok=True)
         self.directory = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
 
@@ -160,6 +170,7 @@ class MultipartReceiver:
                 filename=self._filename,
                 content_type=self._content_type,
                 size=self._size,
+                relation=self._relation,
                 directory=self.directory,
             )
 
@@ -196,9 +207,11 @@ class MultipartReceiver:
             raise web.HTTPError(400, "a part of the multipart body is no named form-data field")
         field = name.decode("utf-8", errors="replace")
         if field not in PARTS:
+            relations = " or ".join(RELATION_PARTS)
             raise web.HTTPError(
                 400,
-                f"unknown form field {field[:60]!r}: expected {FILE_PART} and {CONTENT_TYPE_PART}",
+                f"unknown form field {field[:60]!r}: expected {FILE_PART} and"
+                f" {CONTENT_TYPE_PART} (and optionally {relations})",
             )
         if field == FILE_PART:
             if self._path is not None:
@@ -208,8 +221,12 @@ class MultipartReceiver:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
             self._sink = open(os.open(self._path, flags, 0o600), "wb")  # noqa: SIM115
         else:
-            if self._content_type is not None:
+            if field == CONTENT_TYPE_PART and self._content_type is not None:
                 raise web.HTTPError(400, f"the form field {CONTENT_TYPE_PART} is sent twice")
+            if field in RELATION_PARTS and self._relation is not None:
+                relations = " or ".join(RELATION_PARTS)
+                raise web.HTTPError(400, f"an upload has at most one relation: {relations}, once")
+            self._field_name = field
             self._field = bytearray()
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -219,7 +236,7 @@ class MultipartReceiver:
         elif self._field is not None:
             self._field += data[start:end]
             if len(self._field) > MAX_FIELD_BYTES:
-                raise web.HTTPError(400, f"{CONTENT_TYPE_PART} must be workspace or compendium")
+                raise web.HTTPError(400, self._field_problem())
 
     def _on_part_end(self) -> None:
         if self._sink is not None:
@@ -228,11 +245,19 @@ class MultipartReceiver:
         elif self._field is not None:
             value = self._field.decode("utf-8", errors="replace").strip()
             self._field = None
+            if self._field_name in RELATION_PARTS:
+                if not COMPENDIUM_ID_PATTERN.fullmatch(value):
+                    raise web.HTTPError(400, f"{self._field_problem()}, got {value!r}")
+                self._relation = (RELATION_PARTS[self._field_name], value)
+                return
             if value not in CONTENT_TYPES:
-                raise web.HTTPError(
-                    400, f"{CONTENT_TYPE_PART} must be workspace or compendium, got {value!r}"
-                )
+                raise web.HTTPError(400, f"{self._field_problem()}, got {value!r}")
             self._content_type = value
+
+    def _field_problem(self) -> str:
+        if self._field_name in RELATION_PARTS:
+            return f"{self._field_name} must be the id of a compendium"
+        return f"{CONTENT_TYPE_PART} must be workspace or compendium"
 
     def _on_end(self) -> None:
         self._ended = True

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from erchub.services.compendia.operations import related_ids
 from erchub.services.handlers.base import iso
 from erchub.services.store import CompendiumRecord
 
 
 def compendium_json(record: CompendiumRecord, files: dict[str, Any] | None) -> dict[str, Any]:
-    """A compendium as the API shows it (o2r fields, times in ISO 8601)."""
+    """A compendium as the API shows it (o2r fields, times in ISO 8601), with the ids of the
+    compendia it is a new version of and derived from (null for none)."""
     body = summary_json(record)
     body["updated"] = iso(record.updated)
+    body.update(related_ids(record.metadata))
     body["metadata"] = {"o2r": record.metadata}
     if files is not None:
         body["files"] = files

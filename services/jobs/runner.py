@@ -11,7 +11,9 @@ Job directory::
     Dockerfile         the runtime manifest rendered by repo2docker
     input.ipynb        the main notebook with parameters injected (papermill semantics)
     output/            written by the runtime: executed notebook, display HTML, new files
-    check/report.html  the check report (check.json: its summary)
+    check/report.html  the check report (check.json: its summary; with the verdict "no
+                       reference outputs", its ``reference`` names the executed notebook
+                       and display that could be published as the reference)
     image.tar          the runtime image (docker save), when asked for
 """
 
@@ -389,9 +391,23 @@ class _JobRun:
         )
         (self.directory / REPORT_FILE).write_text(html, encoding="utf-8")
         summary = result.to_json()
+        if result.verdict is checker.Verdict.NO_REFERENCE_OUTPUTS:
+            # Nothing was reproduced or not: the run's outputs are what the owner may adopt as
+            # the reference (publish its executed notebook); the record says where they are.
+            summary["reference"] = {
+                key: self.record[key] for key in ("executed", "display") if key in self.record
+            }
         (self.directory / CHECK_SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
         self.record.update(report=REPORT_FILE, check=summary)
         counts = result.counts
+        if result.verdict is checker.Verdict.NO_REFERENCE_OUTPUTS:
+            self.log(
+                StepName.CHECK,
+                "no reference outputs: the published notebook stores none, so nothing was "
+                f"compared; this job's executed notebook ({self.record['executed']}) can be "
+                "published as the reference",
+            )
+            return None
         self.log(
             StepName.CHECK,
             f"{counts['outputs_compared']} outputs compared, "

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from erchub.redact import redact_url as redact
 from erchub.services.store.base import (
+    MAX_SEARCH_TEXT,
     WORKER_LOST,
     CompendiumQuery,
     CompendiumRecord,
@@ -80,6 +81,7 @@ def open_store(db_url: str) -> Store:
 
 __all__ = [
     "DEFAULT_MONGODB_DATABASE",
+    "MAX_SEARCH_TEXT",
     "SCHEMES",
     "WORKER_LOST",
     "CompendiumQuery",

@@ -205,6 +205,10 @@ def doi_of(metadata: dict[str, Any]) -> str | None:
     return doi.strip().lower() if isinstance(doi, str) and doi.strip() else None
 
 
+#: longest search text (characters) a caller may send
+MAX_SEARCH_TEXT = 500
+
+
 def search_fields(metadata: dict[str, Any]) -> dict[str, str]:
     """The text the search covers, by field: title, authors, keywords, description, files."""
 

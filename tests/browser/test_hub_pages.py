@@ -154,3 +154,29 @@ def test_home_page_lists_recent_launches(
         "href", f"/services/erc/launch/{compendium_id}"
     )
     expect(launch.get_by_role("button", name="Open")).to_have_count(0)
+
+
+def test_home_page_offers_the_workspace_and_the_catalogue(
+    page: Page, erc_hub: Hub, screenshot: Callable[..., Path]
+) -> None:
+    hub_login(page, erc_hub.url, "homepage-author")
+    start = page.get_by_role("button", name="Start my workspace")
+    expect(start).to_be_visible()
+    expect(start).to_have_attribute("href", "/hub/spawn/homepage-author")
+    expect(page.get_by_role("button", name="Browse published compendia")).to_have_attribute(
+        "href", "/services/erc/"
+    )
+    # the hub's own default-server buttons and "Add New Server" are not offered
+    expect(page.locator("#start")).to_be_hidden()
+    expect(page.locator(".add-server-row")).to_be_hidden()
+    screenshot(page)
+
+
+def test_a_refused_start_says_why_on_the_page(
+    page: Page, erc_hub: Hub, screenshot: Callable[..., Path]
+) -> None:
+    hub_login(page, erc_hub.url, "refused-author")
+    response = page.goto(f"{erc_hub.url}/hub/spawn/refused-author/erc-manual?compendium=../etc")
+    assert response is not None and response.status == 400
+    expect(page.locator("body")).to_contain_text("user_options.compendium is not a valid id")
+    screenshot(page)

@@ -4,8 +4,9 @@
   installed): the ERC panel shows the notebook's parameters as widgets with their defaults, a
   moved slider and "Run with these values" change the figure, "Reset" restores the defaults.
 - In a real hub-spawned session (hub + docker tiers, the runtime image with erchub's wheel):
-  "Publish ERC" on the notebook toolbar makes a candidate that the erc API then lists, its
-  metadata is saved through the form, its job runs, and publishing ends the candidacy.
+  "Publish ERC" on the launched notebook's toolbar offers the launched compendium's folder
+  as derived from it, the form's metadata uploads a candidate that the erc API then lists,
+  its job runs, and publishing ends the candidacy.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def executed_workspace(tmp_path: Path) -> bytes:
 
 
 def figure_bytes(page: Page) -> bytes:
-    source = page.locator(".erchub-figure img").first.get_attribute("src") or ""
+    source = (
+        page.locator(".erchub-results-view .erchub-result-run img").first.get_attribute("src") or ""
+    )
     assert source.startswith("data:image/png;base64,"), source[:40]
     return base64.b64decode(source.split(",", 1)[1])
 
@@ -107,7 +110,7 @@ def test_panel_reruns_the_notebook_with_new_values(
         expect(frequency.locator(".erchub-slider-value")).to_contain_text("3.5")
         page.locator(".erchub-run-button").click()
         expect(status).to_have_attribute("data-state", "done", timeout=RUN_TIMEOUT_MS)
-        used = page.locator('.erchub-results .erchub-values li[data-name="frequency"]')
+        used = page.locator('.erchub-results-view .erchub-values li[data-name="frequency"]')
         expect(used.locator(".erchub-value")).to_contain_text("3.5")
         changed_figure = figure_bytes(page)
         assert changed_figure != default_figure, "a new frequency draws another figure"
@@ -154,16 +157,16 @@ def test_publish_erc_from_a_hub_session(
         "factor = 2", timeout=LAUNCH_TIMEOUT_MS
     )
 
-    # Publish ERC (it saves the notebook first): a candidate of this author, listed by the API
+    # Publish ERC: the launched compendium's folder, derived from it (it is someone else's)
     page.locator(".erchub-publish-button").click()
-    candidate_step = page.locator('.erchub-publish-step[data-step="candidate"]')
-    expect(candidate_step).to_have_attribute("data-status", "done", timeout=RUN_TIMEOUT_MS)
-    compendium_id = page.locator(".erchub-publish .erchub-compendium-id").first.inner_text()
-    candidates = erc_hub.request("GET", "/compendium?candidate=true", token=token).json()
-    assert compendium_id.strip() in candidates["results"]
-    screenshot(page, "candidate")
+    folder_step = page.locator('.erchub-publish-step[data-step="folder"]')
+    expect(folder_step.locator(".erchub-publish-folder")).to_have_value("/")
+    expect(folder_step.locator(".erchub-publish-modes")).to_contain_text(
+        f"derived from {source_id}"
+    )
+    folder_step.locator(".erchub-publish-next").click()
 
-    # the metadata form: a bad ORCID iD is named; a good one is saved as a draft
+    # the metadata form: a bad ORCID iD is named; a good one and the licences upload it
     form = page.locator(".erchub-publish .erchub-metadata-form")
     form.locator('.erchub-field[data-field="title"] input').fill("Published from JupyterLab")
     form.locator('.erchub-field[data-field="creators.0.name"] input').fill("Ada Lovelace")
@@ -173,13 +176,20 @@ def test_publish_erc_from_a_hub_session(
         "last character should be 7"
     )
     orcid.fill("0000-0002-1825-0097")
+    for kind, licence in (("code", "MIT"), ("data", "CC0-1.0"), ("text", "CC-BY-4.0")):
+        form.locator(f'.erchub-field[data-field="license.{kind}"] input').fill(licence)
     form.locator(".erchub-metadata-save").click()
     metadata_step = page.locator('.erchub-publish-step[data-step="metadata"]')
-    expect(metadata_step).to_have_attribute("data-status", "done")
+    expect(metadata_step).to_have_attribute("data-status", "done", timeout=RUN_TIMEOUT_MS)
     expect(page.locator(".erchub-publish .erchub-saved")).to_have_text("Saved.")
+    compendium_id = page.locator(".erchub-publish .erchub-compendium-id").first.inner_text()
+    candidates = erc_hub.request("GET", "/compendium?candidate=true", token=token).json()
+    assert compendium_id.strip() in candidates["results"]
+    screenshot(page, "candidate")
     stored = erc_hub.request("GET", f"/compendium/{compendium_id}", token=token).json()
     assert stored["candidate"] is True
     assert stored["metadata"]["o2r"]["title"] == "Published from JupyterLab"
+    assert stored["derived_from"] == source_id
 
     # the job runs live, then publishing ends the candidacy
     job_step = page.locator('.erchub-publish-step[data-step="job"]')

@@ -3,6 +3,7 @@ JupyterLab with the main notebook open (browser + hub + docker tiers)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.docker]
 
 #: first launches build an image: the page may wait that long for JupyterLab
 LAUNCH_TIMEOUT_MS = 300_000
+#: keeps each text the progress page's progress line shows in window.ercProgressMessages
+RECORD_PROGRESS_MESSAGES = """
+window.ercProgressMessages = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const line = document.getElementById("progress-message");
+  if (!line) return;
+  new MutationObserver(() => window.ercProgressMessages.push(line.innerText)).observe(
+    line, { childList: true, characterData: true, subtree: true });
+});
+"""
 
 
 def test_launch_link_lands_in_jupyterlab(
@@ -36,6 +47,8 @@ def test_launch_link_lands_in_jupyterlab(
     reviewer = "reviewer"
     server = server_name_for(compendium_id)
 
+    # every text the progress line shows, as a person sees it (hidden parts left out)
+    page.add_init_script(RECORD_PROGRESS_MESSAGES)
     page.goto(f"{erc_hub.url}/services/erc/launch/{compendium_id}")
     # not logged in: the hub's login page, then straight back to the launch
     page.wait_for_url(lambda url: "/hub/login" in url)
@@ -48,10 +61,19 @@ def test_launch_link_lands_in_jupyterlab(
     # the build's log lines reach the page's event log
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('#progress-log .progress-log-event'))"
-        ".some(e => e.textContent.includes('Step '))",
+        ".some(e => e.innerText.startsWith('Step '))",
         timeout=LAUNCH_TIMEOUT_MS,
     )
     screenshot(page, "progress")
+    shown, logged = page.evaluate(
+        "() => [window.ercProgressMessages, Array.from(document.querySelectorAll("
+        "'#progress-log .progress-log-event')).map(e => e.innerText)]"
+    )
+    # the progress line: the build's step and a short status, one line; the log: full lines
+    building = [text for text in shown if text.startswith("Building the runtime image:")]
+    assert building and all(re.search(r"\(step \d+/\d+\)$", text) for text in building), shown
+    assert not any(text.startswith("Step ") or "\n" in text for text in shown), shown
+    assert not any(text.startswith("Building the runtime image:") for text in logged), logged
 
     lab = f"/user/{reviewer}/{server}/lab/tree/analysis/main.ipynb"
     page.wait_for_url(lambda url: lab in url, timeout=LAUNCH_TIMEOUT_MS)

@@ -194,6 +194,42 @@ def test_check_passes_when_reproduced_and_fails_when_the_figure_changes(tmp_path
     assert "data:image/png;base64," in html
 
 
+def test_a_notebook_saved_without_outputs_gets_no_reference_outputs(tmp_path, runner):
+    """A compendium whose notebook was saved without running it (as some repositories hold
+    them): nothing to compare with, so no FAIL; the job's outputs are offered as the reference."""
+    ws = make_workspace(tmp_path / "ws", "print('hello')", "21 * 2")
+
+    result, _ = run(runner, ws, options=JobOptions(check=True))
+
+    assert result.status == "success", result.job.failure_reason
+    check_step = result.job.step("check")
+    assert check_step.status == "success"
+    assert check_step.text[-1].startswith("no reference outputs: the published notebook")
+    summary = result.record["check"]
+    assert summary["verdict"] == "no_reference_outputs" and summary["passed"] is False
+    assert summary["reference"] == {"executed": "output/main.ipynb", "display": "output/main.html"}
+    assert json.loads((result.directory / "check" / "check.json").read_text()) == summary
+    reference = nbformat.read(result.directory / summary["reference"]["executed"], as_version=4)
+    assert reference.cells[0].outputs[0]["text"] == "hello\n"
+    assert reference.cells[1].outputs[0]["data"]["text/plain"] == "42"
+    html = result.report.read_text()
+    assert '<p class="verdict">NO REFERENCE OUTPUTS</p>' in html and "FAIL" not in html
+
+
+def test_the_execution_log_has_no_kernel_start_noise(tmp_path, runner):
+    """The kernel's start (ipykernel's warning about unencrypted TCP, and alike) stays out of
+    the job's log: the step says only what erchub says."""
+    ws = make_workspace(tmp_path / "ws", "print('into the notebook, not the log')")
+
+    result, events = run(runner, ws)
+
+    assert result.status == "success", result.job.failure_reason
+    lines = result.job.step("image_execute").text
+    assert len(lines) == 1 and lines[0].startswith("executed in "), lines
+    logged = [e.line for e in events if e.kind == "log" and e.step == "image_execute"]
+    assert logged == lines
+
+
 def test_image_save_writes_a_loadable_docker_archive(tmp_path, runner):
     import tarfile
 

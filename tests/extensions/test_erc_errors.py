@@ -14,9 +14,15 @@ from tornado import httpserver, testing, web
 
 from tests.extensions.conftest import assert_error, call, extension_config, json_of, wave_notebook
 
+#: metadata that publishing takes
+COMPLETE_O2R = {
+    "title": "T",
+    "creators": [{"name": "Ada"}],
+    "license": {"code": "MIT", "data": "CC0-1.0", "text": "CC-BY-4.0"},
+}
 #: every erchub endpoint that talks to the erc service, with a body that passes validation
 ERC_ENDPOINTS = [
-    ("POST", ("erchub", "publish"), {"path": "main.ipynb"}),
+    ("POST", ("erchub", "publish"), {"path": "main.ipynb", "metadata": {"o2r": COMPLETE_O2R}}),
     ("GET", ("erchub", "compendium", "c1"), None),
     ("GET", ("erchub", "compendium", "c1", "metadata"), None),
     ("PUT", ("erchub", "compendium", "c1", "metadata"), {"o2r": {"title": "T"}}),
@@ -40,7 +46,12 @@ async def test_without_an_erc_service_is_503(
     ("method", "parts", "body", "words"),
     [
         ("POST", ("erchub", "publish"), {}, ["path is required"]),
-        ("POST", ("erchub", "publish"), {"path": "none.ipynb"}, ["unknown notebook 'none.ipynb'"]),
+        (
+            "POST",
+            ("erchub", "publish"),
+            {"path": "none.ipynb", "metadata": {"o2r": COMPLETE_O2R}},
+            ["unknown notebook 'none.ipynb'"],
+        ),
         ("POST", ("erchub", "publish"), b"[", ["malformed JSON body"]),
         ("PUT", ("erchub", "compendium", "c1", "metadata"), {}, ["o2r is required"]),
         ("PUT", ("erchub", "compendium", "c1", "metadata"), {"o2r": []}, ["o2r must be an object"]),

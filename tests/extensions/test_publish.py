@@ -22,7 +22,8 @@ from tests.extensions.conftest import (
     json_of,
     wave_notebook,
 )
-from tests.hub.conftest import UPLOAD_LIMIT, Hub
+from tests.hub.conftest import UPLOAD_LIMIT, Hub, zip_directory
+from tests.hub.test_launch import publish as launch_publish
 
 pytestmark = pytest.mark.hub
 
@@ -44,8 +45,20 @@ def files_of(node: dict[str, Any]) -> set[str]:
     return set().union(*(files_of(child) for child in node["children"]))
 
 
-async def publish(jp_fetch: Any, path: str) -> Any:
-    return await call(jp_fetch, "erchub", "publish", method="POST", body={"path": path})
+LICENSES = {"code": "MIT", "data": "CC0-1.0", "text": "CC-BY-4.0"}
+COMPLETE = {"title": "T", "creators": [{"name": "Ada"}], "license": LICENSES}
+
+
+async def publish(jp_fetch: Any, path: str, **choices: str) -> Any:
+    """What the publish flow does: the preview's metadata, completed with an author and the
+    licences, published from the preview's folder (or the ``folder`` and ``mode`` chosen)."""
+    preview = await call(jp_fetch, "erchub", "publish", params={"path": path})
+    if preview.code != 200:
+        return preview
+    o2r = json_of(preview)["metadata"]["o2r"]
+    o2r = {**o2r, "creators": o2r["creators"] or [{"name": "Ada Lovelace"}], "license": LICENSES}
+    body = {"path": path, "metadata": {"o2r": o2r}, **choices}
+    return await call(jp_fetch, "erchub", "publish", method="POST", body=body)
 
 
 async def test_a_folder_without_erc_yml_becomes_a_candidate(
@@ -64,11 +77,15 @@ async def test_a_folder_without_erc_yml_becomes_a_candidate(
     assert response.code == 201, response.body
     body = json_of(response)
     assert body["candidate"] is True
-    assert body["root"] == "waves"
+    assert body["folder"] == "/waves"
+    assert body["mode"] == "new"
+    assert body["relation"] is None
     assert body["files"] == 4  # main.ipynb, data.csv, .ercignore and the erc.yml added
     o2r = body["metadata"]["o2r"]
     assert o2r["mainfile"] == "main.ipynb"
     assert o2r["title"] == "Waves"
+    assert o2r["creators"] == [{"name": "Ada Lovelace"}]
+    assert o2r["license"]["code"] == "MIT"
     compendium_id = body["compendium_id"]
 
     token = erc_hub.token(AUTHOR)
@@ -81,11 +98,13 @@ async def test_a_folder_without_erc_yml_becomes_a_candidate(
         erc_hub.request("GET", f"/compendium/{compendium_id}/data/erc.yml", token).text
     )
     assert erc["main"] == "main.ipynb"
+    assert erc["licenses"] == {**LICENSES, "metadata": "NOASSERTION"}
+    assert shown["is_new_version_of"] is None and shown["derived_from"] is None
     # The user's folder is as it was: the erc.yml went into the archive only.
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == before
 
 
-async def test_the_erc_root_is_packed_with_its_erc_yml(
+async def test_the_compendium_folder_of_its_main_is_packed_under_a_new_id(
     jp_fetch: Any, jp_root_dir: Path, erc_hub: Hub
 ) -> None:
     project = jp_root_dir / "project"
@@ -104,29 +123,68 @@ async def test_the_erc_root_is_packed_with_its_erc_yml(
     response = await publish(jp_fetch, "project/analysis/main.ipynb")
     assert response.code == 201, response.body
     body = json_of(response)
-    assert (body["root"], body["files"]) == ("project", 3)
-    assert body["metadata"]["o2r"]["erc_id"] == erc_id
+    assert (body["folder"], body["files"]) == ("/project", 3)
+    # a new compendium: never the erc id of the folder's erc.yml
+    assert body["metadata"]["o2r"]["erc_id"] not in (erc_id, None)
     assert body["metadata"]["o2r"]["mainfile"] == "analysis/main.ipynb"
 
 
-async def test_refusals_of_the_erc_service_are_passed_on(jp_fetch: Any, jp_root_dir: Path) -> None:
+async def test_an_erc_yml_above_never_captures_a_new_folder(
+    jp_fetch: Any, jp_root_dir: Path, erc_hub: Hub
+) -> None:
+    wave_notebook(jp_root_dir / "main.ipynb")
+    (jp_root_dir / "erc.yml").write_text(ERC_YML)
+    write_notebook(jp_root_dir / "my-study" / "doubling.ipynb", heading("# Doubling"), "2 * 2")
+    response = await publish(jp_fetch, "my-study/doubling.ipynb")
+    assert response.code == 201, response.body
+    body = json_of(response)
+    assert body["folder"] == "/my-study"
+    o2r = body["metadata"]["o2r"]
+    assert (o2r["mainfile"], o2r["title"]) == ("doubling.ipynb", "Doubling")
+    assert set(o2r["files"]) == {"doubling.ipynb", "erc.yml"}
+
+
+async def test_refused_metadata_leaves_no_candidate(
+    jp_fetch: Any, jp_root_dir: Path, erc_hub: Hub
+) -> None:
     wave_notebook(jp_root_dir / "bad" / "main.ipynb")
-    (jp_root_dir / "bad" / "erc.yml").write_text(
-        ERC_YML.replace("spec_version: 1", "spec_version: 2")
-    )
-    response = await publish(jp_fetch, "bad/main.ipynb")
-    assert_error(response, 400, "erc.yml: spec_version: must be 1, got 2")
+    token = erc_hub.token(AUTHOR)
+    before = erc_hub.request("GET", "/compendium?candidate=true&limit=1000", token).json()
+    o2r = {
+        "title": "Bad ORCID",
+        "creators": [{"name": "Ada", "orcid": "0000-0002-1825-0098"}],
+        "license": LICENSES,
+    }
+    body = {"path": "bad/main.ipynb", "metadata": {"o2r": o2r}}
+    response = await call(jp_fetch, "erchub", "publish", method="POST", body=body)
+    assert_error(response, 400, "not published", "check character should be 7")
+    after = erc_hub.request("GET", "/compendium?candidate=true&limit=1000", token).json()
+    assert after["results"] == before["results"]
 
 
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({"path": "nothing/here.ipynb"}, ["unknown notebook 'nothing/here.ipynb': no such file"]),
-        ({"path": "main.ipynb", "extra": 1}, ["unknown field 'extra' (allowed: path)"]),
+        (
+            {"path": "nothing/here.ipynb", "metadata": {"o2r": COMPLETE}},
+            ["unknown notebook 'nothing/here.ipynb': no such file"],
+        ),
+        (
+            {"path": "main.ipynb", "extra": 1},
+            ["unknown field 'extra' (allowed: path, folder, mode, metadata)"],
+        ),
         ({}, ["path is required"]),
+        ({"path": "main.ipynb"}, ["metadata is required"]),
+        (
+            {"path": "main.ipynb", "mode": "new_version", "metadata": {"o2r": COMPLETE}},
+            ["cannot be published as new_version: choose new"],
+        ),
     ],
 )
-async def test_bad_publish_requests(jp_fetch: Any, body: Any, words: list[str]) -> None:
+async def test_bad_publish_requests(
+    jp_fetch: Any, jp_root_dir: Path, body: Any, words: list[str]
+) -> None:
+    wave_notebook(jp_root_dir / "main.ipynb")
     response = await call(jp_fetch, "erchub", "publish", method="POST", body=body)
     assert_error(response, 400, *words)
 
@@ -283,3 +341,110 @@ async def test_a_workspace_over_the_upload_limit_is_413(jp_fetch: Any, jp_root_d
     wave_notebook(jp_root_dir / "big" / "main.ipynb")
     (jp_root_dir / "big" / "noise.bin").write_bytes(os.urandom(UPLOAD_LIMIT + 1024))
     assert_error(await publish(jp_fetch, "big/main.ipynb"), 413)
+
+
+# --- a launched session: new versions and derivations ----------------------------------------
+
+
+def launched_workspace(root: Path) -> bytes:
+    """The launched compendium's files (also the session's root): main.ipynb and erc.yml."""
+    write_notebook(root / "main.ipynb", heading("# The original"), "x = 1")
+    (root / "erc.yml").write_text(ERC_YML.replace(ERC_YML_ID, str(uuid.uuid4())))
+    return zip_directory(root)
+
+
+ERC_YML_ID = "5d1e8f3a-6b2c-4f0e-9a7d-3c1b2e4f5a60"
+
+
+@pytest.mark.parametrize("owner", [AUTHOR, "someone-else"])
+class TestALaunchedSession:
+    @pytest.fixture
+    def original(self, erc_hub: Hub, tmp_path: Path, owner: str) -> str:
+        return launch_publish(erc_hub, erc_hub.token(owner), launched_workspace(tmp_path / "o"))
+
+    @pytest.fixture
+    def jp_server_config(self, erc_hub: Hub, original: str) -> dict[str, Any]:
+        return extension_config(
+            erc_api_url=erc_hub.api_url,
+            api_token=erc_hub.token(AUTHOR),
+            compendium_id=original,
+            session_user=AUTHOR,
+            warm_kernels=0,
+        )
+
+    async def test_the_launched_folder_is_a_version_or_a_derivation(
+        self, jp_fetch: Any, jp_root_dir: Path, erc_hub: Hub, original: str, owner: str
+    ) -> None:
+        launched_workspace(jp_root_dir)
+        preview = json_of(await call(jp_fetch, "erchub", "publish", params={"path": "main.ipynb"}))
+        own = owner == AUTHOR
+        assert preview["modes"] == (["new_version", "derived"] if own else ["derived"])
+        assert preview["related_compendium"] == original
+        context = await call(jp_fetch, "erchub", "context", params={"path": "main.ipynb"})
+        assert json_of(context)["notebook"] == {
+            "path": "main.ipynb",
+            "compendium_id": original,
+            "source": "launched",
+            "editable": own,
+        }
+
+        response = await publish(jp_fetch, "main.ipynb")
+        assert response.code == 201, response.body
+        body = json_of(response)
+        relation = "is_new_version_of" if own else "derived_from"
+        assert body["relation"] == {relation: original}
+        created = body["compendium_id"]
+        assert created != original
+        shown = erc_hub.request("GET", f"/compendium/{created}", erc_hub.token(AUTHOR)).json()
+        assert shown[relation] == original
+        other = "derived_from" if own else "is_new_version_of"
+        assert shown[other] is None
+        assert shown["metadata"]["o2r"][relation] == {"id": original, "doi": None}
+        # the session now shows what it published for the notebook, editable
+        context = await call(jp_fetch, "erchub", "context", params={"path": "main.ipynb"})
+        assert json_of(context)["notebook"]["compendium_id"] == created
+        assert json_of(context)["notebook"]["editable"] is True
+
+    async def test_a_new_folder_is_a_new_compendium(
+        self, jp_fetch: Any, jp_root_dir: Path, original: str
+    ) -> None:
+        launched_workspace(jp_root_dir)
+        write_notebook(jp_root_dir / "my-study" / "doubling.ipynb", heading("# Doubling"), "1")
+        preview = await call(
+            jp_fetch, "erchub", "publish", params={"path": "my-study/doubling.ipynb"}
+        )
+        assert json_of(preview)["modes"] == ["new"]
+        response = await publish(jp_fetch, "my-study/doubling.ipynb")
+        assert json_of(response)["relation"] is None
+        o2r = json_of(response)["metadata"]["o2r"]
+        assert "derived_from" not in o2r and "is_new_version_of" not in o2r
+
+
+def test_only_the_author_may_upload_a_new_version(erc_hub: Hub, tmp_path: Path) -> None:
+    owner, other = erc_hub.token("version-owner"), erc_hub.token("version-other")
+    original = launch_publish(erc_hub, owner, launched_workspace(tmp_path / "o"))
+    archive = launched_workspace(tmp_path / "copy")
+
+    def upload(token: str, field: str, value: str) -> Any:
+        return erc_hub.request(
+            "POST",
+            "/compendium",
+            token,
+            data={"content_type": "workspace", field: value},
+            files={"compendium": ("w.zip", archive, "application/zip")},
+        )
+
+    refused = upload(other, "is_new_version_of", original)
+    assert refused.status_code == 403, refused.text
+    assert "only the author of compendium" in refused.json()["message"]
+    assert upload(other, "derived_from", "nosuch").status_code == 404
+    assert upload(other, "derived_from", "no/slash").status_code == 400
+    derived = upload(other, "derived_from", original)
+    assert derived.status_code == 201, derived.text
+    version = upload(owner, "is_new_version_of", original)
+    assert version.status_code == 201, version.text
+    shown = erc_hub.request("GET", f"/compendium/{version.json()['id']}", owner).json()
+    assert (shown["is_new_version_of"], shown["derived_from"]) == (original, None)
+    # the original stays as it was
+    kept = erc_hub.request("GET", f"/compendium/{original}", owner).json()
+    assert (kept["is_new_version_of"], kept["derived_from"]) == (None, None)

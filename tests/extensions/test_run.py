@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import psutil
 import pytest
+from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 from tornado.httpclient import HTTPClientError
 
-from tests.conftest import parameters_cell, write_notebook
+from erchub.extensions.execution import OUTPUT_LIMIT_BYTES
+from tests.conftest import heading, parameters_cell, write_notebook
 from tests.extensions.conftest import (
     ERC_YML,
     assert_error,
@@ -40,9 +44,10 @@ async def run(jp_fetch: Any, body: Any, headers: dict[str, str] | None = None) -
 
 def images(result: dict[str, Any]) -> list[bytes]:
     return [
-        base64.b64decode(output["data"])
-        for output in result["outputs"]
-        if output["mime"] == "image/png"
+        base64.b64decode(output["data"]["image/png"])
+        for cell in result["cells"]
+        for output in cell["outputs"]
+        if "image/png" in output.get("data", {})
     ]
 
 
@@ -61,8 +66,15 @@ async def test_new_values_change_the_figure_and_not_the_notebook(
     assert slow_result["values"] == {"frequency": 1.0, "points": 200, "label": "wave"}
     assert fast_result["values"]["frequency"] == 3.5
     assert isinstance(slow_result["duration"], float) and slow_result["duration"] > 0
-    # Without bound cells, the outputs are every image of the notebook: the one figure.
-    assert [(o["cell_index"], o["mime"]) for o in slow_result["outputs"]] == [(3, "image/png")]
+    assert datetime.fromisoformat(slow_result["time"]).tzinfo is not None
+    # every cell with outputs, in notebook order: the figure, then the printed summary
+    assert [(c["cell_index"], c["bound"]) for c in slow_result["cells"]] == [
+        (3, False),
+        (4, False),
+    ]
+    assert slow_result["cells"][1]["outputs"] == [
+        {"name": "stdout", "output_type": "stream", "text": "wave: 1.0 (200 points)\n"}
+    ]
     slow_png, fast_png = images(slow_result)[0], images(fast_result)[0]
     assert slow_png.startswith(b"\x89PNG") and fast_png.startswith(b"\x89PNG")
     assert slow_png != fast_png
@@ -86,17 +98,74 @@ async def test_the_stream_reports_progress_then_the_result(
     assert len(images(result)) == 1
 
 
-async def test_bound_cells_show_all_their_outputs(jp_fetch: Any, jp_root_dir: Path) -> None:
+async def test_bound_cells_are_marked(jp_fetch: Any, jp_root_dir: Path) -> None:
     wave_notebook(jp_root_dir / "main.ipynb")
     (jp_root_dir / "erc.yml").write_text(
-        ERC_YML + "ui_bindings:\n  - parameter: points\n    cells: [summary, plot]\n"
+        ERC_YML + "ui_bindings:\n  - parameter: points\n    cells: [summary]\n"
     )
     result = json_of(await run(jp_fetch, {"path": "main.ipynb", "values": {"points": "50"}}))
-    assert [(o["cell_id"], o["cell_index"], o["mime"]) for o in result["outputs"]] == [
-        (result["outputs"][0]["cell_id"], 3, "image/png"),
-        ("summary", 4, "text/plain"),
+    assert [(c["cell_index"], c["bound"]) for c in result["cells"]] == [(3, False), (4, True)]
+    assert result["cells"][1]["outputs"][0]["text"] == "wave: 1.0 (50 points)\n"
+
+
+async def test_every_output_kind_in_notebook_order_beside_the_published(
+    jp_fetch: Any, jp_root_dir: Path
+) -> None:
+    """A notebook without ui_bindings: printed text, results, tables, errors of cells that
+    may raise, with each cell's first source line and the saved notebook's outputs."""
+    notebook = write_notebook(
+        jp_root_dir / "kinds.ipynb",
+        parameters_cell("n = 2"),
+        new_code_cell("\n# doubled\nprint(n * 2)", id="printed"),
+        heading("## A table"),
+        new_code_cell(
+            "from IPython.display import HTML\nHTML(f'<table><tr><td>{n}</td></tr></table>')",
+            id="table",
+        ),
+        new_code_cell("n + 0.5", id="result"),
+        new_code_cell("x = 1", id="quiet"),
+        new_code_cell(
+            "raise ValueError(f'n is {n}')", id="raises", metadata={"tags": ["raises-exception"]}
+        ),
+    )
+    executed = NotebookClient(nbformat.read(notebook, as_version=4), timeout=60).execute()
+    nbformat.write(executed, notebook)
+
+    result = json_of(await run(jp_fetch, {"path": "kinds.ipynb", "values": {"n": 5}}))
+    cells = result["cells"]
+    assert [(c["cell_id"], c["cell_index"], c["source_line"]) for c in cells] == [
+        ("printed", 1, "# doubled\u2026"),
+        ("table", 3, "from IPython.display import HTML\u2026"),
+        ("result", 4, "n + 0.5"),
+        ("raises", 6, "raise ValueError(f'n is {n}')"),
     ]
-    assert result["outputs"][1]["data"] == "wave: 1.0 (50 points)\n"
+    printed, table, value, raised = cells
+    assert printed["outputs"] == [{"name": "stdout", "output_type": "stream", "text": "10\n"}]
+    assert printed["published"] == [{"name": "stdout", "output_type": "stream", "text": "4\n"}]
+    assert table["outputs"][0]["output_type"] == "execute_result"
+    assert table["outputs"][0]["data"]["text/html"] == "<table><tr><td>5</td></tr></table>"
+    assert value["outputs"][0]["data"]["text/plain"] == "5.5"
+    assert value["published"][0]["data"]["text/plain"] == "2.5"
+    assert (raised["outputs"][0]["output_type"], raised["outputs"][0]["evalue"]) == (
+        "error",
+        "n is 5",
+    )
+    assert all(c["omitted_outputs"] == c["omitted_published"] == 0 for c in cells)
+
+
+async def test_outputs_too_large_are_left_out_and_counted(jp_fetch: Any, jp_root_dir: Path) -> None:
+    write_notebook(
+        jp_root_dir / "big.ipynb",
+        parameters_cell("size = 1"),
+        new_code_cell("print('x' * size)", id="big"),
+        new_code_cell("print('small')", id="small"),
+    )
+    size = OUTPUT_LIMIT_BYTES + 1
+    response = await run(jp_fetch, {"path": "big.ipynb", "values": {"size": size}})
+    assert len(response.body) < OUTPUT_LIMIT_BYTES
+    big, small = json_of(response)["cells"]
+    assert (big["outputs"], big["omitted_outputs"]) == ([], 1)
+    assert small["outputs"][0]["text"] == "small\n"
 
 
 async def test_every_run_gets_a_fresh_kernel_in_the_notebooks_folder(
@@ -126,7 +195,7 @@ async def test_every_run_gets_a_fresh_kernel_in_the_notebooks_folder(
             (ready,) = pool._warm[("python3", str(folder.resolve()))]
             warm_pid = (await ready).manager.provisioner.pid
         result = json_of(await run(jp_fetch, {"path": "study/count.ipynb"}))
-        runs, pid, text = result["outputs"][0]["data"].split(" ", 2)
+        runs, pid, text = result["cells"][0]["outputs"][0]["text"].split(" ", 2)
         assert runs == "1", "a kernel is never used twice"
         assert text == "from the data folder\n"
         seen.append(int(pid))

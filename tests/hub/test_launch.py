@@ -130,7 +130,13 @@ def test_launch_builds_then_reuses_the_image(erc_hub: Hub, engine: Any, tmp_path
     messages = [event.get("message", "") for event in events]
     assert events[-1].get("ready"), messages[-5:]
     assert any(m.startswith("Building the runtime image") for m in messages), messages
-    assert any(m.startswith("Step ") for m in messages), "build log lines are shown"
+    # one short line per build log line, the full line for the event log beside it
+    build_lines = [e for e in events if "erc-build-line" in e.get("html_message", "")]
+    assert any('<span class="erc-build-line">Step ' in e["html_message"] for e in build_lines)
+    assert all(
+        e["message"].startswith("Building the runtime image") and len(e["message"]) < 80
+        for e in build_lines
+    ), "build log lines are shown as the step and a short status"
     assert any(m.startswith("Preparing your working copy") for m in messages)
     progress = [event["progress"] for event in events if "progress" in event]
     assert progress == sorted(progress), "progress never goes back"

@@ -14,7 +14,7 @@ import pytest
 from nbformat import v4
 from PIL import Image
 
-from erchub.checker import CheckOptions, Normalisation, compare_notebooks
+from erchub.checker import CheckOptions, Normalisation, Verdict, compare_notebooks
 from erchub.erc import Normaliser, parse_erc
 from erchub.errors import InvalidERC
 from erchub.normalising import DEFAULT_NORMALISERS, NORMALISERS
@@ -619,6 +619,69 @@ def test_json_outputs_compare_by_value():
 
     assert compare_notebooks(original, reordered).passed
     assert not compare_notebooks(original, changed).passed
+
+
+# --- no reference outputs ------------------------------------------------------------------
+
+
+def saved_without_running(*sources):
+    """A notebook as an author saves it without running it: code cells with no outputs."""
+    return notebook(*(v4.new_code_cell(source) for source in sources))
+
+
+def test_a_notebook_saved_without_outputs_has_no_reference_outputs():
+    original = saved_without_running("print(1)", "2 * 2")
+    reproduced = with_outputs(original, 0, stream("1\n"))
+    reproduced.cells[1].outputs = [result("4")]
+
+    checked = compare_notebooks(original, reproduced)
+
+    assert checked.verdict is Verdict.NO_REFERENCE_OUTPUTS
+    assert not checked.passed
+    assert checked.messages == [
+        "the published notebook stores no outputs to compare with (it was saved without "
+        "running it); the reproduced notebook's 2 output(s) can be its reference"
+    ]
+    summary = checked.to_json()
+    assert summary["verdict"] == "no_reference_outputs" and summary["passed"] is False
+
+
+def test_outputs_missing_from_some_cells_only_are_differences():
+    original = notebook(code("print(1)", stream("1\n")), v4.new_code_cell("2 * 2"))
+    reproduced = with_outputs(original, 1, result("4"))
+
+    checked = compare_notebooks(original, reproduced)
+
+    assert checked.verdict is Verdict.FAIL
+    [message] = checked.messages
+    assert message.endswith("output 0: execute_result (text/plain) extra in reproduced")
+
+
+def test_outputs_of_skipped_cells_make_no_reference():
+    volatile = code("now()", stream("09:00\n"), tags=["erc-volatile"])
+    original = notebook(volatile, v4.new_code_cell("2 * 2"))
+    reproduced = with_outputs(original, 1, result("4"))
+
+    assert compare_notebooks(original, reproduced).verdict is Verdict.NO_REFERENCE_OUTPUTS
+
+
+def test_a_notebook_without_outputs_in_either_run_passes():
+    original = saved_without_running("x = 21 * 2", "assert x == 42")
+
+    checked = compare_notebooks(original, copy.deepcopy(original))
+
+    assert checked.verdict is Verdict.PASS and checked.passed
+
+
+def test_no_reference_outputs_yet_a_different_structure_fails():
+    original = saved_without_running("print(1)")
+    reproduced = notebook(code("print(1)", stream("1\n")), code("print(2)", stream("2\n")))
+
+    assert compare_notebooks(original, reproduced).verdict is Verdict.FAIL
+
+
+def test_verdict_labels():
+    assert [verdict.label for verdict in Verdict] == ["PASS", "FAIL", "NO REFERENCE OUTPUTS"]
 
 
 # --- structure -----------------------------------------------------------------------------

@@ -192,3 +192,18 @@ def test_check_against_an_executed_notebook(capsys, tmp_path):
     )
     assert code == 1 and out.startswith("FAIL")
     assert "FAIL" in report.read_text()
+
+
+def test_check_of_a_notebook_saved_without_outputs_says_so(capsys, tmp_path):
+    from nbformat.v4 import new_code_cell, new_output
+
+    ws = tmp_path / "ws"
+    write_notebook(ws / "main.ipynb", new_code_cell("print(1)"))
+    executed = new_code_cell("print(1)", outputs=[new_output("stream", name="stdout", text="1\n")])
+    reproduced = write_notebook(tmp_path / "executed.ipynb", executed)
+    report = tmp_path / "report.html"
+    code, out, _ = run_cli(
+        capsys, "check", str(ws), "--against", str(reproduced), "--report", str(report)
+    )
+    # nothing was compared: not a pass, and said as what it is rather than as a difference
+    assert code == 1 and out.startswith("NO REFERENCE OUTPUTS")

@@ -515,6 +515,8 @@ def test_schema_is_valid_and_matches_the_openapi_fragment() -> None:
         "files",
         "origin",
         "substitution",
+        "is_new_version_of",
+        "derived_from",
     }
 
 

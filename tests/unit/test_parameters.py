@@ -6,7 +6,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from papermill.translators import PythonTranslator
 
 from erchub.errors import InvalidParameter
@@ -20,7 +20,6 @@ from erchub.parameters import (
     parameter_specs,
     parse_values,
     read_parameters,
-    select_outputs,
     values_used,
 )
 from tests.conftest import parameters_cell
@@ -530,63 +529,3 @@ def test_kernel_name() -> None:
     assert kernel_name(notebook()) == "python3"
     r_kernel = {"name": "ir", "display_name": "R", "language": "R"}
     assert kernel_name(new_notebook(metadata={"kernelspec": r_kernel})) == "ir"
-
-
-# --- result outputs --------------------------------------------------------------------------
-
-PNG = "iVBORw0KGgo="
-
-
-def executed_pair() -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
-    """An author's notebook and an executed, parameterised copy of it."""
-    original = notebook(
-        new_markdown_cell("# Figures"),
-        parameters_cell("n = 1"),
-        new_code_cell("print(n)", id="summary"),
-        new_code_cell("plot()", id="figure", metadata={"tags": ["plot"]}),
-        new_code_cell("table()", id="table"),
-    )
-    executed = inject_parameters(original, {"n": 2})
-    executed.cells[1].outputs = []
-    executed.cells[2].outputs = [new_output("display_data", data={"image/png": PNG})]
-    executed.cells[3].outputs = [new_output("stream", name="stdout", text="2\n")]
-    executed.cells[4].outputs = [
-        new_output("display_data", data={"text/plain": "<Figure>", "image/png": PNG + "\n"}),
-        new_output(
-            "execute_result",
-            data={"text/plain": "svg", "image/svg+xml": ["<svg>", "</svg>"]},
-            execution_count=1,
-        ),
-    ]
-    executed.cells[5].outputs = [
-        new_output(
-            "execute_result", data={"text/html": "<table/>", "text/plain": "t"}, execution_count=2
-        ),
-        new_output("error", ename="E", evalue="v", traceback=[]),
-    ]
-    return original, executed
-
-
-def test_without_bound_cells_every_image_is_shown() -> None:
-    original, executed = executed_pair()
-    shown = [output.to_json() for output in select_outputs(original, executed, [])]
-    assert shown == [
-        {"cell_id": "figure", "cell_index": 3, "mime": "image/png", "data": PNG},
-        {"cell_id": "figure", "cell_index": 3, "mime": "image/svg+xml", "data": "<svg></svg>"},
-    ]
-
-
-def test_bound_cells_by_id_or_tag_show_every_output() -> None:
-    original, executed = executed_pair()
-    shown = select_outputs(original, executed, ["summary", "plot", "table"])
-    assert [(o.cell_id, o.cell_index, o.mime, o.data) for o in shown] == [
-        ("summary", 2, "text/plain", "2\n"),
-        ("figure", 3, "image/png", PNG),
-        ("figure", 3, "image/svg+xml", "<svg></svg>"),
-        ("table", 4, "text/html", "<table/>"),
-    ]
-
-
-def test_the_injected_cell_is_never_shown() -> None:
-    original, executed = executed_pair()
-    assert select_outputs(original, executed, ["injected-parameters"]) == []

@@ -38,6 +38,29 @@ def test_passing_report_says_pass():
     assert re.search(r"Code cells compared</th><td>1</td>", html)
 
 
+def test_report_without_reference_outputs_shows_the_reproduced_outputs_as_a_reference():
+    original = notebook(code("print(1)"), code("plot()"))
+    original.cells[0].outputs = original.cells[1].outputs = []
+    reproduced = copy.deepcopy(original)
+    reproduced.cells[0].outputs = [stream("1\n")]
+    reproduced.cells[1].outputs = [png_output(sine())]
+
+    html = render_report(
+        compare_notebooks(original, reproduced),
+        title="Loaded",
+        original_name="published",
+        reproduced_name="job 42",
+    )
+
+    assert '<header class="no_reference_outputs">' in html
+    assert '<p class="verdict">NO REFERENCE OUTPUTS</p>' in html
+    assert "FAIL" not in html and "<h2>Differences</h2>" not in html
+    assert "its executed notebook can be published as the reference" in html
+    assert "<h2>Outputs of job 42</h2>" in html
+    assert '<span class="added">+1</span>' in html
+    assert "data:image/png;base64," in html
+
+
 def test_failing_report_shows_fail_counts_and_escaped_diff():
     checked = compare_notebooks(*failing_notebooks())
 

@@ -8,12 +8,17 @@ import pytest
 from jupyterhub.slugs import is_valid_safe_slug
 
 from erchub.sessions import (
+    WORKSPACE,
     InvalidSessionOptions,
+    SessionKind,
     SessionTarget,
     lab_url_for,
     parse_user_options,
     server_name_for,
 )
+
+#: a named server (sessions of compendia are named servers)
+NAMED = "erc-abc"
 
 IDS = [
     "2fyhXS",
@@ -77,13 +82,13 @@ def test_server_names_are_distinct_for_distinct_ids(ids: tuple[str, ...]) -> Non
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({"compendium": "2fyhXS"}, SessionTarget("compendium", "2fyhXS")),
-        ({"job": "j-1_a"}, SessionTarget("job", "j-1_a")),
-        ({"compendium": "x" * 64}, SessionTarget("compendium", "x" * 64)),
+        ({"compendium": "2fyhXS"}, SessionTarget(SessionKind.COMPENDIUM, "2fyhXS")),
+        ({"job": "j-1_a"}, SessionTarget(SessionKind.JOB, "j-1_a")),
+        ({"compendium": "x" * 64}, SessionTarget(SessionKind.COMPENDIUM, "x" * 64)),
     ],
 )
 def test_parse_user_options_accepts_one_id(options: dict[str, Any], expected: Any) -> None:
-    assert parse_user_options(options) == expected
+    assert parse_user_options(options, NAMED) == expected
 
 
 @pytest.mark.parametrize(
@@ -110,22 +115,39 @@ def test_parse_user_options_accepts_one_id(options: dict[str, Any], expected: An
 )
 def test_parse_user_options_rejects_with_a_clear_message(options: Any, message: str) -> None:
     with pytest.raises(InvalidSessionOptions) as raised:
-        parse_user_options(options)
+        parse_user_options(options, NAMED)
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("options", [{}, None])
+def test_the_default_server_is_the_workspace(options: Any) -> None:
+    assert parse_user_options(options, "") == WORKSPACE
+    assert WORKSPACE.kind is SessionKind.WORKSPACE
+
+
+@pytest.mark.parametrize("options", [{"compendium": "abc"}, {"job": "j1"}, {"image": "x"}])
+def test_the_workspace_opens_no_compendium(options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidSessionOptions, match=r"your workspace .* opens no compendium"):
+        parse_user_options(options, "")
+
+
+def test_a_named_server_without_options_points_to_the_workspace() -> None:
+    with pytest.raises(InvalidSessionOptions, match="Start my workspace"):
+        parse_user_options({}, NAMED)
 
 
 def test_parse_user_options_rejects_a_trailing_newline() -> None:
     with pytest.raises(InvalidSessionOptions, match="is not a valid id"):
-        parse_user_options({"compendium": "abc\n"})
+        parse_user_options({"compendium": "abc\n"}, NAMED)
 
 
 def test_rejection_messages_stay_short() -> None:
     with pytest.raises(InvalidSessionOptions) as raised:
-        parse_user_options({"compendium": "x" * 10_000})
+        parse_user_options({"compendium": "x" * 10_000}, NAMED)
     assert len(str(raised.value)) < 200
     many = {f"key{i}": i for i in range(50)}
     with pytest.raises(InvalidSessionOptions) as raised:
-        parse_user_options(many)
+        parse_user_options(many, NAMED)
     assert len(str(raised.value)) < 200
 
 

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from jupyterhub.objects import Hub
 from jupyterhub.orm import Server as OrmServer
 from jupyterhub.slugs import is_valid_display_name
 from jupyterhub.spawner import SpawnException
@@ -29,6 +30,7 @@ from tornado.netutil import bind_sockets
 from erchub.cli import load_config
 from erchub.services.handlers.launch import display_name_of
 from erchub.services.store import CompendiumRecord
+from erchub.sessions import WORKSPACE
 from erchub.spawner import session_build
 from erchub.spawner.builder import ImageBuilder
 from erchub.spawner.clients import docker_client
@@ -230,7 +232,41 @@ def test_check_user_options_answers_400_with_the_reason() -> None:
     ]:
         with pytest.raises(web.HTTPError) as raised:
             check_user_options(spawner, options)
-        assert (raised.value.status_code, raised.value.log_message) == (400, reason)
+        assert raised.value.status_code == 400
+        assert reason in raised.value.log_message
+        # what JupyterHub shows its user, on the error page and on the server's page after
+        assert raised.value.jupyterhub_message == raised.value.log_message
+
+
+def test_the_default_server_is_the_workspace_and_takes_no_options() -> None:
+    workspace = spawner_of(ERCSpawner, "")
+    check_user_options(workspace, {})
+    assert workspace.target == WORKSPACE
+    with pytest.raises(web.HTTPError, match="your workspace") as raised:
+        check_user_options(workspace, {"compendium": "Abc123"})
+    assert raised.value.jupyterhub_message.startswith("your workspace")
+
+
+async def test_the_login_names_the_author() -> None:
+    spawner = spawner_of(LocalERCSpawner, hub=Hub())
+    spawner.user.name = "0000-0002-1825-0097"
+    await spawner.run_auth_state_hook({"name": " Josiah Carberry "})
+    assert (spawner.author_name, spawner.author_orcid) == ("Josiah Carberry", spawner.user.name)
+    env = spawner.get_env()
+    assert env["ERCHUB_AUTHOR_NAME"] == "Josiah Carberry"
+    assert env["ERCHUB_AUTHOR_ORCID"] == "0000-0002-1825-0097"
+    # a development login: no auth_state, a name that is no ORCID iD
+    spawner.user.name = "alice"
+    await spawner.run_auth_state_hook(None)
+    env = spawner.get_env()
+    assert "ERCHUB_AUTHOR_NAME" not in env and "ERCHUB_AUTHOR_ORCID" not in env
+
+
+def test_the_authoring_environment_is_packaged() -> None:
+    environment = Path(spawner_of(ERCSpawner, "").workspace_environment)
+    requirements = (environment / "requirements.txt").read_text()
+    for package in ("numpy", "scipy", "pandas", "matplotlib"):
+        assert package in requirements
 
 
 @pytest.mark.parametrize("cls", [ERCSpawner, LocalERCSpawner])
@@ -429,9 +465,8 @@ def test_builds_run_on_the_engine_of_the_sessions(tmp_path: Path) -> None:
 async def test_client_settings_a_config_file_cannot_carry_stop_the_start(tmp_path: Path) -> None:
     spawner = spawner_of(ERCSpawner, builder_config_file="", client_kwargs={"tls": object()})
     spawner.begin_progress()
-    fetched = FetchedCompendium(SOURCE, tmp_path, {})
     with pytest.raises(SessionError) as raised:
-        await spawner.runtime_image(fetched, tmp_path)
+        await spawner.runtime_image(tmp_path, tmp_path)
     assert raised.value.status_code == 500
     assert "DockerSpawner.client_kwargs" in raised.value.log_message
     assert "client_kwargs" not in raised.value.jupyterhub_message
@@ -459,9 +494,8 @@ async def test_build_image_fails_with_the_cli_reason(
     spawner = spawner_of(ERCSpawner, builder_config_file="")
     spawner.begin_progress()
     async with scratch_directory() as scratch:
-        fetched = FetchedCompendium(SOURCE, root, {})
         with pytest.raises(SessionError) as raised:
-            await asyncio.wait_for(spawner.runtime_image(fetched, scratch), 60)
+            await asyncio.wait_for(spawner.runtime_image(root, scratch), 60)
     error = raised.value
     assert isinstance(error, SpawnException), "JupyterHub's exception"
     message = error.jupyterhub_message
@@ -556,8 +590,10 @@ async def test_two_launches_of_one_image_share_one_build(tmp_path: Path) -> None
     assert session_build._BUILDS == {}
     # the second start showed the build's log: what came before it (replayed) and after
     for spawner in (first, second):
-        assert "Step 1/2 : FROM erchub/base:bookworm" in messages(spawner)
-        assert "Step 2/2 : RUN pip install -r requirements.txt" in messages(spawner)
+        lines = [event.get("html_message", "") for event in spawner._events]
+        assert '<span class="erc-build-line">Step 1/2 : FROM erchub/base:bookworm' in lines[-3]
+        assert "Building the runtime image: installing packages (step 2/2)" in messages(spawner)
+        assert 'line">Step 2/2 : RUN pip install -r requirements.txt</span>' in lines[-2]
         assert messages(spawner)[-1].startswith(f"Built {IMAGE}")
         progress = [e["progress"] for e in spawner._events if "progress" in e]
         assert progress == sorted(progress), "progress never goes back"

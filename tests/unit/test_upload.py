@@ -9,6 +9,7 @@ import httpx
 import pytest
 from tornado import web
 
+from erchub.services.compendia.operations import Relation
 from erchub.services.handlers.upload import MultipartReceiver
 
 
@@ -87,6 +88,12 @@ WRONG_FORMS = {
     "no-type": (FILE, None, "no content_type part"),
     "empty": ({"compendium": ("a.zip", b"")}, WORKSPACE, "compendium part is empty"),
     "twice": ([("compendium", ("a.zip", b"x"))] * 2, WORKSPACE, "sent twice"),
+    "bad-relation": (FILE, {**WORKSPACE, "derived_from": "../x"}, "must be the id of a"),
+    "two-relations": (
+        FILE,
+        {**WORKSPACE, "derived_from": "abc123", "is_new_version_of": "abc123"},
+        "at most one relation",
+    ),
 }
 
 
@@ -150,3 +157,18 @@ def test_discard_midway_removes_the_partial_file(uploads: Path) -> None:
     assert list(uploads.iterdir()) == []
     with pytest.raises(web.HTTPError):
         receiver.feed(body[50_000:])
+
+
+@pytest.mark.parametrize(
+    ("field", "relation"),
+    [("is_new_version_of", Relation.IS_NEW_VERSION_OF), ("derived_from", Relation.DERIVED_FROM)],
+)
+def test_an_upload_names_the_compendium_it_relates_to(
+    uploads: Path, field: str, relation: Relation
+) -> None:
+    content_type, body = multipart(files=FILE, data={**WORKSPACE, field: "abc123"})
+    receiver = MultipartReceiver(content_type, uploads, limit=len(body))
+    feed_all(receiver, body)
+    upload = receiver.finish()
+    assert upload.relation == (relation, "abc123")
+    upload.remove()

@@ -1,0 +1,351 @@
+"""A compendium's landing page, the link an author puts in a paper, and what it links.
+
+- ``GET compendium/{id}``: title, authors (ORCID links), abstract, keywords, licences, the
+  display HTML (the paper's figures) in a sandboxed frame, the last check's verdict, "Launch in
+  JupyterLab", "Check", downloads, "Cite" (BibTeX and DataCite, :mod:`~.exchange.citation`),
+  the files with their sizes, the job history and related versions.
+- ``GET compendium/{id}.zip``: the compendium as a zip (as the API's download);
+- ``GET compendium/{id}/bag.zip``: the compendium as a BagIt bag with RO-Crate metadata, zipped
+  (as a ``download`` shipment makes it, but nothing is recorded: a GET changes nothing);
+- ``GET compendium/{id}/display``: the display HTML, the compendium's own ``displayfile``, else
+  the one its newest successful job wrote;
+- ``GET compendium/{id}/job/{job_id}/report``: a job's check report.
+
+Published compendia are readable without logging in (:mod:`.reading`); files are served as
+every file of a compendium or job is (sandboxed, :func:`~.base.untrusted_content_headers`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+
+from erchub import safefs
+from erchub.checker import Verdict as CheckerVerdict
+from erchub.erc import LICENSE_NOT_SPECIFIED
+from erchub.services.compendia import files as compendia
+from erchub.services.exchange.citation import cite, publication_year
+from erchub.services.exchange.o2r import doi_of, keywords_of, text_of
+from erchub.services.exchange.packaging import human_size
+from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY, doi_url, make_bag_zip
+from erchub.services.handlers.reading import (
+    ReaderPageHandler,
+    authors_of,
+    day_of,
+    title_of,
+)
+from erchub.services.jobs.runner import CHECK_DIR, OUTPUT_DIR
+from erchub.services.store import CompendiumRecord, JobQuery, JobRecord
+from erchub.steps import JobStatus, StrEnum
+
+#: jobs the history shows, newest first
+JOB_HISTORY = 20
+#: the publisher of a compendium with a DOI: erchub mints DOIs through Zenodo only (shipments;
+#: the loader loads Zenodo records)
+DOI_PUBLISHER = "Zenodo"
+#: o2r fields linking other versions (written by publishing a new version or a derived
+#: compendium), the relation each names, in the order the page lists them
+RELATIONS = (("is_new_version_of", "A new version of"), ("derived_from", "Derived from"))
+#: what a related value must look like to be read as the id of a compendium here
+COMPENDIUM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class Verdict(StrEnum):
+    """What the newest finished check says about a compendium."""
+
+    REPRODUCED = "reproduced"
+    EXECUTED = "executed"
+    #: executed, but the published notebook stores no outputs to compare with
+    NO_REFERENCE = "no-reference"
+    DIFFERS = "differs"
+    FAILED = "failed"
+    UNCHECKED = "unchecked"
+
+
+@dataclass(frozen=True)
+class CheckVerdict:
+    verdict: Verdict
+    #: in plain words
+    text: str
+    #: the job it comes from (None: never checked)
+    job: JobRecord | None = None
+
+
+def verdict_of(job: JobRecord | None) -> CheckVerdict:
+    """The verdict of a compendium's newest job that ended in success or failure. Pure."""
+    if job is None:
+        return CheckVerdict(Verdict.UNCHECKED, "Not checked yet.")
+    check = _mapping(_mapping(job.result).get("check"))
+    counts = _mapping(check.get("counts"))
+    if job.status == JobStatus.SUCCESS and check.get("passed") is True:
+        compared = counts.get("cells_compared")
+        cells = f" ({compared} cells compared)" if isinstance(compared, int) else ""
+        return CheckVerdict(
+            Verdict.REPRODUCED,
+            f"Reproduced: every output matches the published one{cells}.",
+            job,
+        )
+    if (
+        job.status == JobStatus.SUCCESS
+        and check.get("verdict") == CheckerVerdict.NO_REFERENCE_OUTPUTS
+    ):
+        return CheckVerdict(
+            Verdict.NO_REFERENCE,
+            "Executed without error, but the published notebook stores no outputs to compare "
+            "with (no reference outputs).",
+            job,
+        )
+    if job.status == JobStatus.SUCCESS:
+        return CheckVerdict(
+            Verdict.EXECUTED, "Executed without error; no outputs were compared.", job
+        )
+    if check.get("passed") is False:
+        different, compared = counts.get("cells_different"), counts.get("cells_compared")
+        how_many = (
+            f"{different} of {compared} cells differ"
+            if isinstance(different, int) and isinstance(compared, int)
+            else "outputs differ"
+        )
+        return CheckVerdict(
+            Verdict.DIFFERS, f"Not reproduced: {how_many} from the published ones.", job
+        )
+    reason = f": {job.reason}" if job.reason else ""
+    return CheckVerdict(Verdict.FAILED, f"The check failed{reason}.", job)
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else an empty one (results are read leniently)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def related_links(metadata: Mapping[str, Any], service_url: str) -> list[dict[str, str]]:
+    """The related versions the metadata names (:data:`RELATIONS`), as links: a compendium
+    id to its landing page, a DOI to its resolver, a URL as it is; a value may be one of
+    those, ``{"id"|"doi"|"url": ...}``, or a list of them. Anything else is left out.
+    Pure."""
+    links = []
+    for field, relation in RELATIONS:
+        value = metadata.get(field)
+        for item in value if isinstance(value, list) else [value]:
+            link = _link_of(item, service_url)
+            if link is not None:
+                links.append({"relation": relation, "href": link[0], "text": link[1]})
+    return links
+
+
+def _link_of(item: object, service_url: str) -> tuple[str, str] | None:
+    if isinstance(item, Mapping):
+        for key in ("id", "compendium_id", "doi", "url"):
+            if text_of(item.get(key)):
+                return _link_of(item[key], service_url)
+        return None
+    text = text_of(item)
+    if text is None:
+        return None
+    if text.startswith(("https://", "http://")):
+        return text, text
+    doi = text.removeprefix("doi:")
+    if doi.startswith("10.") and "/" in doi:
+        return doi_url(doi), doi
+    if COMPENDIUM_ID.fullmatch(text):
+        return f"{service_url}compendium/{text}", text
+    return None
+
+
+def licenses_of(metadata: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Each license kind and what it says ("not stated" for NOASSERTION; a per-file mapping
+    as "path: id" pairs). Pure."""
+    licenses = metadata.get("license")
+    if not isinstance(licenses, Mapping):
+        return []
+    shown = []
+    for kind, value in licenses.items():
+        if isinstance(value, Mapping):
+            text = "; ".join(f"{path}: {lic}" for path, lic in value.items())
+        else:
+            text = text_of(value) or LICENSE_NOT_SPECIFIED
+        shown.append(
+            {"kind": str(kind), "license": "not stated" if text == LICENSE_NOT_SPECIFIED else text}
+        )
+    return shown
+
+
+def files_of(tree: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The files of a :func:`~erchub.services.compendia.files.file_tree`, in path order, with
+    their sizes. Pure."""
+    files = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if node.get("type") == "directory":
+            pending.extend(reversed(node.get("children") or []))
+        else:
+            files.append({"path": node["path"], "size": human_size(int(node.get("size", 0)))})
+    return files
+
+
+def job_file(job: JobRecord, key: str, folder: str) -> str | None:
+    """The path inside ``folder`` of the job's file ``key`` (``display``, ``report``), when
+    the job recorded one there; None otherwise."""
+    recorded = text_of(job.result.get(key)) if isinstance(job.result, Mapping) else None
+    if recorded is None:
+        return None
+    top, _, inside = recorded.partition("/")
+    return inside if top == folder and inside else None
+
+
+class CompendiumReading(ReaderPageHandler):
+    """What the landing page and its files share: the compendium and its jobs."""
+
+    async def newest_job(self, record: CompendiumRecord, status: JobStatus) -> JobRecord | None:
+        query = JobQuery(viewer=self.viewer, compendium_id=record.id, status=status, limit=1)
+        jobs, _ = await self.blocking(self.store.list_jobs, query)
+        return jobs[0] if jobs else None
+
+    async def verdict(self, record: CompendiumRecord) -> CheckVerdict:
+        ended = [
+            job
+            for job in [
+                await self.newest_job(record, JobStatus.SUCCESS),
+                await self.newest_job(record, JobStatus.FAILURE),
+            ]
+            if job is not None
+        ]
+        newest = max(ended, key=lambda job: job.finished or job.created, default=None)
+        return verdict_of(newest)
+
+    async def display(self, record: CompendiumRecord, root: Path) -> tuple[Path, str] | None:
+        """Where the display HTML is (a folder and a path inside it), or None."""
+        own = text_of(record.metadata.get("displayfile"))
+        if own is not None:
+            is_there: bool = await self.blocking(safefs.is_file, root, own)
+            if is_there:
+                return root, own
+        job = await self.newest_job(record, JobStatus.SUCCESS)
+        inside = job_file(job, "display", OUTPUT_DIR) if job else None
+        if job is None or inside is None:
+            return None
+        return self.job_dir(job.id) / OUTPUT_DIR, inside
+
+
+class LandingPageHandler(CompendiumReading):
+    async def get(self, compendium_id: str) -> None:
+        self.check_arguments()
+        record = await self.readable_compendium(compendium_id)
+        root = await self.compendium_files(record)
+        tree = await self.blocking(compendia.file_tree, root)
+        history, history_total = await self.blocking(
+            self.store.list_jobs,
+            JobQuery(viewer=self.viewer, compendium_id=record.id, limit=JOB_HISTORY),
+        )
+        landing_url = f"{self.request.protocol}://{self.request.host}{self.request.path}"
+        metadata = record.metadata
+        citation = cite(
+            metadata,
+            compendium_id=record.id,
+            landing_url=landing_url,
+            publisher=DOI_PUBLISHER if doi_of(metadata) else f"erchub ({self.request.host})",
+            year=publication_year(metadata, record.created),
+        )
+        page = self.service_url("compendium", record.id)
+        check = await self.verdict(record)
+        jobs = [
+            {
+                "id": job.id,
+                "status": str(job.status),
+                "date": day_of(job.finished or job.created),
+                "report": f"{page}/job/{job.id}/report"
+                if job_file(job, "report", CHECK_DIR)
+                else None,
+            }
+            for job in history
+        ]
+        self.render_page(
+            "landing.html",
+            compendium_id=record.id,
+            page_url=page,
+            candidate=record.candidate,
+            title=title_of(record),
+            authors=authors_of(metadata),
+            description=text_of(metadata.get("description")),
+            keywords=keywords_of(metadata),
+            licenses=licenses_of(metadata),
+            published=text_of(metadata.get("publication_date")) or day_of(record.created),
+            doi=doi_of(metadata),
+            has_display=await self.display(record, root) is not None,
+            check=check,
+            check_date=day_of(check.job.finished) if check.job else None,
+            bibtex=citation.bibtex,
+            datacite=json.dumps(citation.datacite, indent=2, ensure_ascii=False),
+            files=files_of(tree),
+            jobs=jobs,
+            jobs_total=history_total,
+            related=related_links(metadata, self.service_url()),
+            login_url=self.login_link(),
+        )
+
+
+class DisplayHandler(CompendiumReading):
+    async def get(self, compendium_id: str) -> None:
+        self.check_arguments()
+        record = await self.readable_compendium(compendium_id)
+        found = await self.display(record, await self.compendium_files(record))
+        if found is None:
+            raise web.HTTPError(404, f"compendium {record.id} has no display file yet")
+        await self.send_file(*found)
+
+
+class ReportHandler(CompendiumReading):
+    async def get(self, compendium_id: str, job_id: str) -> None:
+        self.check_arguments()
+        record = await self.readable_compendium(compendium_id)
+        job = await self.blocking(self.store.get_job, job_id)
+        # a job is visible to whoever sees its compendium (the store's rule)
+        inside = job_file(job, "report", CHECK_DIR) if job else None
+        if job is None or job.compendium_id != record.id or inside is None:
+            raise web.HTTPError(404, f"compendium {record.id} has no report of job {job_id}")
+        await self.send_file(self.job_dir(job.id) / CHECK_DIR, inside)
+
+
+class ZipHandler(CompendiumReading):
+    async def get(self, compendium_id: str) -> None:
+        self.check_arguments()
+        record = await self.readable_compendium(compendium_id)
+        root = await self.compendium_files(record)
+        await self.send_archive(root, "zip", record.id)
+
+
+class BagHandler(CompendiumReading):
+    async def get(self, compendium_id: str) -> None:
+        self.check_arguments()
+        record = await self.readable_compendium(compendium_id)
+        root = await self.compendium_files(record)
+        work = Path(self.service.data_dir) / SHIPMENTS_DIRECTORY / f"read-{uuid.uuid4()}"
+        try:
+            bag_zip = await self.blocking(
+                make_bag_zip, self.store, record, root, work, self.job_dir
+            )
+            self.set_header("Content-Type", "application/zip")
+            self.set_header("Content-Length", await self.blocking(lambda: bag_zip.stat().st_size))
+            self.set_header("Content-Disposition", f'attachment; filename="{record.id}_bag.zip"')
+            await self.stream_file(bag_zip)
+        finally:
+            await self.blocking(safefs.remove_tree, work)
+
+
+_ID = r"(?P<compendium_id>[^/.]+)"
+
+default_handlers = [
+    (rf"compendium/{_ID}", LandingPageHandler),
+    (rf"compendium/{_ID}\.zip", ZipHandler),
+    (rf"compendium/{_ID}/bag\.zip", BagHandler),
+    (rf"compendium/{_ID}/display", DisplayHandler),
+    (rf"compendium/{_ID}/job/(?P<job_id>[^/]+)/report", ReportHandler),
+]
