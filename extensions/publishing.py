@@ -212,11 +212,13 @@ OUTPUT_MESSAGES = {
 def author_creators(
     name: str | None, orcid: str | None, notebook_creators: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The authors to propose: the logged-in user (``name``, ``orcid``; left out when the
-    name is unknown), then the notebook's own creators who are someone else."""
+    """The authors to propose: the logged-in user (``name``, ``orcid``: either may be unknown,
+    an ORCID record's name can be private; left out when both are), then the notebook's own
+    creators who are someone else."""
     creators: list[dict[str, Any]] = []
-    if name and name.strip():
-        creators.append({"name": name.strip(), "orcid": (orcid or "").strip() or None})
+    name, orcid = (name or "").strip(), (orcid or "").strip() or None
+    if name or orcid:
+        creators.append({"name": name, "orcid": orcid})
     for creator in notebook_creators:
         same_orcid = creators and creator.get("orcid") and creator.get("orcid") == orcid
         same_name = creators and creator.get("name") == creators[0]["name"]

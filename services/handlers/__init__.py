@@ -10,16 +10,31 @@ def api_handlers() -> list[tuple[str, Any]]:
     """Every API route, relative to the API prefix, in matching order."""
     from erchub.services.handlers import (
         compendium,
+        index,
         job,
+        link,
         openapi,
         recipient,
         search,
         shipment,
         substitution,
+        user,
     )
 
     routes: list[tuple[str, Any]] = []
-    for module in (compendium, job, search, substitution, recipient, shipment, openapi):
+    modules = (
+        compendium,
+        link,
+        job,
+        search,
+        substitution,
+        recipient,
+        shipment,
+        user,
+        index,
+        openapi,
+    )
+    for module in modules:
         routes.extend(module.default_handlers)
     return routes
 

@@ -4,7 +4,8 @@ Identity: HubOAuth cookies (browsers) or hub API tokens (``Authorization: token 
 resolved once per request in :meth:`prepare` without blocking the event loop. Authorization:
 JupyterHub custom scopes ``custom:erc:{read,create,run,admin}`` carried by the token.
 
-Errors are JSON ``{"status": <code>, "message": "<plain words>"}``: 400 for a bad request, 401
+Errors are JSON ``{"status": <code>, "message": "<plain words>", "error": "<the same>"}``
+(``error`` is o2r's name of the message): 400 for a bad request, 401
 without identity, 403 for a forbidden action on a visible resource, 404 for what is absent or
 not visible to the caller. Unexpected exceptions become a 500 with a generic message; the
 traceback goes to the log only.
@@ -18,6 +19,8 @@ import functools
 import json
 import logging
 import os
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath
@@ -32,12 +35,17 @@ from tornado.iostream import StreamClosedError
 from erchub import jsonlimits, safefs
 from erchub.errors import Conflict, ErchubError, Forbidden, NotFound, Unavailable
 from erchub.services.compendia import files as compendia
-from erchub.services.store import CompendiumRecord, Store
+from erchub.services.compendia import links
+from erchub.services.jobs.worker import link_tree
+from erchub.services.store import CompendiumRecord, LinkMode, LinkRecord, Store
 
 if TYPE_CHECKING:
     from erchub.services.app import ERCService
 
 T = TypeVar("T")
+
+#: the query argument that carries a review link's id
+LINK_ARGUMENT = "link"
 
 SCOPE_READ = "custom:erc:read"
 SCOPE_CREATE = "custom:erc:create"
@@ -50,14 +58,17 @@ MAX_START = 10**9
 #: problems of a request body listed in one 400, and characters shown of each
 MAX_PROBLEMS = 10
 MAX_PROBLEM_CHARS = 200
-#: query arguments every endpoint accepts: how a hub token or the XSRF token may travel
-AUTH_ARGUMENTS = ("token", "_xsrf")
+#: query arguments every endpoint accepts: how a hub token, the XSRF token or a review link may
+#: travel (a link is ignored where it grants nothing: see BaseHandler.visible_compendium)
+AUTH_ARGUMENTS = ("token", "_xsrf", LINK_ARGUMENT)
 #: the policy of files of compendia and jobs: an author's interactive figures run their scripts,
 #: in an opaque origin (no allow-same-origin), so they can neither read the hub's cookies nor
 #: call the API as the reader
 UNTRUSTED_CONTENT_POLICY = "sandbox allow-scripts allow-popups"
 #: the policy of JSON answers: never a page, nothing to load, never in a frame
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+#: where blinded snapshots of compendia are made for a download, inside the data directory
+BLIND_DIRECTORY = "blind"
 #: the largest request body an endpoint reads, but for uploads (bytes)
 MAX_JSON_BODY = 16 * 1024**2
 #: bytes of a refused body read and dropped before the connection is closed, at least
@@ -280,12 +291,49 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def can_see(self, record: CompendiumRecord) -> bool:
         return not record.candidate or self.is_admin or record.user == self.username
 
+    #: the methods of this handler where a review link (``?link=``) lets a caller see a
+    #: compendium (the landing page, the download, a check job: o2r's "view, download, start
+    #: jobs"), and whether such a use counts as one of the link
+    link_methods: frozenset[str] = frozenset()
+    counts_link_use = False
+    #: the review link the compendium of this request is seen through (None: none), and
+    #: whether that link shows it blinded
+    review_link: LinkRecord | None = None
+    blinded = False
+
     async def visible_compendium(self, compendium_id: str) -> CompendiumRecord:
-        """The compendium if it exists and the caller may see it, else 404."""
+        """The compendium if it exists and the caller may see it, else 404.
+
+        In :attr:`link_methods`, a logged-in caller with a review link in force for
+        this compendium sees it too, blinded when the link is blind; a link revoked, expired
+        or for another compendium is a 404 at once. Elsewhere the link is ignored.
+        """
         record = await self.blocking(self.store.get_compendium, compendium_id)
+        link_id = (
+            self.get_query_argument(LINK_ARGUMENT, None)
+            if self.request.method in self.link_methods
+            else None
+        )
+        if record is not None and link_id is not None:
+            return await self.through_link(record, link_id)
         if record is None or not self.can_see(record):
             raise web.HTTPError(404, f"compendium {compendium_id} not found")
         return record
+
+    async def through_link(self, record: CompendiumRecord, link_id: str) -> CompendiumRecord:
+        """The compendium as the review link ``link_id`` shows it to the caller (see
+        :meth:`visible_compendium`); its author and erc admins see it as it is."""
+        link = await self.blocking(links.granting_link, self.store, link_id, record.id, time.time())
+        if link is None or not self.username:
+            raise web.HTTPError(404, f"compendium {record.id} not found")
+        self.review_link = link
+        if self.counts_link_use and self.username != link.user:
+            # the author trying their own link is no use of it
+            await self.blocking(self.store.count_link_use, link.id)
+        if self.is_admin or record.user == self.username or link.mode != LinkMode.BLIND:
+            return record
+        self.blinded = True
+        return links.blinded(record)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -393,6 +441,24 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             await self.blocking(chunks.close)
         self.finish()
 
+    async def send_compendium(
+        self, record: CompendiumRecord, archive_format: compendia.ArchiveFormat
+    ) -> None:
+        """Send a visible compendium as a download (:meth:`send_archive`); through a blind link
+        (:attr:`blinded`), a snapshot of it with its ``.erc/`` metadata blinded."""
+        root = await self.compendium_files(record)
+        if not self.blinded:
+            await self.send_archive(root, archive_format, record.id)
+            return
+        snapshot = Path(self.service.data_dir) / BLIND_DIRECTORY / uuid.uuid4().hex
+        try:
+            await self.blocking(snapshot.parent.mkdir, parents=True, exist_ok=True)
+            await self.blocking(link_tree, root, snapshot)
+            await self.blocking(links.blind_files, snapshot, record.metadata)
+            await self.send_archive(snapshot, archive_format, record.id)
+        finally:
+            await self.blocking(safefs.remove_tree, snapshot)
+
     async def send_archive(
         self, root: Path, archive_format: compendia.ArchiveFormat, name: str
     ) -> None:
@@ -468,7 +534,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.close_after_error()
         self.clear_header("Content-Type")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps({"status": status_code, "message": message}))
+        # o2r's clients read ``error`` (o2r's error model), erchub's ``status`` and ``message``
+        self.finish(json.dumps({"status": status_code, "message": message, "error": message}))
 
 
 #: the HTTP status of each kind of domain error; any other ErchubError is the request's fault

@@ -14,6 +14,8 @@ from erchub.services.handlers.views import summary_json
 
 
 class CheckPageHandler(PageHandler):
+    link_methods = frozenset({"GET"})
+
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
         self.check_arguments()
@@ -24,6 +26,7 @@ class CheckPageHandler(PageHandler):
             title=summary_json(record)["title"] or record.id,
             candidate=record.candidate,
             api_url=self.service.api_prefix,
+            review_link=self.review_link.id if self.review_link else None,
         )
 
 

@@ -13,7 +13,8 @@
   download then takes exactly the path of an upload, and the metadata records its ``origin``
   (and ``identifier.doi``). The loader's errors keep their status (400, 403, 404, 413, 502).
 - ``GET /compendium``: ``{"results": [ids], "total"}`` as o2r (newest first); filters
-  ``user``, ``doi``, ``candidate=true`` (the caller's own candidates), ``start``, ``limit``;
+  ``user``, ``doi``, ``candidate=true`` (the caller's own candidates), o2r's ``job_id`` (a
+  comma-separated list of job ids: the compendia those jobs ran), ``start``, ``limit``;
   ``summary=true`` adds ``summaries`` (id, user, created, candidate, title per result).
 - ``GET /compendium/{id}``: id, user, created, updated, candidate, ``is_new_version_of`` and
   ``derived_from`` (ids or null), metadata ``{"o2r"}``, files.
@@ -58,12 +59,12 @@ from erchub.services.handlers.base import (
 )
 from erchub.services.handlers.upload import UploadHandler
 from erchub.services.handlers.views import compendium_json, summary_json
-from erchub.services.store import (
-    CompendiumQuery,
-)
+from erchub.services.store import CompendiumQuery, CompendiumRecord
 
 #: the filters of GET /compendium
-LIST_ARGUMENTS = ("user", "doi", "candidate", "summary", "start", "limit")
+LIST_ARGUMENTS = ("user", "doi", "candidate", "summary", "start", "limit", "job_id")
+#: the most job ids one GET /compendium?job_id= names
+MAX_JOB_IDS = 100
 #: the largest JSON body of POST /compendium (a load request), in bytes
 MAX_LOAD_BODY = 64 * 1024
 
@@ -83,6 +84,26 @@ METADATA_BODY_SCHEMA: dict[str, Any] = {
 DERIVED_FIELDS = tuple(
     name for name, field in O2R_SCHEMA["properties"].items() if field.get("readOnly")
 )
+
+
+def selected_compendia(
+    records: list[CompendiumRecord], query: CompendiumQuery
+) -> tuple[list[CompendiumRecord], int]:
+    """The page of ``records`` that ``query`` selects, as the store's listing selects
+    (published ones; with ``candidate``, the viewer's own candidates, every one for an
+    administrator), newest first, each once; and how many there are in all."""
+    chosen: dict[str, CompendiumRecord] = {}
+    for record in records:
+        if query.candidate:
+            wanted = record.candidate and query.viewer in (None, record.user)
+        else:
+            wanted = not record.candidate
+        wanted = wanted and query.user in (None, record.user)
+        wanted = wanted and (query.doi is None or record.doi == query.doi.lower())
+        if wanted:
+            chosen[record.id] = record
+    ordered = sorted(chosen.values(), key=lambda record: record.created, reverse=True)
+    return ordered[query.start : query.start + query.limit], len(ordered)
 
 
 class CompendiaHandler(UploadHandler):
@@ -131,11 +152,31 @@ class CompendiaHandler(UploadHandler):
             limit=limit,
         )
         summary = self.bool_argument("summary", False)
-        records, total = await self.blocking(self.store.list_compendia, query)
+        job_ids = self.text_argument("job_id")
+        if job_ids is None:
+            records, total = await self.blocking(self.store.list_compendia, query)
+        else:
+            records, total = await self.blocking(self.compendia_of_jobs, job_ids, query)
         body: dict[str, Any] = {"results": [record.id for record in records], "total": total}
         if summary:
             body["summaries"] = [summary_json(record) for record in records]
         self.write_json(body)
+
+    def compendia_of_jobs(
+        self, job_ids: str, query: CompendiumQuery
+    ) -> tuple[list[CompendiumRecord], int]:
+        """o2r's ``job_id`` filter (blocking: the store): the compendia the comma-separated
+        jobs ran that ``query`` selects."""
+        names = [name.strip() for name in job_ids.split(",") if name.strip()]
+        if len(names) > MAX_JOB_IDS:
+            raise web.HTTPError(400, f"job_id names at most {MAX_JOB_IDS} jobs")
+        records = []
+        for name in names:
+            job = self.store.get_job(name)
+            record = self.store.get_compendium(job.compendium_id) if job else None
+            if record is not None:
+                records.append(record)
+        return selected_compendia(records, query)
 
     @needs_scope(SCOPE_CREATE)
     async def post(self) -> None:
@@ -189,6 +230,8 @@ class CompendiaHandler(UploadHandler):
 class CompendiumHandler(BaseHandler):
     """``/compendium/{id}``: get and delete."""
 
+    link_methods = frozenset({"GET"})
+
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
         self.check_arguments()
@@ -217,6 +260,8 @@ class CompendiumHandler(BaseHandler):
 
 class MetadataHandler(BaseHandler):
     """``/compendium/{id}/metadata``: the o2r metadata, read and changed."""
+
+    link_methods = frozenset({"GET"})
 
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
@@ -284,13 +329,14 @@ class DownloadHandler(BaseHandler):
     """``/compendium/{id}.zip`` and ``.tar.gz``: the compendium as an archive, streamed."""
 
     archive_format: compendia.ArchiveFormat = "zip"
+    link_methods = frozenset({"GET"})
+    counts_link_use = True
 
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
-        root = await self.compendium_files(record)
-        await self.send_archive(root, self.archive_format, record.id)
+        await self.send_compendium(record, self.archive_format)
 
 
 class TarGzDownloadHandler(DownloadHandler):

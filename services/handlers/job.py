@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Container
 from typing import Any
 
-from tornado import web
+from tornado import httputil, web
 from tornado.iostream import StreamClosedError
 
 from erchub.errors import ErchubError
@@ -22,11 +23,12 @@ from erchub.services.handlers.base import (
     BaseHandler,
     iso,
     needs_scope,
+    schema_problems,
 )
 from erchub.services.jobs.events import EventLog, events_path, is_final, status_event
 from erchub.services.jobs.queue import check_parameters, queue_job
 from erchub.services.store import JobQuery, JobRecord
-from erchub.steps import FINAL_JOB_STATUSES, JobStatus
+from erchub.steps import FINAL_JOB_STATUSES, JobStatus, StepName
 
 CREATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,6 +39,11 @@ CREATE_SCHEMA: dict[str, Any] = {
     "required": ["compendium_id"],
     "additionalProperties": False,
 }
+
+#: o2r's media types of a new job's body, beside JSON
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+#: the fields o2r's ``GET /job?fields=`` may add to each result (which then is an object)
+LIST_FIELDS = ("status", "user")
 
 #: job files a client may fetch, relative to the job directory (others are internal)
 #: what of a job directory its data route serves: files in these folders (each the root its
@@ -51,8 +58,17 @@ KEEPALIVE_SECONDS = 15.0
 STORE_CHECK_SECONDS = 1.0
 
 
-def job_json(job: JobRecord, *, step_details: bool) -> dict[str, Any]:
-    """A job as the API shows it (o2r fields, times in ISO 8601)."""
+def detailed_steps(steps: str | None) -> Container[str]:
+    """o2r's ``steps`` argument: ``all``, or a comma-separated list of step names, are the
+    steps shown with their text; any other value (or none) shows none so (o2r's default)."""
+    if steps == "all":
+        return frozenset(StepName)
+    return frozenset(name.strip() for name in (steps or "").split(","))
+
+
+def job_json(job: JobRecord, *, step_details: Container[str] = ()) -> dict[str, Any]:
+    """A job as the API shows it (o2r fields, times in ISO 8601); the steps named in
+    ``step_details`` with their text and reason."""
     steps = {}
     for name, step in job.steps.items():
         shown = {
@@ -60,7 +76,7 @@ def job_json(job: JobRecord, *, step_details: bool) -> dict[str, Any]:
             "start": iso(step.get("start")),
             "end": iso(step.get("end")),
         }
-        if step_details:
+        if name in step_details:
             shown["text"] = step.get("text", [])
             shown["reason"] = step.get("reason", "")
         steps[name] = shown
@@ -99,10 +115,15 @@ class JobBaseHandler(BaseHandler):
 
 
 class JobListHandler(JobBaseHandler):
+    #: a review link lets its holder start a check job of its compendium
+    link_methods = frozenset({"POST"})
+    counts_link_use = True
+
     @needs_scope(SCOPE_READ)
     async def get(self) -> None:
-        self.check_arguments(("compendium_id", "status", "user", "start", "limit"))
+        self.check_arguments(("compendium_id", "status", "user", "start", "limit", "fields"))
         start, limit = self.paging()
+        fields = self.list_fields()
         raw_status = self.get_query_argument("status", None)
         try:
             status = JobStatus(raw_status) if raw_status is not None else None
@@ -117,13 +138,32 @@ class JobListHandler(JobBaseHandler):
             limit=limit,
         )
         jobs, total = await self.blocking(self.store.list_jobs, query)
-        self.write_json({"results": [job.id for job in jobs], "total": total})
+        results: list[Any] = [job.id for job in jobs]
+        if fields:
+            # o2r: with fields, each result is an object of the id and those fields
+            results = [
+                {"id": job.id, **{name: getattr(job, name) for name in fields}} for job in jobs
+            ]
+        self.write_json({"results": results, "total": total})
+
+    def list_fields(self) -> list[str]:
+        """o2r's ``fields``: a comma-separated list of :data:`LIST_FIELDS`."""
+        raw = self.get_query_argument("fields", None)
+        if raw is None:
+            return []
+        names = [name.strip() for name in raw.split(",") if name.strip()]
+        unknown = [name for name in names if name not in LIST_FIELDS]
+        if unknown or not names:
+            raise web.HTTPError(
+                400, f"fields is a comma-separated list of {', '.join(LIST_FIELDS)}"
+            )
+        return list(dict.fromkeys(names))
 
     @needs_scope(SCOPE_RUN)
     async def post(self) -> None:
         user = self.username
         self.check_arguments()
-        body = self.json_body(CREATE_SCHEMA)
+        body = self.create_body()
         compendium = await self.visible_compendium(body["compendium_id"])
         compendium_dir = compendia.compendium_path(self.service.data_dir, compendium.id)
         values = body.get("parameters") or {}
@@ -136,16 +176,52 @@ class JobListHandler(JobBaseHandler):
         self.set_header("Location", f"{self.service.api_prefix}/job/{job.id}")
         self.write_json({"job_id": job.id}, status=201)
 
+    def create_body(self) -> dict[str, Any]:
+        """The body of a new job: JSON, or o2r's form (``multipart/form-data`` or urlencoded,
+        as o2r's clients send it: ``compendium_id``, no parameters)."""
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() not in FORM_TYPES:
+            body: dict[str, Any] = self.json_body(CREATE_SCHEMA)
+            return body
+        arguments: dict[str, list[bytes]] = {}
+        files: dict[str, list[httputil.HTTPFile]] = {}
+        try:
+            httputil.parse_body_arguments(content_type, self.body, arguments, files)
+        except httputil.HTTPInputError as error:
+            raise web.HTTPError(400, f"malformed form: {error}") from None
+        if files or set(arguments) != {"compendium_id"}:
+            raise web.HTTPError(400, "a form names exactly one field, compendium_id")
+        try:
+            form = {"compendium_id": arguments["compendium_id"][-1].decode("utf-8")}
+        except UnicodeDecodeError:
+            raise web.HTTPError(400, "compendium_id must be UTF-8 text") from None
+        problems = schema_problems(form, CREATE_SCHEMA)
+        if problems:
+            raise web.HTTPError(400, "; ".join(problems))
+        return form
+
+
+class CompendiumJobsHandler(JobBaseHandler):
+    """``/compendium/{id}/jobs``: o2r's list of a compendium's jobs, ``{"results": [ids],
+    "total"}`` newest first, paged (``start``, ``limit``); 404 for an invisible compendium."""
+
+    @needs_scope(SCOPE_READ)
+    async def get(self, compendium_id: str) -> None:
+        self.check_arguments(("start", "limit"))
+        start, limit = self.paging()
+        compendium = await self.visible_compendium(compendium_id)
+        query = JobQuery(viewer=self.viewer, compendium_id=compendium.id, start=start, limit=limit)
+        jobs, total = await self.blocking(self.store.list_jobs, query)
+        self.write_json({"results": [job.id for job in jobs], "total": total})
+
 
 class JobHandler(JobBaseHandler):
     @needs_scope(SCOPE_READ)
     async def get(self, job_id: str) -> None:
         self.check_arguments(("steps",))
-        steps = self.get_query_argument("steps", None)
-        if steps not in (None, "all"):
-            raise web.HTTPError(400, f"steps must be 'all' when given, got {steps!r}")
+        steps = detailed_steps(self.get_query_argument("steps", None))
         job = await self.visible_job(job_id)
-        self.write_json(job_json(job, step_details=steps == "all"))
+        self.write_json(job_json(job, step_details=steps))
 
 
 class JobCancelHandler(JobBaseHandler):
@@ -168,7 +244,7 @@ class JobCancelHandler(JobBaseHandler):
                 status_event(changed.status, changed.reason, now=now)
             )
         self.log.info("job %s: cancel requested by %s", job_id, user)
-        self.write_json(job_json(changed, step_details=False), status=202)
+        self.write_json(job_json(changed), status=202)
 
 
 class JobLogsHandler(JobBaseHandler):
@@ -252,6 +328,7 @@ class JobDataHandler(JobBaseHandler):
 
 
 default_handlers = [
+    (r"/compendium/(?P<compendium_id>[^/.]+)/jobs", CompendiumJobsHandler),
     (r"/job", JobListHandler),
     (r"/job/(?P<job_id>[^/]+)", JobHandler),
     (r"/job/(?P<job_id>[^/]+)/cancel", JobCancelHandler),

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from tornado import web
 
@@ -31,10 +33,13 @@ from erchub import safefs
 from erchub.checker import Verdict as CheckerVerdict
 from erchub.erc import LICENSE_NOT_SPECIFIED
 from erchub.services.compendia import files as compendia
+from erchub.services.compendia import links
 from erchub.services.exchange.citation import cite, publication_year
 from erchub.services.exchange.o2r import doi_of, keywords_of, text_of
 from erchub.services.exchange.packaging import human_size
 from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY, doi_url, make_bag_zip
+from erchub.services.handlers.base import LINK_ARGUMENT, SCOPE_READ, iso
+from erchub.services.handlers.pages import PageHandler
 from erchub.services.handlers.reading import (
     ReaderPageHandler,
     authors_of,
@@ -202,7 +207,23 @@ def job_file(job: JobRecord, key: str, folder: str) -> str | None:
 
 
 class CompendiumReading(ReaderPageHandler):
-    """What the landing page and its files share: the compendium and its jobs."""
+    """What the landing page and its files share: the compendium and its jobs. A review link
+    shows them too (see :meth:`~.base.BaseHandler.visible_compendium`)."""
+
+    link_methods = frozenset({"GET"})
+
+    @property
+    def viewer(self) -> str | None:
+        """Whose view the store applies to the compendium's jobs: through a review link, the
+        view of whoever sees the compendium (its jobs are visible to them, the store's
+        rule)."""
+        return None if self.review_link is not None else super().viewer
+
+    def link_query(self) -> str:
+        """What the page's links to the compendium's files and check carry: the review link
+        it is seen through, else nothing."""
+        link = self.review_link
+        return f"?{urlencode({LINK_ARGUMENT: link.id})}" if link is not None else ""
 
     async def newest_job(self, record: CompendiumRecord, status: JobStatus) -> JobRecord | None:
         query = JobQuery(viewer=self.viewer, compendium_id=record.id, status=status, limit=1)
@@ -236,6 +257,8 @@ class CompendiumReading(ReaderPageHandler):
 
 
 class LandingPageHandler(CompendiumReading):
+    counts_link_use = True
+
     async def get(self, compendium_id: str) -> None:
         self.check_arguments()
         record = await self.readable_compendium(compendium_id)
@@ -255,13 +278,14 @@ class LandingPageHandler(CompendiumReading):
             year=publication_year(metadata, record.created),
         )
         page = self.service_url("compendium", record.id)
+        link_query = self.link_query()
         check = await self.verdict(record)
         jobs = [
             {
                 "id": job.id,
                 "status": str(job.status),
                 "date": day_of(job.finished or job.created),
-                "report": f"{page}/job/{job.id}/report"
+                "report": f"{page}/job/{job.id}/report{link_query}"
                 if job_file(job, "report", CHECK_DIR)
                 else None,
             }
@@ -289,7 +313,34 @@ class LandingPageHandler(CompendiumReading):
             jobs_total=history_total,
             related=related_links(metadata, self.service_url()),
             login_url=self.login_link(),
+            link_query=link_query,
+            blinded=self.blinded,
+            review_links=await self.review_links(record),
+            api_url=self.service.api_prefix,
         )
+
+    async def review_links(self, record: CompendiumRecord) -> list[dict[str, Any]] | None:
+        """The author's review links of the compendium, as the page lists them; None for
+        anyone else (and for the author seeing it through a link)."""
+        if self.review_link is not None or self.anonymous or record.user != self.username:
+            return None
+        found = await self.blocking(
+            self.store.list_links, user=record.user, compendium_id=record.id
+        )
+        now = time.time()
+        origin = f"{self.request.protocol}://{self.request.host}"
+        return [
+            {
+                "id": link.id,
+                "mode": str(link.mode),
+                "expires": iso(link.expires),
+                "active": links.is_active(link, now),
+                "revoked": link.revoked is not None,
+                "uses": link.uses,
+                "url": f"{origin}{self.service_url('link', link.id)}",
+            }
+            for link in found
+        ]
 
 
 class DisplayHandler(CompendiumReading):
@@ -315,14 +366,18 @@ class ReportHandler(CompendiumReading):
 
 
 class ZipHandler(CompendiumReading):
+    counts_link_use = True
+
     async def get(self, compendium_id: str) -> None:
         self.check_arguments()
         record = await self.readable_compendium(compendium_id)
-        root = await self.compendium_files(record)
-        await self.send_archive(root, "zip", record.id)
+        await self.send_compendium(record, "zip")
 
 
 class BagHandler(CompendiumReading):
+    #: the bag's RO-Crate metadata names the authors: not served through a link (the zip is)
+    link_methods: frozenset[str] = frozenset()
+
     async def get(self, compendium_id: str) -> None:
         self.check_arguments()
         record = await self.readable_compendium(compendium_id)
@@ -340,6 +395,20 @@ class BagHandler(CompendiumReading):
             await self.blocking(safefs.remove_tree, work)
 
 
+class ReviewLinkHandler(PageHandler):
+    """``GET link/{id}``: a review link's own address, the landing page of its compendium
+    seen through it; a link revoked, expired or unknown is the 404 page."""
+
+    async def get(self, link_id: str) -> None:
+        self.check_arguments()
+        self.require(SCOPE_READ)
+        link = await self.blocking(self.store.get_link, link_id)
+        if link is None or not links.is_active(link, time.time()):
+            raise web.HTTPError(404, "this review link does not exist or no longer works")
+        page = self.service_url("compendium", link.compendium_id)
+        self.redirect(f"{page}?{urlencode({LINK_ARGUMENT: link.id})}")
+
+
 _ID = r"(?P<compendium_id>[^/.]+)"
 
 default_handlers = [
@@ -348,4 +417,5 @@ default_handlers = [
     (rf"compendium/{_ID}/bag\.zip", BagHandler),
     (rf"compendium/{_ID}/display", DisplayHandler),
     (rf"compendium/{_ID}/job/(?P<job_id>[^/]+)/report", ReportHandler),
+    (r"link/(?P<link_id>[^/]+)", ReviewLinkHandler),
 ]

@@ -14,8 +14,10 @@
   metadata (``identifier.doi``, ``identifier.doiurl``) as ``PUT /compendium/{id}/metadata``
   writes it: ``.erc/metadata_o2r_1.json`` and the store, under the same lock. Again for a
   published shipment: the DOI is written if it is missing, nothing else.
-- ``GET /shipment/{id}``; ``GET /shipment?compendium_id=&user=&start=&limit=``:
-  ``{"results": [ids], "total", "shipments": [...]}``, newest first.
+- ``GET /shipment/{id}``, ``GET /shipment/{id}/status`` (o2r's ``{"id", "status"}``);
+  ``GET /shipment?compendium_id=&user=&start=&limit=``: o2r's answer, a JSON array of ids,
+  newest first; with ``details=true`` erchub's own form (its pages and tests read it)
+  ``{"results": [ids], "total", "shipments": [...]}``.
 
 Shipments are visible to the user who made them and to administrators (404 for anyone else).
 Scopes: reading and downloads need ``custom:erc:read``; shipping to Zenodo and publishing
@@ -77,7 +79,7 @@ SHIP_BODY_SCHEMA: dict[str, Any] = {
         "recipient": {"type": "string", "enum": list(RECIPIENTS)},
     },
 }
-LIST_ARGUMENTS = ("compendium_id", "user", "start", "limit")
+LIST_ARGUMENTS = ("compendium_id", "user", "start", "limit", "details")
 #: the o2r schema's form of a DOI (identifier.doi)
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
 
@@ -165,21 +167,25 @@ class ShipmentsHandler(ShipmentBase):
         start, limit = self.paging()
         compendium_id = self.text_argument("compendium_id")
         wanted = self.text_argument("user")
-        if not self.is_admin and wanted not in (None, user):
-            # another user's shipments are not visible: none match
-            self.write_json({"results": [], "total": 0, "shipments": []})
+        details = self.bool_argument("details", False)
+        shipments: list[ShipmentRecord] = []
+        total = 0
+        # another user's shipments are not visible: none match
+        if self.is_admin or wanted in (None, user):
+            shipments, total = await self.blocking(
+                self.store.list_shipments,
+                compendium_id=compendium_id,
+                user=wanted if self.is_admin else user,
+                start=start,
+                limit=limit,
+            )
+        ids = [shipment.id for shipment in shipments]
+        if not details:
+            self.write_json(ids)  # o2r's shape
             return
-        owner = wanted if self.is_admin else user
-        shipments, total = await self.blocking(
-            self.store.list_shipments,
-            compendium_id=compendium_id,
-            user=owner,
-            start=start,
-            limit=limit,
-        )
         self.write_json(
             {
-                "results": [shipment.id for shipment in shipments],
+                "results": ids,
                 "total": total,
                 "shipments": [shipment_json(shipment) for shipment in shipments],
             }
@@ -263,6 +269,16 @@ class ShipmentHandler(ShipmentBase):
     async def get(self, shipment_id: str) -> None:
         self.check_arguments()
         self.write_json(shipment_json(await self.visible_shipment(shipment_id)))
+
+
+class ShipmentStatusHandler(ShipmentBase):
+    """``/shipment/{id}/status``: o2r's short view of a shipment."""
+
+    @needs_scope(SCOPE_READ)
+    async def get(self, shipment_id: str) -> None:
+        self.check_arguments()
+        shipment = await self.visible_shipment(shipment_id)
+        self.write_json({"id": shipment.id, "status": shipment.status})
 
 
 class PublishmentHandler(ShipmentBase):
@@ -359,5 +375,6 @@ _SHIPMENT = r"(?P<shipment_id>[^/]+)"
 default_handlers = [
     (r"/shipment", ShipmentsHandler),
     (rf"/shipment/{_SHIPMENT}", ShipmentHandler),
+    (rf"/shipment/{_SHIPMENT}/status", ShipmentStatusHandler),
     (rf"/shipment/{_SHIPMENT}/publishment", PublishmentHandler),
 ]

@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the erc API, assembled from one YAML fragment per resource.
 
-Each fragment (``common.yaml``, ``compendium.yaml``, ``job.yaml``, ``search.yaml``,
-``substitution.yaml``, ``shipment.yaml``) holds ``paths`` relative to the API prefix and the
-``components`` those paths use; the document lists the service's API prefix as its server.
+Each fragment (``common.yaml``, ``compendium.yaml``, ``link.yaml``, ``job.yaml``,
+``search.yaml``, ``substitution.yaml``, ``shipment.yaml``, ``user.yaml``, ``index.yaml``) holds
+``paths`` relative to the API prefix and the ``components`` those paths use; the document lists the
+service's API prefix as its server.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ import yaml
 
 from erchub import __version__
 
-FRAGMENTS = ("common", "compendium", "job", "search", "substitution", "shipment")
+FRAGMENTS = (
+    "common",
+    "compendium",
+    "link",
+    "job",
+    "search",
+    "substitution",
+    "shipment",
+    "user",
+    "index",
+)
 
 
 @functools.cache

@@ -12,7 +12,9 @@ Visibility rules (the store applies them, so that paging and totals are right):
 - a candidate is visible only to its author (``user``);
 - a job is visible to whoever can see its compendium, and always to the user who created it;
 - ``viewer=None`` in a query means an administrator: everything is visible;
-- a shipment is visible to the user who made it (``user``) and to administrators.
+- a shipment is visible to the user who made it (``user``) and to administrators;
+- review links (:class:`LinkRecord`) are listed for their creator (or everyone's, for
+  administrators); what a link grants is the service's rule, not the store's.
 
 Users' secrets (a Zenodo token per recipient) arrive encrypted: the store keeps the ciphertext
 and never sees a secret in clear.
@@ -118,6 +120,34 @@ class ShipmentRecord:
     reason: str = ""
     created: float = 0.0
     last_modified: float = 0.0
+
+
+class LinkMode(StrEnum):
+    """What a review link shows of a compendium's authors."""
+
+    OPEN = "open"
+    #: no names, ORCID iDs, affiliations or uploading user (double-blind review)
+    BLIND = "blind"
+
+
+@dataclass
+class LinkRecord:
+    """A review link: whoever has its id may read a compendium (a candidate too) through it
+    (o2r's public link)."""
+
+    #: long and random (secrets.token_urlsafe): the link's only secret
+    id: str
+    compendium_id: str
+    #: who created it (the author, or an erc admin)
+    user: str
+    mode: LinkMode = LinkMode.OPEN
+    #: when it stops working (POSIX seconds), None: never
+    expires: float | None = None
+    created: float = 0.0
+    #: when it was revoked, None while it is not
+    revoked: float | None = None
+    #: how often it was used (counts only, never who)
+    uses: int = 0
 
 
 @dataclass(frozen=True)
@@ -374,3 +404,27 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_user_secret(self, user: str, name: str) -> bool:
         """Forget the secret; False when there was none."""
+
+    # -- review links --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_link(self, record: LinkRecord) -> None:
+        """Insert; raises :class:`Conflict` when the id exists."""
+
+    @abc.abstractmethod
+    def get_link(self, link_id: str) -> LinkRecord | None: ...
+
+    @abc.abstractmethod
+    def list_links(
+        self, *, user: str | None = None, compendium_id: str | None = None
+    ) -> list[LinkRecord]:
+        """The links created by ``user`` for ``compendium_id`` (None: any), newest first."""
+
+    @abc.abstractmethod
+    def revoke_link(self, link_id: str, now: float) -> LinkRecord | None:
+        """Revoke the link (``revoked`` = now; a revoked link keeps its first time); the link
+        after that, None when it is absent."""
+
+    @abc.abstractmethod
+    def count_link_use(self, link_id: str) -> None:
+        """Add one to the link's ``uses``, atomically (concurrent uses all count)."""

@@ -1,7 +1,7 @@
 """The MongoDB backend of the store, through pymongo (and mongomock in the tests).
 
-Documents: ``compendia``, ``jobs`` and ``shipments``, the record's id as ``_id``; ``secrets``,
-one per user and name (a unique index), holding the ciphertext only.
+Documents: ``compendia``, ``jobs``, ``shipments`` and ``links`` (review links), the record's id as
+``_id``; ``secrets``, one per user and name (a unique index), holding the ciphertext only.
 
 Claiming is one ``find_one_and_update`` on the oldest queued job that no delete holds; every
 conditional change (a worker's update, heartbeat, cancel, reaping) is one filtered update, so no
@@ -59,6 +59,8 @@ from erchub.services.store.base import (
     JobQuery,
     JobRecord,
     JobRunning,
+    LinkMode,
+    LinkRecord,
     SearchHit,
     ShipmentChanges,
     ShipmentRecord,
@@ -125,6 +127,13 @@ def _shipment(doc: dict[str, Any]) -> ShipmentRecord:
     return ShipmentRecord(**doc)
 
 
+def _link(doc: dict[str, Any]) -> LinkRecord:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    doc["mode"] = LinkMode(doc["mode"])
+    return LinkRecord(**doc)
+
+
 def _prefix(word: str) -> str:
     return "^" + re.escape(word)
 
@@ -140,6 +149,7 @@ class MongoStore(Store):
         self._jobs = database["jobs"]
         self._shipments = database["shipments"]
         self._secrets = database["secrets"]
+        self._links = database["links"]
         with self._translate():
             self._compendia.create_index([("candidate", 1), *_NEWEST])
             self._compendia.create_index([("user", 1), ("candidate", 1), *_NEWEST])
@@ -153,6 +163,8 @@ class MongoStore(Store):
             self._shipments.create_index([("user", 1), *_NEWEST])
             self._shipments.create_index(_NEWEST)
             self._secrets.create_index([("user", 1), ("name", 1)], unique=True)
+            self._links.create_index([("user", 1), *_NEWEST])
+            self._links.create_index([("compendium_id", 1), *_NEWEST])
         log.info("store: %s", self._name)
 
     @contextlib.contextmanager
@@ -505,6 +517,44 @@ class MongoStore(Store):
     def delete_user_secret(self, user: str, name: str) -> bool:
         with self._translate():
             return self._secrets.delete_one({"user": user, "name": name}).deleted_count > 0
+
+    # -- review links --------------------------------------------------------------------------
+
+    def add_link(self, record: LinkRecord) -> None:
+        doc = asdict(record)
+        doc["_id"] = doc.pop("id")
+        doc["mode"] = str(record.mode)
+        try:
+            with self._translate():
+                self._links.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"link {record.id} exists already") from exc
+
+    def get_link(self, link_id: str) -> LinkRecord | None:
+        with self._translate():
+            doc = self._links.find_one({"_id": link_id})
+        return _link(doc) if doc else None
+
+    def list_links(
+        self, *, user: str | None = None, compendium_id: str | None = None
+    ) -> list[LinkRecord]:
+        where: dict[str, Any] = {}
+        if user is not None:
+            where["user"] = user
+        if compendium_id is not None:
+            where["compendium_id"] = compendium_id
+        with self._translate():
+            return [_link(doc) for doc in self._links.find(where, sort=_NEWEST)]
+
+    def revoke_link(self, link_id: str, now: float) -> LinkRecord | None:
+        with self._translate():
+            self._links.update_one({"_id": link_id, "revoked": None}, {"$set": {"revoked": now}})
+            doc = self._links.find_one({"_id": link_id})
+        return _link(doc) if doc else None
+
+    def count_link_use(self, link_id: str) -> None:
+        with self._translate():
+            self._links.update_one({"_id": link_id}, {"$inc": {"uses": 1}})
 
 
 def _field_has_prefix(field: str, word: str) -> dict[str, Any]:

@@ -48,6 +48,8 @@ from erchub.services.store.base import (
     JobQuery,
     JobRecord,
     JobRunning,
+    LinkMode,
+    LinkRecord,
     SearchHit,
     ShipmentChanges,
     ShipmentRecord,
@@ -134,6 +136,18 @@ user_secrets = sa.Table(
     sa.Column("encrypted", sa.Text),
     sa.Column("updated", sa.Double),
 )
+review_links = sa.Table(
+    "review_links",
+    _meta,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("compendium_id", sa.Text),
+    sa.Column("user_name", sa.Text),
+    sa.Column("mode", sa.Text),
+    sa.Column("expires", sa.Double),
+    sa.Column("created", sa.Double),
+    sa.Column("revoked", sa.Double),
+    sa.Column("uses", sa.Integer),
+)
 # SQLite only; its rowid is compendia.seq
 compendia_fts = sa.table(
     "compendia_fts", sa.column("rowid", sa.Integer), *(sa.column(name) for name in FIELD_WEIGHTS)
@@ -184,6 +198,13 @@ def _shipment(row: Row) -> ShipmentRecord:
     m["user"] = m.pop("user_name")
     m["status"] = ShipmentStatus(m["status"])
     return ShipmentRecord(**m)
+
+
+def _link(row: Row) -> LinkRecord:
+    m = dict(row._mapping)
+    m["user"] = m.pop("user_name")
+    m["mode"] = LinkMode(m["mode"])
+    return LinkRecord(**m)
 
 
 def _tsvector(fields: dict[str, list[str]]) -> sa.ColumnElement[Any]:
@@ -624,6 +645,60 @@ class SqlStore(Store):
                 )
             ).rowcount
         return deleted > 0
+
+    # -- review links --------------------------------------------------------------------------
+
+    def add_link(self, record: LinkRecord) -> None:
+        values = dict(record.__dict__)
+        values["user_name"] = values.pop("user")
+        try:
+            with self._writing() as conn:
+                conn.execute(review_links.insert().values(**values))
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"link {record.id} exists already") from exc
+
+    def get_link(self, link_id: str) -> LinkRecord | None:
+        with self._reading() as conn:
+            found = conn.execute(
+                sa.select(review_links).where(review_links.c.id == link_id)
+            ).first()
+        return _link(found) if found else None
+
+    def list_links(
+        self, *, user: str | None = None, compendium_id: str | None = None
+    ) -> list[LinkRecord]:
+        where = []
+        if user is not None:
+            where.append(review_links.c.user_name == user)
+        if compendium_id is not None:
+            where.append(review_links.c.compendium_id == compendium_id)
+        with self._reading() as conn:
+            rows = conn.execute(
+                sa.select(review_links)
+                .where(*where)
+                .order_by(review_links.c.created.desc(), review_links.c.id.desc())
+            ).all()
+        return [_link(row) for row in rows]
+
+    def revoke_link(self, link_id: str, now: float) -> LinkRecord | None:
+        with self._writing() as conn:
+            conn.execute(
+                review_links.update()
+                .where(review_links.c.id == link_id, review_links.c.revoked.is_(None))
+                .values(revoked=now)
+            )
+            found = conn.execute(
+                sa.select(review_links).where(review_links.c.id == link_id)
+            ).first()
+        return _link(found) if found else None
+
+    def count_link_use(self, link_id: str) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                review_links.update()
+                .where(review_links.c.id == link_id)
+                .values(uses=review_links.c.uses + 1)
+            )
 
 
 def _fts_text(fields: dict[str, list[str]]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,3 +117,18 @@ def hub_login(page: Page, hub_url: str, username: str, next_path: str = "/hub/ho
     page.fill("#password_input", "any password")
     page.click("#login_submit")
     page.wait_for_url(lambda url: url.startswith(hub_url + next_path))
+
+
+def wait_for_server(page: Page, fragment: str, timeout_ms: int) -> None:
+    """Wait on the hub's progress page until the browser is at a URL containing ``fragment``
+    (the server is up), failing at once with the page's message when the start failed (rather
+    than when the time is up)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while fragment not in page.url:
+        if "/spawn-pending/" in page.url:
+            # all_text_contents does not wait: the page may be leaving for the server
+            message = " ".join(page.locator("#progress-message").all_text_contents())
+            if "failed" in message.lower():
+                pytest.fail(f"the server did not start: {message.strip()}")
+        assert time.monotonic() < deadline, f"no {fragment} within {timeout_ms / 1000:.0f} s"
+        page.wait_for_timeout(500)

@@ -1,7 +1,8 @@
 """The reader's journey after "Run with these values" (issue 18): the run's outputs at full size
 in a results tab beside the notebook, the published outputs beside them, "Apply to notebook";
 and a notebook that opens without the unsaved marker although its kernel describes itself
-otherwise than the file (browser tier; the launch also hub + docker)."""
+otherwise than the file (browser tier, in a local JupyterLab; the same walk after a launch
+through the hub is the reader's journey in test_journeys.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from erchub.sessions import server_name_for
-from tests.browser.conftest import hub_login
 from tests.conftest import running_jupyter
-from tests.hub.conftest import REPO, Hub, zip_directory
-from tests.hub.test_launch import publish, stop
+from tests.hub.conftest import REPO
 
 EXAMPLE = REPO / "examples" / "sine-wave"
 RUN_TIMEOUT_MS = 120_000
@@ -158,25 +156,3 @@ def test_results_tab_in_jupyterlab(
         )
         page.locator('.jp-SideBar [data-id="erchub-panel"]').click()
         walk_the_results_journey(page, screenshot, url)
-
-
-@pytest.mark.browser
-@pytest.mark.hub
-@pytest.mark.docker
-def test_reader_sees_a_run_at_full_size_in_a_results_tab(
-    erc_hub: Hub, docker_client: Any, page: Page, screenshot: Callable[..., Path]
-) -> None:
-    compendium_id = publish(erc_hub, erc_hub.token("example-author"), zip_directory(EXAMPLE))
-    reader = "reader"
-    server = server_name_for(compendium_id)
-    hub_login(page, erc_hub.url, reader)
-    page.goto(f"{erc_hub.url}/services/erc/launch/{compendium_id}")
-    page.wait_for_url(
-        lambda url: f"/user/{reader}/{server}/lab/tree/main.ipynb" in url,
-        timeout=LAUNCH_TIMEOUT_MS,
-    )
-    expect(page.locator(".jp-NotebookPanel")).to_contain_text(
-        "frequency = 1.0", timeout=LAUNCH_TIMEOUT_MS
-    )
-    walk_the_results_journey(page, screenshot, f"{erc_hub.url}/user/{reader}/{server}")
-    stop(erc_hub, erc_hub.token(reader), reader, server)

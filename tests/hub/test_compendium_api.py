@@ -1,7 +1,7 @@
 """The compendium resource end to end, through a real JupyterHub and its managed erc service.
 
-Every answer that is not a success must be a JSON error ``{"status", "message"}`` with the
-right 4xx; no request may end in a 500, and no bad upload may leave files behind.
+Every answer that is not a success must be a JSON error ``{"status", "message", "error"}``
+with the right 4xx; no request may end in a 500, and no bad upload may leave files behind.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ def assert_error(response: httpx.Response, status: int, text: str = "") -> str:
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"status", "message"}
+    assert set(body) == {"status", "message", "error"}
     assert body["status"] == status
+    assert body["error"] == body["message"]  # o2r's clients read error
     assert isinstance(body["message"], str) and body["message"]
     assert "Traceback" not in body["message"]
     assert text in body["message"], body["message"]

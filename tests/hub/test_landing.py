@@ -136,7 +136,9 @@ def test_a_published_landing_page_is_readable_without_logging_in(
         assert "Is-Executable-Research-Compendium: true" in declaration
         assert f"{compendium_id}/data/main.ipynb" in archive.namelist()
     assert (
-        erc_hub.request("GET", f"/shipment?compendium_id={compendium_id}", author).json()["total"]
+        erc_hub.request(
+            "GET", f"/shipment?compendium_id={compendium_id}&details=true", author
+        ).json()["total"]
         == 0
     ), "reading records no shipment"
     assert_error_page(page(erc_hub, f"compendium/{compendium_id}/display"), 404)

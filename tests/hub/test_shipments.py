@@ -215,7 +215,9 @@ def test_ship_publish_and_find_by_doi(
     check_bag(bag_of(stored, tmp_path / "deposited"), compendium)
 
     assert erc_hub.request("GET", f"/shipment/{shipment['id']}", author).json() == shipment
-    listed = erc_hub.request("GET", f"/shipment?compendium_id={compendium}", author).json()
+    listed = erc_hub.request(
+        "GET", f"/shipment?compendium_id={compendium}&details=true", author
+    ).json()
     assert shipment["id"] in listed["results"]
     assert listed["total"] == len(listed["results"]) == len(listed["shipments"])
 
@@ -275,7 +277,7 @@ def test_download_is_a_valid_bag(
         disposition = response.headers["Content-Disposition"]
         assert disposition.startswith("attachment;") and f"{compendium}_bag.zip" in disposition
         check_bag(bag_of(response.content, tmp_path / name), compendium)
-    mine = erc_hub.request("GET", "/shipment", reader).json()["shipments"]
+    mine = erc_hub.request("GET", "/shipment?details=true", reader).json()["shipments"]
     assert [(s["recipient"], s["status"]) for s in mine] == [("download", "shipped")]
 
 
@@ -356,8 +358,13 @@ def test_other_users_cannot_use_a_shipment(
         publish_shipment(erc_hub, reader, shipment_id, zenodo_token="reader-s-own-token"), 404
     )
     theirs = erc_hub.request("GET", "/shipment", reader, params={"user": AUTHOR}).json()
+    assert theirs == []
+    detailed = {"user": AUTHOR, "details": "true"}
+    theirs = erc_hub.request("GET", "/shipment", reader, params=detailed).json()
     assert theirs == {"results": [], "total": 0, "shipments": []}
-    listed = erc_hub.request("GET", f"/shipment?compendium_id={compendium}", reader).json()
+    listed = erc_hub.request(
+        "GET", f"/shipment?compendium_id={compendium}&details=true", reader
+    ).json()
     assert shipment_id not in listed["results"]
     # an administrator sees it
     admin = erc_hub.request("GET", f"/shipment/{shipment_id}", erc_hub.admin_token)
@@ -373,7 +380,9 @@ def test_zenodo_error_answers(erc_hub: Hub, author: str, compendium: str, fake_z
     fake_zenodo.fail_next(503, path="/api/deposit/depositions")
     assert "503" in error(ship(erc_hub, author, compendium, zenodo_token=token), 502)
 
-    before = erc_hub.request("GET", f"/shipment?compendium_id={compendium}", author).json()
+    before = erc_hub.request(
+        "GET", f"/shipment?compendium_id={compendium}&details=true", author
+    ).json()
     invalid = {
         "status": 400,
         "message": "Validation error.",
@@ -383,7 +392,9 @@ def test_zenodo_error_answers(erc_hub: Hub, author: str, compendium: str, fake_z
     fake_zenodo.fail_next(400, invalid, path="/api/deposit/depositions/")
     message = error(ship(erc_hub, author, compendium, zenodo_token=token), 400)
     assert "metadata.title" in message and "Field is required" in message
-    after = erc_hub.request("GET", f"/shipment?compendium_id={compendium}", author).json()
+    after = erc_hub.request(
+        "GET", f"/shipment?compendium_id={compendium}&details=true", author
+    ).json()
     assert after["total"] == before["total"] + 1
     failed = after["shipments"][0]
     assert failed["status"] == "error" and "metadata.title" in failed["reason"]
@@ -415,7 +426,9 @@ def test_zenodo_error_answers(erc_hub: Hub, author: str, compendium: str, fake_z
 
 def test_a_download_is_not_published(erc_hub: Hub, author: str, compendium: str) -> None:
     assert ship(erc_hub, author, compendium, "download").status_code == 200
-    downloads = erc_hub.request("GET", f"/shipment?compendium_id={compendium}", author).json()
+    downloads = erc_hub.request(
+        "GET", f"/shipment?compendium_id={compendium}&details=true", author
+    ).json()
     download = next(s for s in downloads["shipments"] if s["recipient"] == "download")
     assert "download" in error(publish_shipment(erc_hub, author, download["id"]), 400)
 

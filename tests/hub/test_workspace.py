@@ -37,7 +37,7 @@ def workspace_containers(engine: Any, user: str) -> list[Any]:
 
 
 def test_the_workspace_is_a_jupyterlab_of_ones_own(erc_hub: Hub, docker_client: Any) -> None:
-    user = "0000-0002-1825-0097"  # an ORCID iD, as ORCID login names users
+    user = "0000-0003-1825-0094"  # an ORCID iD, as ORCID login names users
     token = erc_hub.token(user)
     # volumes outlive hubs: a workspace an earlier run of this test left is not this one's
     for volume in docker_client.volumes.list(filters={"label": f"org.erchub.user={user}"}):

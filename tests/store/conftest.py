@@ -64,7 +64,11 @@ def postgres_store(postgres_store_url: str) -> Iterator[SqlStore]:
 def empty_postgres(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE compendia, jobs, shipments, user_secrets RESTART IDENTITY"))
+        conn.execute(
+            sa.text(
+                "TRUNCATE compendia, jobs, shipments, user_secrets, review_links RESTART IDENTITY"
+            )
+        )
     engine.dispose()
 
 

@@ -28,6 +28,8 @@ from erchub.services.store import (
     JobQuery,
     JobRecord,
     JobRunning,
+    LinkMode,
+    LinkRecord,
     Store,
     StoreError,
     open_store,
@@ -1231,3 +1233,68 @@ def test_mongodb_delete_marks_are_leases() -> None:
     store._compendia.update_one({"_id": "c1"}, {"$set": {"deleting.until": now - 1}})
     assert store.delete_compendium("c1") == ["j1"]
     assert store.get_compendium("c1") is None
+
+
+# -- review links ------------------------------------------------------------------------------
+
+
+def link(
+    id: str, compendium_id: str = "c1", user: str = "alice", created: float = 1.0, **fields: Any
+) -> LinkRecord:
+    return LinkRecord(id=id, compendium_id=compendium_id, user=user, created=created, **fields)
+
+
+def test_link_round_trip(store: Store) -> None:
+    blind = link("l1", mode=LinkMode.BLIND, expires=99.5, created=2.0)
+    store.add_link(blind)
+    found = store.get_link("l1")
+    assert found == blind
+    assert found is not None and found.mode is LinkMode.BLIND
+    store.add_link(link("l2"))
+    assert store.get_link("l2") == LinkRecord("l2", "c1", "alice", created=1.0)
+    assert store.get_link("absent") is None
+
+
+def test_duplicate_link_is_a_conflict(store: Store) -> None:
+    store.add_link(link("l1"))
+    with pytest.raises(Conflict):
+        store.add_link(link("l1", "c2", "bob"))
+    assert store.get_link("l1") == link("l1")
+
+
+def test_list_links(store: Store) -> None:
+    store.add_link(link("l1", "c1", "alice", created=1.0))
+    store.add_link(link("l2", "c2", "alice", created=2.0))
+    store.add_link(link("l3", "c1", "bob", created=3.0))
+    store.add_link(link("l4", "c1", "alice", created=3.0))
+    assert ids(store.list_links()) == ["l4", "l3", "l2", "l1"]
+    assert ids(store.list_links(user="alice")) == ["l4", "l2", "l1"]
+    assert ids(store.list_links(compendium_id="c1")) == ["l4", "l3", "l1"]
+    assert ids(store.list_links(user="alice", compendium_id="c1")) == ["l4", "l1"]
+    assert store.list_links(user="carol") == []
+
+
+def test_revoke_link_keeps_its_first_time(store: Store) -> None:
+    store.add_link(link("l1"))
+    store.add_link(link("l2"))
+    revoked = store.revoke_link("l1", now=5.0)
+    assert revoked is not None and revoked.revoked == 5.0
+    again = store.revoke_link("l1", now=9.0)
+    assert again == revoked == store.get_link("l1")
+    assert store.get_link("l2") == link("l2")
+    assert store.revoke_link("absent", now=5.0) is None
+
+
+def test_link_uses_count_from_threads(store: Store) -> None:
+    store.add_link(link("l1"))
+    store.add_link(link("l2"))
+    threads = [threading.Thread(target=store.count_link_use, args=("l1",)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    found, other = store.get_link("l1"), store.get_link("l2")
+    assert found is not None and other is not None
+    assert (found.uses, other.uses) == (8, 0)
+    store.count_link_use("absent")
+    assert store.get_link("absent") is None

@@ -96,7 +96,10 @@ def test_the_logged_in_user_is_the_first_author() -> None:
         {"name": "Charles Babbage"},
     ]
     assert author_creators(None, None, notebook) == notebook
-    assert author_creators(" ", "0000-0002-1825-0097", []) == []
+    # an ORCID record's name may be private: the iD is still the author's
+    assert author_creators(" ", "0000-0002-1825-0097", []) == [
+        {"name": "", "orcid": "0000-0002-1825-0097"}
+    ]
 
 
 def test_missing_metadata_names_each_thing() -> None:
