@@ -1,13 +1,14 @@
 """Secrets out of logs and messages: the one redactor of erchub.
 
-:func:`redact_url` hides what URLs carry: the user information (``user:password@``,
-``token@``) and the values of query arguments that are credentials (``token=``, ``_xsrf=``,
-``access_token=``, ``code=``, ``state=``, any name containing ``token``, ``secret``,
+:func:`redact_url` hides what URLs carry: the user information (``user:password@``, ``token@``),
+the values of query arguments that are credentials (``token=``, ``_xsrf=``, ``access_token=``,
+``code=``, ``state=``, a review link's ``link=``, any name containing ``token``, ``secret``,
 ``password`` or ``oauth-state``), also when the URL is itself percent-encoded inside another
-URL's query (a ``next=`` or ``url=`` argument). :func:`redact_text` adds the credentials of
-HTTP headers (``Authorization: token|bearer|basic <x>``, ``Zenodo-Token: <x>``), as headers,
-dicts or keyword arguments print them, and the OAuth state of JupyterHub's warning ``oauth
-state argument '<x>'``. What is hidden becomes :data:`SECRET`, JupyterHub's own placeholder.
+URL's query (a ``next=`` or ``url=`` argument), and the id of a review link's page
+(``/link/<id>``: whoever has it may read a candidate). :func:`redact_text` adds the credentials
+of HTTP headers (``Authorization: token|bearer|basic <x>``, ``Zenodo-Token: <x>``), as headers,
+dicts or keyword arguments print them, and the OAuth state of JupyterHub's warning ``oauth state
+argument '<x>'``. What is hidden becomes :data:`SECRET`, JupyterHub's own placeholder.
 
 :class:`RedactingFilter` applies :func:`redact_text` to every log record (message, traceback,
 stack) that passes it; :func:`install_log_redaction` puts the one filter on the loggers and
@@ -24,7 +25,7 @@ SECRET = "[secret]"
 
 #: query argument names whose values are credentials: these, and any name containing one of
 #: SECRET_NAME_PARTS (api_token, refresh_token, client_secret, zenodo_token, ...)
-SECRET_ARGUMENTS = ("token", "_xsrf", "access_token", "code", "state")
+SECRET_ARGUMENTS = ("token", "_xsrf", "access_token", "code", "state", "link")
 SECRET_NAME_PARTS = ("token", "secret", "password", "passwd", "oauth-state", "oauth_state")
 
 # A query argument: after ? & or ; of a URL, also percent-encoded once (%3F, %26) or twice
@@ -65,6 +66,10 @@ _TOKEN_HEADER = re.compile(
 )
 
 
+# a review link's page: /link/<id> (ids are long; the API's /link list has none)
+_LINK_PATH = re.compile(r"(?<=/link/)[\w-]{16,}")
+
+
 def redact_url(text: str) -> str:
     """``text`` (a URL, or any text holding URLs) with the user information of its URLs and
     the values of their credential query arguments replaced by ``[secret]``."""
@@ -72,6 +77,7 @@ def redact_url(text: str) -> str:
         return text
     text = _AUTHORITY.sub(lambda match: _hide_userinfo(match.group(0), "@"), text)
     text = _ENCODED_AUTHORITY.sub(lambda match: _hide_userinfo(match.group(0), "%40"), text)
+    text = _LINK_PATH.sub(SECRET, text)
     return _ARGUMENT.sub(_hide_argument, text)
 
 

@@ -6,8 +6,10 @@ Blocking (file system) functions: handlers call them in an executor.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
+import sys
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -28,15 +30,19 @@ from erchub.erc import (
 )
 from erchub.errors import ErchubError, InvalidERC
 from erchub.extensions.publishing import (
+    REQUIREMENTS_FILE,
     OutputState,
+    Requirements,
     author_creators,
     candidate_folders,
     choose_folder,
     chosen_licenses,
     default_folder,
+    imported_modules,
     output_state,
+    pinned_requirements,
 )
-from erchub.metadata import METADATA_DIRECTORY, extract_metadata
+from erchub.metadata import METADATA_DIRECTORY, dependency_files, extract_metadata
 from erchub.parameters import ParameterSpec, bindings_for, parameter_specs
 from erchub.workspace import NOTEBOOK_SUFFIX, detect_main, list_files, load_notebook
 
@@ -170,6 +176,8 @@ class PublishPlan:
     folders: list[str]
     #: the files packed, erc.yml (written) included
     files: list[PackedFile]
+    #: a requirements.txt written for a folder without an environment file, else None
+    requirements: Requirements | None
     #: the erc.yml of the compendium, with placeholder licences until the author's are known
     erc: ErcConfig
     outputs: OutputState
@@ -222,6 +230,21 @@ def plan_publishing(
     ]
     files = [PackedFile(name, _size(folder_path, name)) for name in names]
     files.append(PackedFile(ERC_FILENAME, len(render_erc(erc).encode()), written=True))
+    requirements = None
+    if not dependency_files(names):
+        requirements = workspace_requirements(notebook)
+        files.append(PackedFile(REQUIREMENTS_FILE, len(requirements.text.encode()), written=True))
+        warnings.append(
+            "The folder has no environment file (requirements.txt, environment.yml, ...): "
+            f"{REQUIREMENTS_FILE} is written from the notebook's imports, pinned to this "
+            f"workspace's versions ({', '.join(requirements.lines) or 'no packages'})."
+        )
+        if requirements.unknown:
+            warnings.append(
+                "No installed package provides "
+                + ", ".join(requirements.unknown)
+                + ": add it to a requirements.txt of the folder, or the check will fail."
+            )
     files.sort(key=lambda packed: packed.path)
     extracted = extract_metadata(folder_path, erc, names, notebook=notebook)
     name, orcid = author
@@ -238,10 +261,22 @@ def plan_publishing(
         proposed_folder=proposed,
         folders=candidate_folders(relative),
         files=files,
+        requirements=requirements,
         erc=erc,
         outputs=output_state(notebook.cells),
         metadata=metadata,
         warnings=warnings,
+    )
+
+
+def workspace_requirements(notebook: nbformat.NotebookNode) -> Requirements:
+    """The requirements of the notebook's imports in this Python (the workspace's, where the
+    kernel runs too)."""
+    return pinned_requirements(
+        imported_modules(notebook.cells),
+        sys.stdlib_module_names,
+        importlib.metadata.packages_distributions(),
+        {dist.metadata["Name"]: dist.version for dist in importlib.metadata.distributions()},
     )
 
 
@@ -309,6 +344,8 @@ def pack_plan(
             ):
                 shutil.copyfileobj(source, target, COPY_CHUNK_BYTES)
         archive.writestr(ERC_FILENAME, render_erc(erc))
+        if plan.requirements is not None:
+            archive.writestr(REQUIREMENTS_FILE, plan.requirements.text)
     size = archive_file.tell()
     archive_file.seek(0)
     return size

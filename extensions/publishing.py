@@ -1,12 +1,14 @@
 """What "Publish ERC" decides before anything is packed: which folders may be published, how
 (a new compendium, a new version of the launched one, or one derived from it), whether the
-notebook's stored outputs can serve as the reference of its check, and whether the metadata
-holds what publishing needs. Pure logic, no I/O: :mod:`erchub.extensions.notebooks` reads the
-files and the handlers call both.
+notebook's stored outputs can serve as the reference of its check, whether the metadata
+holds what publishing needs, and the requirements.txt of a folder that has no environment
+file (the notebook's imports, pinned to the workspace's versions). Pure logic, no I/O:
+:mod:`erchub.extensions.notebooks` reads the files and the handlers call both.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -280,3 +282,72 @@ def join_words(words: Sequence[str]) -> str:
 def _source(cell: Mapping[str, Any]) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else str(source)
+
+
+#: the environment file written for a folder that has none
+REQUIREMENTS_FILE = "requirements.txt"
+
+
+def imported_modules(cells: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The top-level modules the code cells import (absolute imports), sorted; cells that are
+    not Python (magics, shell escapes) are read line by line without those lines."""
+    modules: set[str] = set()
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        lines = [
+            "" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
+        ]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return sorted(modules)
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """A requirements.txt for the modules a notebook imports, pinned to the versions installed
+    where it was written, and the modules no installed distribution provides."""
+
+    lines: list[str]
+    unknown: list[str]
+
+    @property
+    def text(self) -> str:
+        header = "# written by erchub's Publish ERC from the notebook's imports, pinned to the\n"
+        header += "# versions of the workspace it ran in\n"
+        return header + "".join(f"{line}\n" for line in self.lines)
+
+
+def pinned_requirements(
+    modules: Iterable[str],
+    standard_library: Iterable[str],
+    distributions: Mapping[str, Sequence[str]],
+    versions: Mapping[str, str],
+) -> Requirements:
+    """The requirements of ``modules``: each module of no ``standard_library`` becomes the
+    distributions that provide it (``distributions``: module -> distribution names, as
+    importlib.metadata.packages_distributions() answers) pinned to ``versions``; a module no
+    distribution provides is ``unknown``."""
+    stdlib = set(standard_library)
+    pinned: dict[str, str] = {}
+    unknown: list[str] = []
+    for module in modules:
+        if module in stdlib or module == "__future__":
+            continue
+        provided = distributions.get(module)
+        if not provided:
+            unknown.append(module)
+            continue
+        for distribution in provided:
+            version = versions.get(distribution)
+            pinned[distribution.lower()] = f"{distribution}=={version}" if version else distribution
+    return Requirements(sorted(pinned.values(), key=str.lower), unknown)

@@ -126,8 +126,12 @@ def wait_for_server(page: Page, fragment: str, timeout_ms: int) -> None:
     deadline = time.monotonic() + timeout_ms / 1000
     while fragment not in page.url:
         if "/spawn-pending/" in page.url:
-            # all_text_contents does not wait: the page may be leaving for the server
-            message = " ".join(page.locator("#progress-message").all_text_contents())
+            from playwright.sync_api import Error as PlaywrightError
+
+            try:
+                message = " ".join(page.locator("#progress-message").all_text_contents())
+            except PlaywrightError:  # the page is leaving for the server as it is read
+                message = ""
             if "failed" in message.lower():
                 pytest.fail(f"the server did not start: {message.strip()}")
         assert time.monotonic() < deadline, f"no {fragment} within {timeout_ms / 1000:.0f} s"

@@ -2,7 +2,8 @@
 (browser + hub + docker tiers), one screenshot per step under build/artifacts/browser/:
 
 - the author starts from a blank JupyterLab of their own ("Start my workspace"), writes a
-  notebook with a ``parameters`` cell in a folder, publishes that folder with "Publish ERC",
+  notebook with a ``parameters`` cell in a folder (no environment file: Publish ERC writes a
+  requirements.txt from its imports), publishes that folder with "Publish ERC",
   and finds its landing page, whose Launch button opens it;
 - the reader finds a compendium in the catalogue's search, opens its landing page, launches
   it, changes a parameter and sees the run's figure at full size in the results tab.
@@ -83,6 +84,9 @@ def test_an_author_publishes_from_their_own_workspace(
     step = page.locator('.erchub-publish-step[data-step="folder"]')
     expect(step.locator(".erchub-publish-folder")).to_have_value("/growth")
     expect(step.locator(".erchub-run-first")).to_contain_text("Run all and save first?")
+    # no environment file in the folder: one is written from the notebook's imports
+    expect(step).to_contain_text("requirements.txt is written from the notebook's imports")
+    expect(step).to_contain_text("matplotlib==")
     step.locator(".erchub-run-all").click()
     expect(step.locator(".erchub-run-first")).to_have_count(0, timeout=RUN_TIMEOUT_MS)
     expect(page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output img")).to_be_visible()
@@ -114,7 +118,7 @@ def test_an_author_publishes_from_their_own_workspace(
     o2r = published["metadata"]["o2r"]
     assert (published["candidate"], published["user"]) == (False, AUTHOR)
     assert (o2r["mainfile"], o2r["title"]) == ("growth.ipynb", "Growth of a population")
-    assert set(o2r["files"]) == {"growth.ipynb", "erc.yml"}
+    assert set(o2r["files"]) == {"growth.ipynb", "erc.yml", "requirements.txt"}
     assert o2r["creators"][0]["orcid"] == AUTHOR
 
     # its landing page: the link for the paper; its Launch button opens it in JupyterLab

@@ -3,6 +3,7 @@ of POST erchub/publish that need no erc service."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,19 @@ async def test_the_preview_shows_only_the_notebooks_folder(jp_fetch: Any, study:
     assert body["proposed_folder"] == "/my-study"
     assert body["folders"] == ["/my-study", "/"]
     sizes = {file["path"]: file["size"] for file in body["files"]}
-    assert set(sizes) == {".ercignore", "doubling.ipynb", "numbers.csv", "erc.yml"}
+    assert set(sizes) == {
+        ".ercignore",
+        "doubling.ipynb",
+        "numbers.csv",
+        "erc.yml",
+        "requirements.txt",
+    }
     assert sizes["numbers.csv"] == len("n\n1\n")
     assert sizes["doubling.ipynb"] == (study / "doubling.ipynb").stat().st_size
-    assert [file["path"] for file in body["files"] if file["written"]] == ["erc.yml"]
-    assert body["total_files"] == 4
+    # the folder has no environment file: one is written (the notebook imports nothing)
+    written = [file["path"] for file in body["files"] if file["written"]]
+    assert written == ["erc.yml", "requirements.txt"]
+    assert body["total_files"] == 5
     assert body["total_bytes"] == sum(sizes.values())
     assert body["outputs"]["state"] == "current"
     assert body["modes"] == ["new"]
@@ -74,6 +83,27 @@ async def test_the_preview_shows_only_the_notebooks_folder(jp_fetch: Any, study:
     assert o2r["creators"] == [{"name": "Ada Lovelace", "orcid": "0000-0002-1825-0097"}]
     assert o2r["license"] == {}
     assert body["missing"] == ["the code, data and text licences"]
+
+
+async def test_a_folder_without_environment_gets_the_notebooks_imports_pinned(
+    jp_fetch: Any, jp_root_dir: Path
+) -> None:
+    folder = jp_root_dir / "plots"
+    write_notebook(
+        folder / "plot.ipynb",
+        "import nbformat\nimport os, json\nfrom tornado import web\n%matplotlib inline",
+        "import erchub_no_such_module",
+    )
+    body = json_of(await preview(jp_fetch, "plots/plot.ipynb"))
+    assert {"erc.yml", "requirements.txt"} <= {f["path"] for f in body["files"] if f["written"]}
+    pinned = f"nbformat=={importlib.metadata.version('nbformat')}"
+    tornado = f"tornado=={importlib.metadata.version('tornado')}"
+    assert any(pinned in w and tornado in w for w in body["warnings"]), body["warnings"]
+    assert any("erchub_no_such_module" in w for w in body["warnings"]), body["warnings"]
+    # with an environment file of its own, nothing is written for it
+    (folder / "requirements.txt").write_text("nbformat\n")
+    body = json_of(await preview(jp_fetch, "plots/plot.ipynb"))
+    assert [f["path"] for f in body["files"] if f["written"]] == ["erc.yml"]
 
 
 async def test_a_parent_folder_may_be_chosen(jp_fetch: Any, study: Path) -> None:

@@ -20,10 +20,12 @@ from erchub.extensions.publishing import (
     choose_mode,
     chosen_licenses,
     default_folder,
+    imported_modules,
     launched_of,
     missing_metadata,
     notebook_compendium,
     output_state,
+    pinned_requirements,
 )
 
 LICENSES = {"code": "MIT", "data": "CC0-1.0", "text": "CC-BY-4.0"}
@@ -149,3 +151,26 @@ def test_the_panels_compendium_of_a_notebook() -> None:
     )
     assert notebook_compendium("other/x.ipynb", None, published) is None
     assert launched_of("abc123", None) == LaunchedCompendium("abc123", "")
+
+
+def test_the_imports_of_code_cells() -> None:
+    cells = [
+        {"cell_type": "markdown", "source": "import not_code"},
+        {"cell_type": "code", "source": ["import numpy as np\n", "%matplotlib inline\n"]},
+        {"cell_type": "code", "source": "from scipy.stats import norm\nfrom . import local"},
+        {"cell_type": "code", "source": "!pip install x\nimport os.path"},
+        {"cell_type": "code", "source": "def broken(:"},
+    ]
+    assert imported_modules(cells) == ["numpy", "os", "scipy"]
+
+
+def test_requirements_are_pinned_to_the_installed_versions() -> None:
+    requirements = pinned_requirements(
+        ["numpy", "os", "sklearn", "yaml", "mystery", "__future__"],
+        standard_library={"os"},
+        distributions={"numpy": ["numpy"], "sklearn": ["scikit-learn"], "yaml": ["PyYAML"]},
+        versions={"numpy": "2.1.0", "scikit-learn": "1.5.2"},
+    )
+    assert requirements.lines == ["numpy==2.1.0", "PyYAML", "scikit-learn==1.5.2"]
+    assert requirements.unknown == ["mystery"]
+    assert requirements.text.splitlines()[-3:] == requirements.lines

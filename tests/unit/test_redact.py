@@ -37,6 +37,19 @@ TOKEN = "0f3c9a7be21d4c55a1d2e3f4a5b6c7d8"
             "/oauth_callback?code=[secret]&state=[secret]",
         ),
         ("/x?TOKEN=abc", "/x?TOKEN=[secret]"),
+        # review links: whoever has the id reads the candidate
+        (
+            "200 GET /services/erc/compendium/Ab1?link=Zx9-Qw_1234567890abcdefghij (1.2.3.4)",
+            "200 GET /services/erc/compendium/Ab1?link=[secret] (1.2.3.4)",
+        ),
+        (
+            "302 GET /services/erc/link/Zx9-Qw_1234567890abcdefghij (1.2.3.4)",
+            "302 GET /services/erc/link/[secret] (1.2.3.4)",
+        ),
+        (
+            "200 GET /services/erc/api/v1/link (1.2.3.4)",
+            "200 GET /services/erc/api/v1/link (1.2.3.4)",
+        ),
         (
             "/x?client_secret=a&refresh_token=b&password=c",
             "/x?client_secret=[secret]&refresh_token=[secret]&password=[secret]",
