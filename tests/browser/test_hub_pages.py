@@ -93,6 +93,8 @@ def test_check_page_runs_a_job_to_success(
     report = page.locator("#erc-report-link")
     expect(report).to_be_visible()
     expect(page.locator("#erc-display-link")).to_be_visible()
+    # a passing check has its reference: no "executed notebook as the reference" offered
+    expect(page.locator("#erc-reference-link")).to_be_hidden()
     report.click()
     page.wait_for_url("**/check/report.html")
     expect(page.locator("body")).to_contain_text("Check of main.ipynb")

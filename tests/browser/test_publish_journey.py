@@ -106,6 +106,7 @@ def test_an_author_publishes_their_own_folder_from_a_launched_session(
     assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.path)")) == [
         "doubling.ipynb",
         "erc.yml",
+        "requirements.txt",
     ]
     expect(step.locator(".erchub-publish-modes")).to_have_count(0)  # a new compendium
     screenshot(page, "2-preview-run-first")
@@ -157,7 +158,7 @@ def test_an_author_publishes_their_own_folder_from_a_launched_session(
     assert published["candidate"] is False
     assert published["user"] == author
     assert (o2r["mainfile"], o2r["title"]) == ("doubling.ipynb", "Doubling numbers")
-    assert set(o2r["files"]) == {"doubling.ipynb", "erc.yml"}
+    assert set(o2r["files"]) == {"doubling.ipynb", "erc.yml", "requirements.txt"}
     assert o2r["license"]["code"] == "MIT"
     assert (
         o2r["erc_id"]

@@ -80,7 +80,9 @@ async def test_a_folder_without_erc_yml_becomes_a_candidate(
     assert body["folder"] == "/waves"
     assert body["mode"] == "new"
     assert body["relation"] is None
-    assert body["files"] == 4  # main.ipynb, data.csv, .ercignore and the erc.yml added
+    # main.ipynb, data.csv, .ercignore, and the erc.yml and requirements.txt written (the
+    # folder has no environment file of its own)
+    assert body["files"] == 5
     o2r = body["metadata"]["o2r"]
     assert o2r["mainfile"] == "main.ipynb"
     assert o2r["title"] == "Waves"
@@ -92,7 +94,7 @@ async def test_a_folder_without_erc_yml_becomes_a_candidate(
     listed = erc_hub.request("GET", "/compendium?candidate=true&limit=1000", token).json()
     assert compendium_id in listed["results"]
     shown = erc_hub.request("GET", f"/compendium/{compendium_id}", token).json()
-    assert files_of(shown["files"]) >= {"main.ipynb", "data.csv", "erc.yml"}
+    assert files_of(shown["files"]) >= {"main.ipynb", "data.csv", "erc.yml", "requirements.txt"}
     assert not any(name.startswith("scratch") for name in files_of(shown["files"]))
     erc = yaml.safe_load(
         erc_hub.request("GET", f"/compendium/{compendium_id}/data/erc.yml", token).text
@@ -123,7 +125,8 @@ async def test_the_compendium_folder_of_its_main_is_packed_under_a_new_id(
     response = await publish(jp_fetch, "project/analysis/main.ipynb")
     assert response.code == 201, response.body
     body = json_of(response)
-    assert (body["folder"], body["files"]) == ("/project", 3)
+    # main.ipynb, README.md, the new erc.yml and a requirements.txt
+    assert (body["folder"], body["files"]) == ("/project", 4)
     # a new compendium: never the erc id of the folder's erc.yml
     assert body["metadata"]["o2r"]["erc_id"] not in (erc_id, None)
     assert body["metadata"]["o2r"]["mainfile"] == "analysis/main.ipynb"
@@ -141,7 +144,7 @@ async def test_an_erc_yml_above_never_captures_a_new_folder(
     assert body["folder"] == "/my-study"
     o2r = body["metadata"]["o2r"]
     assert (o2r["mainfile"], o2r["title"]) == ("doubling.ipynb", "Doubling")
-    assert set(o2r["files"]) == {"doubling.ipynb", "erc.yml"}
+    assert set(o2r["files"]) == {"doubling.ipynb", "erc.yml", "requirements.txt"}
 
 
 async def test_refused_metadata_leaves_no_candidate(
