@@ -13,6 +13,7 @@ import json
 import socket
 import zipfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,10 @@ FakeHubAuth.users = {
 }
 
 
-@pytest.fixture
-async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    """The service's application on a port of 127.0.0.1, its base URL."""
-    monkeypatch.setattr(BaseHandler, "hub_auth_class", FakeHubAuth)
+@asynccontextmanager
+async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, ERCService]]:
+    """The service's application (SQLite store in ``tmp_path``, no workers) on a port of
+    127.0.0.1: its origin and the service."""
     data_dir = tmp_path / "data"
     db_url = f"sqlite:///{data_dir / 'erchub.sqlite'}"
     service = ERCService(
@@ -89,10 +90,18 @@ async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     sock.setblocking(False)
     server.add_sockets([sock])
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}{PREFIX}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", service
     finally:
         server.stop()
         service.store.close()
+
+
+@pytest.fixture
+async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """The service's application on a port of 127.0.0.1, its base URL."""
+    monkeypatch.setattr(BaseHandler, "hub_auth_class", FakeHubAuth)
+    async with serving(tmp_path) as (origin, _service):
+        yield f"{origin}{PREFIX}"
 
 
 async def call(

@@ -5,7 +5,6 @@ hidden, with the service's application and a fake HubAuth (see test_api_rules)."
 from __future__ import annotations
 
 import io
-import socket
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tornado.httpserver import HTTPServer
 
 from erchub.services.app import ERCService
 from erchub.services.exchange.packaging import human_size
@@ -29,9 +27,9 @@ from erchub.services.handlers.landing import (
     related_links,
     verdict_of,
 )
-from erchub.services.store import JobRecord, open_store
+from erchub.services.store import JobRecord
 from erchub.steps import JobStatus
-from tests.unit.test_api_rules import FakeHubAuth, workspace_zip
+from tests.unit.test_api_rules import FakeHubAuth, serving, workspace_zip
 
 SERVICE = "/services/erc/"
 NAVIGATE = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate"}
@@ -185,23 +183,8 @@ class Service:
 @pytest.fixture
 async def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Service]:
     monkeypatch.setattr(BaseHandler, "hub_auth_class", PageHubAuth)
-    data_dir = tmp_path / "data"
-    db_url = f"sqlite:///{data_dir / 'erchub.sqlite'}"
-    erc = ERCService(data_dir=str(data_dir), db_url=db_url, base_url=SERVICE, worker_count=0)
-    data_dir.mkdir()
-    erc.store = open_store(db_url)
-    erc.workers = []
-    server = HTTPServer(erc.make_app())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    server.add_sockets([sock])
-    try:
-        yield Service(f"http://127.0.0.1:{sock.getsockname()[1]}{SERVICE}", erc)
-    finally:
-        server.stop()
-        erc.store.close()
+    async with serving(tmp_path) as (origin, erc):
+        yield Service(f"{origin}{SERVICE}", erc)
 
 
 def finished_job(erc: ERCService, compendium_id: str, display: str, passed: bool) -> str:
