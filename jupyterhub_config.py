@@ -5,7 +5,9 @@ SQLite stores), ERCHUB_WORKER_COUNT (job worker processes, default 1), ERCHUB_DB
 service's store, default SQLite in the data directory), ERCHUB_ADMIN_USERS (comma-separated
 hub users who administer the hub and the erc service), ERCHUB_HUB_API_PORT (the hub's API port,
 default 8081), ERCHUB_SERVICE_PORT (the erc service's port, default 10101; with Docker both
-listen on the sessions network's gateway) and ERCHUB_SERVICE_USER (the user the erc service
+listen on the sessions network's gateway), ERCHUB_REVIEW_GUESTS (true: review links may be
+opened without an account, as guests that live as long as the link; default false) and
+ERCHUB_SERVICE_USER (the user the erc service
 runs as when the hub runs as root, default erchub; empty: root).
 """
 
@@ -17,6 +19,7 @@ from erchub.hub.config import (
     ServiceUserError,
     configure_authenticator,
     configure_erc_service,
+    configure_review_guests,
     configure_spawner,
     configure_templates,
     service_user,
@@ -79,3 +82,7 @@ configure_erc_service(
     port=service_port,
     admin_users=admin_users,
 )
+
+# Review links opened without an account, as guests of the link (README "Review links").
+if os.environ.get("ERCHUB_REVIEW_GUESTS", "").strip().lower() in ("1", "true"):
+    configure_review_guests(c)

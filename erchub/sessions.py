@@ -4,7 +4,9 @@ Every user has two kinds of JupyterLab servers. Their **workspace** is the defau
 name, no ``user_options``): a JupyterLab of their own on a persistent volume, in the authoring
 image, where they write notebooks and publish them. A **session** is a named server, one per ERC
 and user. Its ``user_options`` name the compendium to open, or a job (its compendium, with the
-job's executed notebook opened instead of the main notebook). JupyterHub 6 requires server
+job's executed notebook opened instead of the main notebook). A compendium may be opened
+through a review link (``link``: the session sees it as the link shows it, and ends with the
+link); a review guest (:mod:`erchub.reviewers`) opens nothing else. JupyterHub 6 requires server
 names to be safe slugs: 1-30 characters, lower-case ASCII letters, digits and single hyphens,
 starting with a letter. Compendium ids are case-sensitive, so the name carries a hash of the
 exact id besides its lower-cased form.
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from erchub.errors import ErchubError
+from erchub.reviewers import guest_link_digest, is_link_id, link_digest
 
 #: what a compendium or job id may look like (the service's ids: letters, digits, - and _)
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -47,11 +50,12 @@ class SessionKind(str, Enum):
 
 @dataclass(frozen=True)
 class SessionTarget:
-    """What a server opens: its kind and the id of the compendium or job (``""`` for the
-    workspace)."""
+    """What a server opens: its kind, the id of the compendium or job (``""`` for the
+    workspace), and the review link it is opened through (``""``: none)."""
 
     kind: SessionKind
     id: str
+    link: str = ""
 
 
 #: the target of every default server
@@ -75,10 +79,11 @@ def parse_user_options(options: Any, server_name: str = "") -> SessionTarget:
     if not isinstance(options, dict):
         raise InvalidSessionOptions("user_options must be an object naming a compendium or a job")
     named = {key: options[key] for key in ("compendium", "job") if key in options}
-    unknown = sorted(set(options) - {"compendium", "job"})
+    unknown = sorted(set(options) - {"compendium", "job", "link"})
     if unknown:
         raise InvalidSessionOptions(
-            f"unknown user_options: {', '.join(map(str, unknown[:5]))} (expected compendium or job)"
+            f"unknown user_options: {', '.join(map(str, unknown[:5]))} (expected compendium or "
+            "job, optionally link)"
         )
     if len(named) != 1:
         raise InvalidSessionOptions(
@@ -89,7 +94,27 @@ def parse_user_options(options: Any, server_name: str = "") -> SessionTarget:
     ((kind, value),) = named.items()
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidSessionOptions(f"user_options.{kind} is not a valid id: {str(value)[:80]!r}")
-    return SessionTarget(SessionKind(kind), value)
+    link = options.get("link", "")
+    if link and kind != SessionKind.COMPENDIUM:
+        raise InvalidSessionOptions("a review link opens a compendium, not a job")
+    if link and not is_link_id(link):
+        raise InvalidSessionOptions("user_options.link is not a review link's id")
+    return SessionTarget(SessionKind(kind), value, link)
+
+
+def check_guest_target(username: str, target: SessionTarget) -> None:
+    """A review guest opens the compendium of their own link and nothing else (no workspace,
+    no other compendium, no job): InvalidSessionOptions otherwise. Anyone else passes."""
+    digest = guest_link_digest(username)
+    if digest is None:
+        return
+    if target.kind is not SessionKind.COMPENDIUM or not target.link:
+        raise InvalidSessionOptions(
+            "as a guest of a review link you can open only the compendium of that link: "
+            "open the link again"
+        )
+    if link_digest(target.link) != digest:
+        raise InvalidSessionOptions("this guest belongs to another review link")
 
 
 def server_name_for(target_id: str) -> str:

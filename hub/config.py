@@ -224,8 +224,17 @@ def configure_erc_service(
     roles.append(
         {
             "name": "erc-service",
-            "description": "The erc service starts users' ERC sessions (launch links).",
-            "scopes": ["servers", "read:users:name"],
+            "description": "The erc service starts users' ERC sessions (launch links), stops "
+            "the sessions of review links that ended and removes their guests, and lists users "
+            "(o2r's GET /user).",
+            "scopes": [
+                "servers",
+                "list:users",
+                "read:users",
+                "read:roles:users",
+                "read:servers",
+                "admin:users",
+            ],
             "services": [SERVICE_NAME],
         }
     )
@@ -275,7 +284,7 @@ def configure_authenticator(c: Any, *, data_dir: str, environ: Mapping[str, str]
         if not environ.get("JUPYTERHUB_CRYPT_KEY"):  # else JupyterHub reads it (any form)
             c.CryptKeeper.keys = [crypt_key(data_dir)]
     else:
-        c.JupyterHub.authenticator_class = "dummy"
+        c.JupyterHub.authenticator_class = "erc-dummy"
         # JupyterHub logs as "JupyterHub": the warning lands in its log, formatted as its own
         logging.getLogger("JupyterHub").warning(DUMMY_LOGIN_WARNING)
     c.Authenticator.allow_all = True
@@ -283,6 +292,20 @@ def configure_authenticator(c: Any, *, data_dir: str, environ: Mapping[str, str]
     template_vars["erchub_dummy_login_warning"] = "" if orcid else DUMMY_LOGIN_WARNING
     c.JupyterHub.template_vars = template_vars
     return orcid
+
+
+def configure_review_guests(c: Any, allow: bool = True) -> None:
+    """Let review links be opened without an account, as guests of the hub that live as long
+    as their link (erchub.hub.guests): the hub's authenticator and the erc service both."""
+    c.ReviewGuestsMixin.review_guests = allow
+    services = list(c.JupyterHub.get("services", []))
+    for service in services:
+        if service.get("name") == SERVICE_NAME:
+            service["environment"] = {
+                **service.get("environment", {}),
+                "ERCHUB_REVIEW_GUESTS": str(allow),
+            }
+    c.JupyterHub.services = services
 
 
 def configure_templates(c: Any, service_prefix: str = f"/services/{SERVICE_NAME}/") -> None:

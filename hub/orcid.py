@@ -20,6 +20,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Unicode, default
 
+from erchub.hub.guests import ReviewGuestsMixin
 from erchub.metadata import is_orcid_id
 
 ORCID_URL = "https://orcid.org"
@@ -36,14 +37,15 @@ def display_name(token_info: dict[str, Any], user_info: dict[str, Any]) -> str |
     return joined or (str(token_info["name"]).strip() if token_info.get("name") else None)
 
 
-class ORCIDOAuthenticator(GenericOAuthenticator):
+class ORCIDOAuthenticator(ReviewGuestsMixin, GenericOAuthenticator):
     """Log in with ORCID; the hub user is named by the person's ORCID iD (case kept).
 
     Register the hub at https://orcid.org/developer-tools with the redirect URI
     ``https://HUB/hub/oauth_callback``; give the client id and secret as traits or as
     ``ORCID_CLIENT_ID`` / ``ORCID_CLIENT_SECRET``. ``auth_state["name"]`` holds the person's
     display name (with ``enable_auth_state``). ``username_claim`` is not used: the user name is
-    always the ORCID iD (userinfo ``sub``, else the token response's ``orcid``).
+    always the ORCID iD (userinfo ``sub``, else the token response's ``orcid``). Review
+    links have their page at ``/hub/review/<id>`` (erchub.hub.guests).
     """
 
     sandbox = Bool(

@@ -23,21 +23,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler
+from jupyterhub.services.auth import HubAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import httpserver, ioloop, web
 from traitlets import Any as AnyTrait
-from traitlets import Float, Int, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, Int, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 from traitlets.config.loader import ArgumentError
 
 from erchub import __version__
 from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
+from erchub.errors import ErchubError
 from erchub.redact import install_log_redaction
 from erchub.services.compendia import files as compendia
+from erchub.services.compendia.links import is_active
 from erchub.services.handlers import api_handlers, page_handlers
 from erchub.services.handlers.base import MAX_JSON_BODY, NotFoundHandler
 from erchub.services.handlers.pages import NotFoundPageHandler
+from erchub.services.hub import end_review_sessions, hub_api
 from erchub.services.store import StoreError, default_db_url, open_store
 from erchub.settings import DataDirMixin, env_setting
 
@@ -237,6 +240,29 @@ class ERCService(DataDirMixin, Application):
     def _default_supervise_interval(self) -> float:
         return self._env("supervise_interval", 5.0)
 
+    review_guests = Bool(
+        help="""Whether a review link may be opened without an account: the hub makes the
+        visitor a guest that lives as long as the link (the hub's authenticator must allow it
+        too: erchub.hub.config.configure_review_guests sets both) (default:
+        $ERCHUB_REVIEW_GUESTS, else False).""",
+    ).tag(config=True)
+
+    @default("review_guests")
+    def _default_review_guests(self) -> bool:
+        return self._env("review_guests", False)
+
+    review_sweep_interval = Float(
+        min=0.1,
+        help="""Seconds between the service's looks for review links that ended (expired,
+        revoked, deleted): the sessions launched through them are stopped and their guests
+        deleted then; a revocation is acted on at once (default:
+        $ERCHUB_REVIEW_SWEEP_INTERVAL, else 5).""",
+    ).tag(config=True)
+
+    @default("review_sweep_interval")
+    def _default_review_sweep_interval(self) -> float:
+        return self._env("review_sweep_interval", 5.0)
+
     bind_url = Unicode(
         help="Where the service listens (default: $JUPYTERHUB_SERVICE_URL, set by the hub for "
         "a managed service, else http://127.0.0.1:10101)."
@@ -256,6 +282,10 @@ class ERCService(DataDirMixin, Application):
 
     store = AnyTrait(help="The open Store (set at start).")
     workers: list[subprocess.Popen[bytes]]
+    #: the review links in force when the sessions and guests of ended links were last
+    #: stopped and deleted (None: not yet since the start)
+    _links_swept: frozenset[str] | None = None
+    _sweeping: asyncio.Lock | None = None
 
     def _env(self, name: str, fallback: Any) -> Any:
         """The value of $ERCHUB_<NAME> for the trait ``name``, else ``fallback``."""
@@ -350,6 +380,34 @@ class ERCService(DataDirMixin, Application):
                 self.log.warning("worker pid %d exited with %s; restarting", process.pid, code)
                 self.workers[index] = self.start_worker()
 
+    async def end_review_links(self) -> None:
+        """Stop the sessions of review links that ended since the last look, and delete their
+        guests (see :func:`~erchub.services.hub.end_review_sessions`). The hub is asked only
+        when a link in force then is no longer; a failure is logged and tried again."""
+        auth = HubAuth()
+        if not auth.api_token:  # not run by a hub
+            return
+        if self._sweeping is None:
+            self._sweeping = asyncio.Lock()
+        async with self._sweeping:
+            found = await asyncio.get_running_loop().run_in_executor(None, self.store.list_links)
+            now = time.time()
+            active = frozenset(link.id for link in found if is_active(link, now))
+            if self._links_swept is not None and self._links_swept <= active:
+                return
+            ended = [link.id for link in found if link.id not in active]
+            try:
+                done = await end_review_sessions(hub_api(auth), ended, active, self.log)
+            except ErchubError as error:
+                self.log.warning("the sessions of ended review links are not stopped: %s", error)
+                return
+            if done:
+                self._links_swept = active
+
+    def review_links_ended(self) -> None:
+        """A review link was revoked: act on it now, not at the next look."""
+        asyncio.get_running_loop().create_task(self.end_review_links())
+
     def stop_workers(self) -> None:
         for process in self.workers:
             process.terminate()
@@ -390,6 +448,8 @@ class ERCService(DataDirMixin, Application):
         self.workers = [self.start_worker() for _ in range(self.worker_count)]
         supervisor = ioloop.PeriodicCallback(self.supervise, self.supervise_interval * 1000)
         supervisor.start()
+        sweeper = ioloop.PeriodicCallback(self.end_review_links, self.review_sweep_interval * 1000)
+        sweeper.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -397,6 +457,7 @@ class ERCService(DataDirMixin, Application):
         await stop.wait()
         self.log.info("stopping workers and the service")
         supervisor.stop()
+        sweeper.stop()
         server.stop()
         await loop.run_in_executor(None, self.stop_workers)
         self.store.close()

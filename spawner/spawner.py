@@ -9,7 +9,9 @@ A **session** is a named server whose ``user_options`` name a compendium (or a j
 compendium, opening the job's executed notebook). Before the server starts, the spawner
 
 1. fetches the compendium from the `erc` service with the server's own hub token, so the
-   service's visibility rules decide (another user's candidate is "not found");
+   service's visibility rules decide (another user's candidate is "not found"), through the
+   review link that ``user_options.link`` names, if any (a reviewer's session: blinded for a
+   blind link; a review guest opens nothing else, see ``erchub.reviewers``);
 2. makes sure the runtime image exists: ``erchub build --events`` in a subprocess on the
    sessions' Docker engine, reusing an existing image or a build of it already running, with
    every phase and build log line sent to ``progress()`` (see ``erchub.spawner.session_build``);
@@ -43,7 +45,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import docker
 import docker.errors
@@ -60,6 +62,7 @@ from erchub.sessions import (
     InvalidSessionOptions,
     SessionKind,
     SessionTarget,
+    check_guest_target,
     lab_url_for,
     parse_user_options,
 )
@@ -134,12 +137,17 @@ class ERCSessionMixin(_SpawnerBase):
 
     def get_env(self) -> dict[str, str]:
         """The server's environment, plus what erchub's server extension reads: the ERC of
-        the session, where the erc API is (reached with the server's own token) and the user
-        as an author (name and ORCID iD, when the login knows them)."""
+        the session (and the review link it was opened through), where the erc API is
+        (reached with the server's own token) and the user as an author (name and ORCID iD,
+        when the login knows them)."""
         env: dict[str, str] = super().get_env()
         env["ERCHUB_API_URL"] = self.erc_api_url
         options = self.user_options or {}
-        for option, variable in (("compendium", "ERCHUB_COMPENDIUM_ID"), ("job", "ERCHUB_JOB_ID")):
+        for option, variable in (
+            ("compendium", "ERCHUB_COMPENDIUM_ID"),
+            ("job", "ERCHUB_JOB_ID"),
+            ("link", "ERCHUB_REVIEW_LINK"),
+        ):
             if options.get(option):
                 env[variable] = str(options[option])
         for value, variable in (
@@ -250,9 +258,11 @@ class ERCSessionMixin(_SpawnerBase):
     # -- the compendium --------------------------------------------------------------------
 
     async def api_request(self, path: str, **kwargs: Any) -> Any:
-        """A request to the erc API with this server's token (the user's own rights)."""
+        """A request to the erc API with this server's token (the user's own rights), through
+        the session's review link when it has one."""
+        link = self.target.link
         request = HTTPRequest(
-            self.erc_api_url.rstrip("/") + path,
+            self.erc_api_url.rstrip("/") + path + (f"?{urlencode({'link': link})}" if link else ""),
             headers={"Authorization": f"token {self.api_token}"},
             request_timeout=self.fetch_timeout,
             **kwargs,
@@ -801,7 +811,7 @@ def check_user_options(spawner: Spawner, user_options: Any) -> None:
     fault, before anything starts: a 400 whose reason the user sees, on the error page at once
     and on the server's page after (JupyterHub shows an error's ``jupyterhub_message``)."""
     try:
-        parse_user_options(user_options, spawner.name)
+        check_guest_target(spawner.user.name, parse_user_options(user_options, spawner.name))
     except InvalidSessionOptions as exc:
         error = web.HTTPError(400, str(exc))
         error.jupyterhub_message = str(exc)  # type: ignore[attr-defined]

@@ -141,9 +141,13 @@ def erc_hub(tmp_path_factory: pytest.TempPathFactory, fake_zenodo: Any) -> Itera
     from tests.hub.conftest import require_hub, server_errors, start_hub, stop_hub
 
     require_hub()
-    hub, process = start_hub(
-        tmp_path_factory.mktemp("hub"), environment=zenodo_environment(fake_zenodo)
-    )
+    # review links may be opened as guests; ended links are looked for every second
+    environment = {
+        **zenodo_environment(fake_zenodo),
+        "ERCHUB_REVIEW_GUESTS": "true",
+        "ERCHUB_REVIEW_SWEEP_INTERVAL": "1",
+    }
+    hub, process = start_hub(tmp_path_factory.mktemp("hub"), environment=environment)
     try:
         yield hub
     finally:

@@ -149,6 +149,28 @@ def revoke_links(
     return revoked
 
 
+def change_mode(
+    store: Store,
+    record: CompendiumRecord,
+    user: str,
+    *,
+    is_admin: bool,
+    link_id: str,
+    mode: LinkMode,
+) -> LinkRecord:
+    """Make the compendium's link ``link_id`` ``mode`` (the author unblinding a review once
+    the compendium is published, say); the link after that. NotFound for a link of another
+    compendium."""
+    _manageable(record, user, is_admin)
+    link = store.get_link(link_id)
+    if link is None or link.compendium_id != record.id:
+        raise NotFound(f"compendium {record.id} has no link {link_id[:64]}")
+    changed = store.set_link_mode(link.id, mode)
+    if changed is None:
+        raise NotFound(f"compendium {record.id} has no link {link_id[:64]}")
+    return changed
+
+
 def granting_link(store: Store, link_id: str, compendium_id: str, now: float) -> LinkRecord | None:
     """The link ``link_id`` when it is in force and names ``compendium_id``, else None."""
     link = store.get_link(link_id)

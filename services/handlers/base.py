@@ -34,6 +34,7 @@ from tornado.iostream import StreamClosedError
 
 from erchub import jsonlimits, safefs
 from erchub.errors import Conflict, ErchubError, Forbidden, NotFound, Unavailable
+from erchub.reviewers import is_guest, is_guest_of
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia import links
 from erchub.services.jobs.worker import link_tree
@@ -58,6 +59,8 @@ MAX_START = 10**9
 #: problems of a request body listed in one 400, and characters shown of each
 MAX_PROBLEMS = 10
 MAX_PROBLEM_CHARS = 200
+#: what a review guest is told where their link grants nothing
+GUEST_REFUSAL = "a guest of a review link may open only the compendium of that link"
 #: query arguments every endpoint accepts: how a hub token, the XSRF token or a review link may
 #: travel (a link is ignored where it grants nothing: see BaseHandler.visible_compendium)
 AUTH_ARGUMENTS = ("token", "_xsrf", LINK_ARGUMENT)
@@ -179,6 +182,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             except UserNotAllowed:
                 self.not_allowed = model
         self.current_user = user
+        if user and is_guest(str(user["name"])) and self.request.method not in self.guest_methods:
+            raise web.HTTPError(403, GUEST_REFUSAL)
         await self.start_body()
 
     # -- request bodies ----------------------------------------------------------------------
@@ -288,7 +293,15 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         """Whose view the store applies: the caller, or None (everything) for an admin."""
         return None if self.is_admin else self.username
 
+    @property
+    def is_guest(self) -> bool:
+        """Whether the caller is a review guest (who sees only their link's compendium)."""
+        user = self.current_user
+        return bool(user) and is_guest(str(user["name"]))
+
     def can_see(self, record: CompendiumRecord) -> bool:
+        if self.is_guest:
+            return False
         return not record.candidate or self.is_admin or record.user == self.username
 
     #: the methods of this handler where a review link (``?link=``) lets a caller see a
@@ -296,6 +309,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     #: jobs"), and whether such a use counts as one of the link
     link_methods: frozenset[str] = frozenset()
     counts_link_use = False
+    #: the methods of this handler a review guest may use: those of what a link grants (its
+    #: compendium, their own jobs of it); anything else is 403 for them
+    guest_methods: frozenset[str] = frozenset()
     #: the review link the compendium of this request is seen through (None: none), and
     #: whether that link shows it blinded
     review_link: LinkRecord | None = None
@@ -325,6 +341,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         :meth:`visible_compendium`); its author and erc admins see it as it is."""
         link = await self.blocking(links.granting_link, self.store, link_id, record.id, time.time())
         if link is None or not self.username:
+            raise web.HTTPError(404, f"compendium {record.id} not found")
+        if self.is_guest and not is_guest_of(self.username, link.id):
             raise web.HTTPError(404, f"compendium {record.id} not found")
         self.review_link = link
         if self.counts_link_use and self.username != link.user:

@@ -15,6 +15,7 @@ from erchub.services.handlers.views import summary_json
 
 class CheckPageHandler(PageHandler):
     link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
 
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:

@@ -231,6 +231,7 @@ class CompendiumHandler(BaseHandler):
     """``/compendium/{id}``: get and delete."""
 
     link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
 
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
@@ -262,6 +263,7 @@ class MetadataHandler(BaseHandler):
     """``/compendium/{id}/metadata``: the o2r metadata, read and changed."""
 
     link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
 
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
@@ -307,6 +309,9 @@ class MetadataHandler(BaseHandler):
 class FilesHandler(BaseHandler):
     """``/compendium/{id}/files``: the file tree."""
 
+    link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
+
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
         self.check_arguments()
@@ -317,6 +322,9 @@ class FilesHandler(BaseHandler):
 
 class DataHandler(BaseHandler):
     """``/compendium/{id}/data/{path}``: one file, raw, streamed."""
+
+    link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
 
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str, path: str) -> None:
@@ -330,6 +338,7 @@ class DownloadHandler(BaseHandler):
 
     archive_format: compendia.ArchiveFormat = "zip"
     link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
     counts_link_use = True
 
     @needs_scope(SCOPE_READ)

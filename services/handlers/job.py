@@ -117,6 +117,7 @@ class JobBaseHandler(BaseHandler):
 class JobListHandler(JobBaseHandler):
     #: a review link lets its holder start a check job of its compendium
     link_methods = frozenset({"POST"})
+    guest_methods = frozenset({"POST"})
     counts_link_use = True
 
     @needs_scope(SCOPE_READ)
@@ -205,17 +206,24 @@ class CompendiumJobsHandler(JobBaseHandler):
     """``/compendium/{id}/jobs``: o2r's list of a compendium's jobs, ``{"results": [ids],
     "total"}`` newest first, paged (``start``, ``limit``); 404 for an invisible compendium."""
 
+    link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
+
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
         self.check_arguments(("start", "limit"))
         start, limit = self.paging()
         compendium = await self.visible_compendium(compendium_id)
-        query = JobQuery(viewer=self.viewer, compendium_id=compendium.id, start=start, limit=limit)
+        # through a review link: every job of its compendium, as its landing page lists them
+        viewer = None if self.review_link is not None else self.viewer
+        query = JobQuery(viewer=viewer, compendium_id=compendium.id, start=start, limit=limit)
         jobs, total = await self.blocking(self.store.list_jobs, query)
         self.write_json({"results": [job.id for job in jobs], "total": total})
 
 
 class JobHandler(JobBaseHandler):
+    guest_methods = frozenset({"GET"})
+
     @needs_scope(SCOPE_READ)
     async def get(self, job_id: str) -> None:
         self.check_arguments(("steps",))
@@ -225,6 +233,8 @@ class JobHandler(JobBaseHandler):
 
 
 class JobCancelHandler(JobBaseHandler):
+    guest_methods = frozenset({"POST"})
+
     @needs_scope(SCOPE_RUN)
     async def post(self, job_id: str) -> None:
         user = self.username
@@ -253,6 +263,8 @@ class JobLogsHandler(JobBaseHandler):
     Each event's id is its line in the job's event log, so a client that reconnects with
     ``Last-Event-ID`` (or ``?last_event_id=``) continues after what it saw.
     """
+
+    guest_methods = frozenset({"GET"})
 
     @needs_scope(SCOPE_READ)
     async def get(self, job_id: str) -> None:
@@ -314,6 +326,8 @@ class JobLogsHandler(JobBaseHandler):
 
 
 class JobDataHandler(JobBaseHandler):
+    guest_methods = frozenset({"GET"})
+
     @needs_scope(SCOPE_READ)
     async def get(self, job_id: str, path: str) -> None:
         self.check_arguments()

@@ -25,8 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+from jupyterhub.utils import url_path_join
 from tornado import web
 
 from erchub import safefs
@@ -211,6 +212,7 @@ class CompendiumReading(ReaderPageHandler):
     shows them too (see :meth:`~.base.BaseHandler.visible_compendium`)."""
 
     link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
 
     @property
     def viewer(self) -> str | None:
@@ -399,8 +401,14 @@ class ReviewLinkHandler(PageHandler):
     """``GET link/{id}``: a review link's own address, the landing page of its compendium
     seen through it; a link revoked, expired or unknown is the 404 page."""
 
+    guest_methods = frozenset({"GET"})
+
     async def get(self, link_id: str) -> None:
         self.check_arguments()
+        if self.current_user is None and self.not_allowed is None and self.service.review_guests:
+            # without identity: the hub's page for reviewers, which offers a guest identity
+            self.redirect(url_path_join(self.hub_url, "review", quote(link_id, safe="")))
+            return
         self.require(SCOPE_READ)
         link = await self.blocking(self.store.get_link, link_id)
         if link is None or not links.is_active(link, time.time()):

@@ -21,7 +21,6 @@ the main notebook open. A session already running is opened at once; one startin
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import weakref
 from typing import Any
@@ -29,17 +28,16 @@ from urllib.parse import quote
 
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from erchub.errors import ErchubError
+from erchub.errors import ErchubError, Unavailable
 from erchub.services.exchange.loading import load_compendium
 from erchub.services.exchange.sources import LoaderSettings, Source, normalize_doi
 from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, domain_status, needs_scope
 from erchub.services.handlers.pages import PageHandler
+from erchub.services.hub import hub_api
 from erchub.services.store import CompendiumQuery, CompendiumRecord
 from erchub.sessions import server_name_for
 
-HUB_API_TIMEOUT = 30
 #: one load per DOI at a time: a second reviewer waits and launches what the first loaded
 _doi_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 _SPACES = re.compile(r"\s+")
@@ -59,27 +57,11 @@ def display_name_of(record: CompendiumRecord) -> str | None:
 class BaseLaunchHandler(PageHandler):
     async def hub_api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """A request to the hub's REST API with the service's own token (it may start users'
-        servers: role erc-service). Returns status and parsed body (None when not JSON)."""
-        request = HTTPRequest(
-            url_path_join(self.hub_auth.api_url, path),
-            method=method,
-            headers={"Authorization": f"token {self.hub_auth.api_token}"},
-            body=None if body is None else json.dumps(body),
-            request_timeout=HUB_API_TIMEOUT,
-        )
+        servers: role erc-service): status and parsed body; 502 when the hub does not answer."""
         try:
-            response = await AsyncHTTPClient().fetch(request)
-        except HTTPClientError as exc:
-            if exc.response is None:
-                raise web.HTTPError(502, f"the hub did not answer: {exc}") from None
-            response = exc.response
-        except OSError as exc:
-            raise web.HTTPError(502, f"the hub cannot be reached: {exc}") from None
-        try:
-            parsed = json.loads(response.body) if response.body else None
-        except ValueError:
-            parsed = None
-        return response.code, parsed
+            return await hub_api(self.hub_auth).request(method, path, body)
+        except Unavailable as error:
+            raise web.HTTPError(502, str(error)) from None
 
     async def launch(self, record: CompendiumRecord) -> None:
         user = self.username
@@ -100,7 +82,11 @@ class BaseLaunchHandler(PageHandler):
             raise web.HTTPError(
                 409, f"your session of {record.id} is {server['pending']}ing; try again shortly"
             )
-        body: dict[str, Any] = {"user_options": {"compendium": record.id}}
+        options = {"compendium": record.id}
+        if self.review_link is not None:
+            # the session sees the compendium through the link, and ends with it
+            options["link"] = self.review_link.id
+        body: dict[str, Any] = {"user_options": options}
         display_name = display_name_of(record)
         if display_name:
             body["display_name"] = display_name
@@ -120,6 +106,11 @@ class BaseLaunchHandler(PageHandler):
 
 
 class LaunchHandler(BaseLaunchHandler):
+    #: launching through a review link (``?link=``): its reviewers' sessions
+    link_methods = frozenset({"GET"})
+    guest_methods = frozenset({"GET"})
+    counts_link_use = True
+
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
         self.check_arguments()

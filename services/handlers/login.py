@@ -40,6 +40,8 @@ def is_local_path(target: str) -> bool:
 
 
 class LoginHandler(PageHandler):
+    guest_methods = frozenset({"GET"})
+
     async def get(self) -> None:
         self.check_arguments(("next",))
         target = self.get_query_argument("next", "")

@@ -7,6 +7,8 @@ from erchub.services.openapi import build_document
 
 
 class OpenAPIHandler(BaseHandler):
+    guest_methods = frozenset({"GET"})  # public: whoever asks
+
     async def prepare(self) -> None:
         # A public document: skip resolving the caller through the hub.
         pass

@@ -426,5 +426,10 @@ class Store(abc.ABC):
         after that, None when it is absent."""
 
     @abc.abstractmethod
+    def set_link_mode(self, link_id: str, mode: LinkMode) -> LinkRecord | None:
+        """Change the link's mode (an author unblinding a review); the link after that, None
+        when it is absent."""
+
+    @abc.abstractmethod
     def count_link_use(self, link_id: str) -> None:
         """Add one to the link's ``uses``, atomically (concurrent uses all count)."""

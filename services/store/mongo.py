@@ -552,6 +552,12 @@ class MongoStore(Store):
             doc = self._links.find_one({"_id": link_id})
         return _link(doc) if doc else None
 
+    def set_link_mode(self, link_id: str, mode: LinkMode) -> LinkRecord | None:
+        with self._translate():
+            self._links.update_one({"_id": link_id}, {"$set": {"mode": str(mode)}})
+            doc = self._links.find_one({"_id": link_id})
+        return _link(doc) if doc else None
+
     def count_link_use(self, link_id: str) -> None:
         with self._translate():
             self._links.update_one({"_id": link_id}, {"$inc": {"uses": 1}})

@@ -692,6 +692,16 @@ class SqlStore(Store):
             ).first()
         return _link(found) if found else None
 
+    def set_link_mode(self, link_id: str, mode: LinkMode) -> LinkRecord | None:
+        with self._writing() as conn:
+            conn.execute(
+                review_links.update().where(review_links.c.id == link_id).values(mode=str(mode))
+            )
+            found = conn.execute(
+                sa.select(review_links).where(review_links.c.id == link_id)
+            ).first()
+        return _link(found) if found else None
+
     def count_link_use(self, link_id: str) -> None:
         with self._writing() as conn:
             conn.execute(

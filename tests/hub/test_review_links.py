@@ -65,12 +65,10 @@ def start_check(hub: Hub, token: str, compendium_id: str, link: object) -> str:
 
 def assert_nothing_else(hub: Hub, token: str, compendium_id: str, link: object) -> None:
     """Every route not meant for links stays a 404 (or the refusal it was) for the link's
-    holder: no changes, no files API, no shipping, no substitution, no launch, no bag."""
+    holder: no changes, no link management, no shipping, no substitution, no bag."""
     tries = [
         ("PUT", f"/compendium/{compendium_id}/metadata", {"o2r": {"title": "changed"}}),
         ("DELETE", f"/compendium/{compendium_id}", None),
-        ("GET", f"/compendium/{compendium_id}/files", None),
-        ("GET", f"/compendium/{compendium_id}/data/main.ipynb", None),
         ("PUT", f"/compendium/{compendium_id}/link", None),
         ("DELETE", f"/compendium/{compendium_id}/link", None),
         ("POST", "/shipment", {"compendium_id": compendium_id, "recipient": "download"}),
@@ -82,8 +80,11 @@ def assert_nothing_else(hub: Hub, token: str, compendium_id: str, link: object) 
         assert answer.status_code == 404, (method, path, answer.status_code, answer.text)
     listed = hub.request("GET", f"/compendium?candidate=true&link={link}", token).json()
     assert compendium_id not in listed["results"]
-    for path in (f"launch/{compendium_id}", f"compendium/{compendium_id}/bag.zip"):
-        assert_error_page(page(hub, path, token, link=str(link)), 404)
+    assert_error_page(page(hub, f"compendium/{compendium_id}/bag.zip", token, link=str(link)), 404)
+    # the files API and the launch are the link's too: without the link, not found
+    for path in (f"/compendium/{compendium_id}/files", f"/compendium/{compendium_id}/data/x"):
+        assert hub.request("GET", path, token).status_code == 404
+    assert_error_page(page(hub, f"launch/{compendium_id}", token), 404)
 
 
 def test_an_open_link_shows_a_candidate_and_nothing_else(erc_hub: Hub, tmp_path: Path) -> None:

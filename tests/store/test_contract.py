@@ -1298,3 +1298,13 @@ def test_link_uses_count_from_threads(store: Store) -> None:
     assert (found.uses, other.uses) == (8, 0)
     store.count_link_use("absent")
     assert store.get_link("absent") is None
+
+
+def test_set_link_mode_changes_that_link_only(store: Store) -> None:
+    store.add_link(link("l1"))
+    store.add_link(link("l2"))
+    changed = store.set_link_mode("l1", LinkMode.BLIND)
+    assert changed is not None and changed.mode is LinkMode.BLIND
+    assert store.get_link("l1") == changed
+    assert store.get_link("l2") == link("l2")
+    assert store.set_link_mode("absent", LinkMode.OPEN) is None

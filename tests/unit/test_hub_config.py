@@ -21,6 +21,7 @@ from erchub.hub.config import (
     TEMPLATE_DIRECTORY,
     configure_authenticator,
     configure_erc_service,
+    configure_review_guests,
     configure_spawner,
     configure_templates,
 )
@@ -43,7 +44,7 @@ def test_without_orcid_anyone_may_log_in_and_is_warned(
     c = Config()
     with caplog.at_level(logging.WARNING, logger="JupyterHub"):
         assert configure_authenticator(c, data_dir=str(tmp_path), environ={}) is False
-    assert c.JupyterHub.authenticator_class == "dummy"
+    assert c.JupyterHub.authenticator_class == "erc-dummy"
     assert c.Authenticator.allow_all is True
     assert "enable_auth_state" not in c.Authenticator
     assert "keys" not in c.CryptKeeper
@@ -131,11 +132,12 @@ def test_templates_come_first_and_know_the_service() -> None:
     assert other.JupyterHub.template_vars["erc_service_url"] == "/hub-prefix/services/erc/"
 
 
-def test_the_erc_service_may_start_servers_and_nothing_more(tmp_path: Path) -> None:
+def test_the_erc_service_may_manage_sessions_and_users_and_nothing_more(tmp_path: Path) -> None:
     c = Config()
     configure_erc_service(c, data_dir=str(tmp_path))
     roles = {role["name"]: role for role in c.JupyterHub.load_roles}
-    assert roles["erc-service"]["scopes"] == ["servers", "read:users:name"]
+    scopes = set(roles["erc-service"]["scopes"])
+    assert {"servers", "list:users", "read:servers", "admin:users"} <= scopes
     assert roles["erc-service"]["services"] == ["erc"]
     assert set(roles["erc-service"]) <= {"name", "description", "scopes", "services"}
     (service,) = c.JupyterHub.services
@@ -239,3 +241,23 @@ def test_without_a_firewall_rule_the_hub_warns(
         assert configure_spawner(Config(), data_dir=str(tmp_path), hub_port=18082) == "erc"
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "JupyterHub"]
     assert "iptables is not installed" in warning and "listens on all interfaces" in warning
+
+
+def test_review_guests_are_allowed_at_the_hub_and_the_service_together(tmp_path: Path) -> None:
+    from erchub.hub.guests import ERCDummyAuthenticator, ReviewLinkHandler
+    from erchub.hub.orcid import ORCIDOAuthenticator
+
+    c = Config()
+    configure_erc_service(c, data_dir=str(tmp_path))
+    assert ERCDummyAuthenticator(config=c).review_guests is False
+    configure_review_guests(c)
+    (service,) = c.JupyterHub.services
+    assert service["environment"]["ERCHUB_REVIEW_GUESTS"] == "True"
+    for authenticator in (
+        ERCDummyAuthenticator(config=c),
+        ORCIDOAuthenticator(config=c, client_id="id", client_secret="secret"),
+    ):
+        assert authenticator.review_guests is True
+        handlers = dict(authenticator.get_handlers(None))
+        assert handlers[r"/review/([^/]+)"] is ReviewLinkHandler
+        assert len(handlers) > 1  # the authenticator's own login pages stay

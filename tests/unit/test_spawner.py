@@ -227,7 +227,10 @@ def test_check_user_options_answers_400_with_the_reason() -> None:
     check_user_options(spawner, {"compendium": "Abc123"})
     for options, reason in [
         ({}, "user_options must name exactly one compendium or job"),
-        ({"image": "evil"}, "unknown user_options: image (expected compendium or job)"),
+        (
+            {"image": "evil"},
+            "unknown user_options: image (expected compendium or job, optionally link)",
+        ),
         ({"compendium": "../etc"}, "user_options.compendium is not a valid id: '../etc'"),
     ]:
         with pytest.raises(web.HTTPError) as raised:
