@@ -5,8 +5,10 @@ jupyter-server config file). The hub's spawner sets the environment the defaults
 ``ERCHUB_API_URL`` (the erc API, e.g. ``http://hub:8000/services/erc/api/v1``),
 ``JUPYTERHUB_API_TOKEN`` (this server's token, sent to the erc API as the user),
 ``ERCHUB_COMPENDIUM_ID`` and ``ERCHUB_JOB_ID`` (the ERC and job the session was launched for),
-``JUPYTERHUB_USER`` (the session's user), ``ERCHUB_AUTHOR_NAME`` and ``ERCHUB_AUTHOR_ORCID``
-(the user's name and ORCID iD from the login, when known: the authors proposed when publishing).
+``ERCHUB_REVIEW_LINK`` (the review link the session's compendium is seen through, when the
+session was started through one), ``JUPYTERHUB_USER`` (the session's user),
+``ERCHUB_AUTHOR_NAME`` and ``ERCHUB_AUTHOR_ORCID`` (the user's name and ORCID iD from the
+login, when known: the authors proposed when publishing).
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ class ERCHubExtension(ExtensionApp):
         allow_none=True,
         help="""Id of the job this session was launched for, None for none.
         (default: $ERCHUB_JOB_ID).""",
+    ).tag(config=True)
+
+    review_link = Unicode(
+        None,
+        allow_none=True,
+        help="""Id of the review link this session was started through (a reviewer's session of
+        a candidate they see only through the link), None for none. Every request about the
+        session's compendium to the erc service carries it (``?link=``): reading it and its
+        metadata, and starting its checks (default: $ERCHUB_REVIEW_LINK).""",
     ).tag(config=True)
 
     session_user = Unicode(
@@ -116,6 +127,10 @@ class ERCHubExtension(ExtensionApp):
     def _compendium_id_default(self) -> str | None:
         return os.environ.get("ERCHUB_COMPENDIUM_ID") or None
 
+    @default("review_link")
+    def _review_link_default(self) -> str | None:
+        return os.environ.get("ERCHUB_REVIEW_LINK") or None
+
     @default("session_user")
     def _session_user_default(self) -> str:
         return os.environ.get("JUPYTERHUB_USER", "")
@@ -169,20 +184,36 @@ class ERCHubExtension(ExtensionApp):
         if self.launched is None:
             if self.erc_client is None:
                 raise ErcServiceError(503, "no erc service: ERCHUB_API_URL is unset")
-            shown = await self.erc_client.json("GET", path_of("compendium", self.compendium_id))
+            shown = await self.erc_client.json(
+                "GET",
+                path_of("compendium", self.compendium_id),
+                query=self.link_query(self.compendium_id),
+            )
             self.launched = launched_of(self.compendium_id, shown)
         return self.launched
+
+    def link_query(self, compendium_id: str) -> dict[str, str] | None:
+        """The query arguments of a request to the erc service about ``compendium_id`` that
+        its review link grants (reading it, its metadata, its download, a check job):
+        ``{"link": id}`` for the session's compendium in a session started through a review
+        link, else None. A link names one compendium: the service answers 404 to it for any
+        other, so it is never sent with another."""
+        if self.review_link is None or compendium_id != self.compendium_id:
+            return None
+        return {"link": self.review_link}
 
     def user_of(self, current_user: Any) -> str:
         """The session's user: ``session_user``, else the name of the request's user."""
         return self.session_user or str(getattr(current_user, "username", "") or "")
 
     def session_context(self, user: str) -> dict[str, Any]:
-        """What ``GET erchub/context`` answers: the session's ERC and job, whether an erc
-        service is configured, and the session's ``user``."""
+        """What ``GET erchub/context`` answers: the session's ERC and job, whether the ERC is
+        seen through a review link (``review_link``), whether an erc service is configured,
+        and the session's ``user``."""
         return {
             "compendium_id": self.compendium_id,
             "job_id": self.job_id,
+            "review_link": self.review_link is not None,
             "erc_service": self.erc_client is not None,
             "user": user,
         }

@@ -150,15 +150,28 @@ def choose_folder(notebook: str, folder: str | None, proposed: str) -> str:
 
 
 def allowed_modes(
-    folder: str, launched: LaunchedCompendium | None, user: str | None
+    folder: str,
+    launched: LaunchedCompendium | None,
+    user: str | None,
+    *,
+    through_link: bool = False,
 ) -> list[PublishMode]:
     """How ``folder`` may be published by ``user``, the first one proposed: the launched
     compendium's own folder is a new version of it for its author, derived from it for
-    anyone else; every other folder is a new compendium."""
+    anyone else; every other folder is a new compendium. In a session started through a
+    review link (``through_link``) the launched compendium's folder is not published by
+    anyone but its author (Invalid): it is someone else's unpublished work, shown to a
+    reviewer only, and nothing can be derived from it (the erc service shows it through the
+    link only)."""
     if launched is None or folder != launched.folder:
         return [PublishMode.NEW]
     if user is not None and user == launched.user:
         return [PublishMode.NEW_VERSION, PublishMode.DERIVED]
+    if through_link:
+        raise Invalid(
+            "this folder holds the compendium you review through a review link: it is not"
+            " yours to publish (only its author can); publish a folder of your own"
+        )
     return [PublishMode.DERIVED]
 
 

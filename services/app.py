@@ -45,6 +45,9 @@ from erchub.services.store import StoreError, default_db_url, open_store
 from erchub.settings import DataDirMixin, env_setting
 
 GIB = 1024**3
+#: tasks the service started in the background, held until they are done (the event loop keeps
+#: only weak references to tasks)
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 # How settings keep their values: @validate applies them to configured values, and the
@@ -282,9 +285,10 @@ class ERCService(DataDirMixin, Application):
 
     store = AnyTrait(help="The open Store (set at start).")
     workers: list[subprocess.Popen[bytes]]
-    #: the review links in force when the sessions and guests of ended links were last
-    #: stopped and deleted (None: not yet since the start)
-    _links_swept: frozenset[str] | None = None
+    #: the review links in force at the last look (None: no look yet since the start), and
+    #: the ended ones whose sessions and guests are stopped and deleted
+    _links_seen: frozenset[str] | None = None
+    _links_ended: frozenset[str] = frozenset()
     _sweeping: asyncio.Lock | None = None
 
     def _env(self, name: str, fallback: Any) -> Any:
@@ -383,7 +387,8 @@ class ERCService(DataDirMixin, Application):
     async def end_review_links(self) -> None:
         """Stop the sessions of review links that ended since the last look, and delete their
         guests (see :func:`~erchub.services.hub.end_review_sessions`). The hub is asked only
-        when a link in force then is no longer; a failure is logged and tried again."""
+        when a link ended (revoked, expired) that was not acted on yet, or a link in force at
+        the last look is gone (its compendium deleted); a failure is logged and tried again."""
         auth = HubAuth()
         if not auth.api_token:  # not run by a hub
             return
@@ -393,20 +398,27 @@ class ERCService(DataDirMixin, Application):
             found = await asyncio.get_running_loop().run_in_executor(None, self.store.list_links)
             now = time.time()
             active = frozenset(link.id for link in found if is_active(link, now))
-            if self._links_swept is not None and self._links_swept <= active:
+            ended = frozenset(link.id for link in found) - active
+            if (
+                self._links_seen is not None
+                and ended <= self._links_ended
+                and self._links_seen <= active | ended
+            ):
+                self._links_seen = active
                 return
-            ended = [link.id for link in found if link.id not in active]
             try:
                 done = await end_review_sessions(hub_api(auth), ended, active, self.log)
             except ErchubError as error:
                 self.log.warning("the sessions of ended review links are not stopped: %s", error)
                 return
             if done:
-                self._links_swept = active
+                self._links_seen, self._links_ended = active, ended
 
     def review_links_ended(self) -> None:
         """A review link was revoked: act on it now, not at the next look."""
-        asyncio.get_running_loop().create_task(self.end_review_links())
+        task = asyncio.get_running_loop().create_task(self.end_review_links())
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
 
     def stop_workers(self) -> None:
         for process in self.workers:

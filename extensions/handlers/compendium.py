@@ -2,7 +2,10 @@
 ``GET erchub/compendium/{id}`` and ``GET|PUT erchub/compendium/{id}/metadata``.
 
 PUT takes ``{"o2r": {...}}``; by default the erc API publishes the author's candidate with it,
-``?publish=false`` keeps a candidate a candidate.
+``?publish=false`` keeps a candidate a candidate. In a session started through a review link,
+the GETs of the session's compendium carry the link (``?link=``, see
+:meth:`~erchub.extensions.app.ERCHubExtension.link_query`); a PUT never does (a link grants no
+change).
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ class CompendiumHandler(BaseHandler):
     @authorized
     async def get(self, compendium_id: str) -> None:
         client = self.erc_client
-        self.write_json(
-            await self.erc_call(client.json("GET", path_of("compendium", compendium_id)))
-        )
+        path = path_of("compendium", compendium_id)
+        query = self.erchub.link_query(compendium_id)
+        self.write_json(await self.erc_call(client.json("GET", path, query=query)))
 
 
 class MetadataHandler(BaseHandler):
@@ -32,7 +35,8 @@ class MetadataHandler(BaseHandler):
     async def get(self, compendium_id: str) -> None:
         client = self.erc_client
         path = path_of("compendium", compendium_id, "metadata")
-        self.write_json(await self.erc_call(client.json("GET", path)))
+        query = self.erchub.link_query(compendium_id)
+        self.write_json(await self.erc_call(client.json("GET", path, query=query)))
 
     @web.authenticated
     @authorized

@@ -3,6 +3,10 @@
 job with its steps, ``GET erchub/job/{id}/logs`` its Server-Sent Events passed on as they come
 (ending with ``event: status`` and the final status), ``GET erchub/job/{id}/report`` its check
 report, an HTML page served sandboxed (no scripts, no access to this server's origin).
+
+In a session started through a review link, a job of the session's compendium is started
+through it (``POST /job?link=``: a link grants its holder checks). The job's own routes need no
+link: the erc service shows a job to the user who started it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ class JobsHandler(BaseHandler):
     async def post(self) -> None:
         body = self.json_body({"compendium_id": (str, True)})
         client = self.erc_client
-        created = await self.erc_call(client.json("POST", "/job", body))
+        query = self.erchub.link_query(body["compendium_id"])
+        created = await self.erc_call(client.json("POST", "/job", body, query=query))
         self.write_json(created, status=201)
 
 

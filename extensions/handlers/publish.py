@@ -15,6 +15,9 @@
   it is a 400 naming what is missing, and nothing is uploaded; when the erc service refuses
   the metadata the candidate is deleted again. 201: the candidate.
 
+In a session started through a review link, the launched compendium's folder is not
+published (400): it is the reviewed author's; the reviewer's own folders are new compendia.
+
 Folders are named from the server's root with a leading ``/`` (``/`` is the root).
 """
 
@@ -161,10 +164,16 @@ class PublishHandler(BaseHandler):
             ) from None
 
     async def modes(self, plan: PublishPlan) -> list[PublishMode]:
+        """How the plan's folder may be published; 400 when it may not be."""
         launched = None
         if self.erchub.compendium_id is not None:
             launched = await self.erc_call(self.erchub.launched_compendium())
-        return allowed_modes(plan.folder, launched, self.erchub.user_of(self.current_user))
+        user = self.erchub.user_of(self.current_user)
+        through_link = self.erchub.review_link is not None
+        try:
+            return allowed_modes(plan.folder, launched, user, through_link=through_link)
+        except ErchubError as error:
+            raise http_error(400, str(error)) from None
 
     async def save_metadata(self, compendium_id: str, o2r: dict[str, Any]) -> dict[str, Any]:
         """The author's metadata over what the service extracted, saved on the candidate

@@ -10,12 +10,15 @@ import { ServerConnection } from '@jupyterlab/services';
 import { O2rMetadata } from './metadata';
 import { JsonValue, ParametersResponse } from './parameters';
 import { RunCell } from './outputs';
+import { ReviewLink, ReviewLinkRequest } from './reviewLinks';
 import { readEvents, SseEvent, SseParser } from './sse';
 
 /** `GET erchub/context` */
 export interface ErcContext {
   compendium_id: string | null;
   job_id: string | null;
+  /** whether the session's compendium is seen through a review link (a reviewer's session) */
+  review_link: boolean;
   erc_service: boolean;
   /** the session's user */
   user: string;
@@ -246,6 +249,30 @@ export class ErchubApi {
       body: JSON.stringify({ compendium_id: compendiumId })
     });
     return body.job_id;
+  }
+
+  /** The session user's review links of a compendium (its author's). */
+  async reviewLinks(compendiumId: string): Promise<ReviewLink[]> {
+    const body = await this.json<{ results: ReviewLink[] }>(
+      this.url('compendium', compendiumId, 'link')
+    );
+    return body.results;
+  }
+
+  /** Make a review link of a compendium (the same one again for the same mode and expiry). */
+  async createReviewLink(compendiumId: string, request: ReviewLinkRequest): Promise<ReviewLink> {
+    return this.json<ReviewLink>(this.url('compendium', compendiumId, 'link'), {
+      method: 'PUT',
+      body: JSON.stringify(request)
+    });
+  }
+
+  /** Revoke a review link (its id travels in the body: it is a secret, URLs are logged). */
+  async revokeReviewLink(compendiumId: string, linkId: string): Promise<void> {
+    await this.request(this.url('compendium', compendiumId, 'link'), {
+      method: 'DELETE',
+      body: JSON.stringify({ link: linkId })
+    });
   }
 
   /**

@@ -1,9 +1,11 @@
 /**
  * The ERC side panel: the publish flow (when started from a notebook's toolbar), the current
- * notebook's parameters, the reproducibility check and the metadata of the current notebook's
- * compendium: the launched one when the notebook is one of its files, the one this session
- * published from the notebook's folder, or none ("not yet published"). The metadata is
- * read-only, and said so, for a compendium of another user.
+ * notebook's parameters, the reproducibility check, the review links of the author's own
+ * candidate, and the metadata of the current notebook's compendium: the launched one when the
+ * notebook is one of its files, the one this session published from the notebook's folder, or
+ * none ("not yet published"). The metadata is read-only, and said so, for a compendium of
+ * another user; in a reviewer's session (started through a review link) the panel says that
+ * the candidate is seen through the link.
  */
 
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -16,6 +18,7 @@ import { MetadataEditor } from './metadataEditor';
 import { ParametersView, ResultsOpener } from './parametersView';
 import { HubLocation } from './outputs';
 import { NotebookActions, PublishFlow } from './publishFlow';
+import { ReviewLinksView } from './reviewLinksView';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -40,6 +43,9 @@ export class ErcPanel extends Widget {
     this.title.caption = 'ERC';
     this.parameters = new ParametersView(api, results);
     this.checkJob = new JobView(api);
+    this.reviewLinks = new ReviewLinksView(api, {
+      base: () => hub.host || window.location.origin
+    });
     this.flow = new PublishFlow(api, {
       ...notebooks,
       hub,
@@ -47,6 +53,7 @@ export class ErcPanel extends Widget {
         this.source = 'published';
         this.setCompendium(id, candidate);
       },
+      onReviewLink: () => void this.reviewLinks.reload(),
       onClose: () => this.showCompendium()
     });
     this.metadata = new MetadataEditor({
@@ -78,6 +85,7 @@ export class ErcPanel extends Widget {
         this.checkButton,
         this.checkJob.node
       ),
+      this.reviewLinks.node,
       h(
         'section',
         { class: 'erchub-section erchub-metadata-section' },
@@ -103,6 +111,8 @@ export class ErcPanel extends Widget {
     }
     this.ercService = context.erc_service;
     this.user = context.user;
+    this.reviewing = context.review_link === true;
+    this.sessionCompendium = context.compendium_id;
     // until a notebook is followed, the session's own compendium
     if (context.compendium_id && this.compendiumId === null && this.notebookPath === null) {
       this.setCompendium(context.compendium_id, null);
@@ -139,6 +149,8 @@ export class ErcPanel extends Widget {
       return; // another notebook meanwhile
     }
     this.user = context.user;
+    this.reviewing = context.review_link === true;
+    this.sessionCompendium = context.compendium_id;
     this.source = context.notebook.source;
     if (context.notebook.compendium_id === null) {
       this.compendiumId = null;
@@ -173,6 +185,11 @@ export class ErcPanel extends Widget {
   private setCompendium(id: string, candidate: boolean | null): void {
     const changed = id !== this.compendiumId;
     this.compendiumId = id;
+    if (changed) {
+      // until it is read
+      this.own = false;
+      this.reviewed = false;
+    }
     this.candidate = candidate ?? this.candidate;
     this.showCompendium();
     if (changed || candidate === false) {
@@ -188,11 +205,17 @@ export class ErcPanel extends Widget {
         return;
       }
       this.candidate = compendium.candidate;
+      // a reviewer sees the session's candidate through a review link (a blind one hides
+      // whose it is); its author sees it as it is, also through a link
+      this.own = compendium.user === this.user;
+      this.reviewed = this.reviewing && id === this.sessionCompendium && !this.own;
       this.metadata.load(
         compendium.metadata?.o2r ?? {},
-        compendium.user === this.user
+        this.own
           ? null
-          : `Read-only: compendium ${id} belongs to ${compendium.user}; only its author can change its metadata. Publish the notebook’s folder to make a compendium of your own.`
+          : this.reviewed
+            ? `Read-only: you see candidate ${id} through a review link; only its author can change it.`
+            : `Read-only: compendium ${id} belongs to ${compendium.user}; only its author can change its metadata. Publish the notebook’s folder to make a compendium of your own.`
       );
       this.showCompendium();
       replaceChildren(this.metadataArea, this.metadata.node);
@@ -234,18 +257,28 @@ export class ErcPanel extends Widget {
         this.contextLine,
         this.candidate ? 'Candidate ' : 'Compendium ',
         h('code', { class: 'erchub-current-compendium' }, id),
-        this.source === 'launched'
-          ? ' (launched in this session)'
-          : this.source === 'published'
-            ? ' (published from this notebook’s folder)'
-            : ''
+        this.reviewed
+          ? ' (seen through a review link)'
+          : this.source === 'launched'
+            ? ' (launched in this session)'
+            : this.source === 'published'
+              ? this.candidate
+                ? ' (uploaded from this notebook’s folder)'
+                : ' (published from this notebook’s folder)'
+              : ''
       );
     }
     this.checkButton.disabled = id === null;
     this.checkButton.title =
       id === null ? 'There is no compendium to check yet' : `Check compendium ${id}`;
-    // while the publish flow is open its own form edits the metadata
+    // while the publish flow is open its own form edits the metadata (and shows a review
+    // link it makes)
     this.metadataArea.closest('section')?.toggleAttribute('hidden', this.flow.active);
+    if (id !== null && this.own && this.candidate && !this.flow.active) {
+      this.reviewLinks.show(id);
+    } else {
+      this.reviewLinks.hide();
+    }
   }
 
   private async check(): Promise<void> {
@@ -270,9 +303,18 @@ export class ErcPanel extends Widget {
   /** the session's user: the author of what is editable here */
   private user = '';
   private candidate = false;
+  /** whether the shown compendium is the user's own (known once it was read) */
+  private own = false;
+  /** whether the session's compendium is seen through a review link */
+  private reviewing = false;
+  /** whether the shown compendium is someone else's, seen through the session's review link */
+  private reviewed = false;
+  /** the compendium the session was started for, null for none */
+  private sessionCompendium: string | null = null;
   private ercService: boolean | null = null;
   private readonly parameters: ParametersView;
   private readonly checkJob: JobView;
+  private readonly reviewLinks: ReviewLinksView;
   private readonly flow: PublishFlow;
   private readonly metadata: MetadataEditor;
   private readonly contextLine = h('div', { class: 'erchub-context' });

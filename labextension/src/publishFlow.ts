@@ -3,10 +3,12 @@
  * and sizes, how it relates to the launched compendium, and "Run all and save first?" when
  * the notebook's outputs cannot be the reference of its check) -> metadata (the shared form,
  * pre-filled from the notebook and the login; an author and the licences are required; Save
- * uploads the folder as a candidate) -> job (build and run it, live) -> publish (the metadata
- * saved once more, which makes the candidate public) -> done (the id and the hub's launch
- * link). Each step shows what it does and, when it fails, why in plain words with a button to
- * try again.
+ * uploads the folder as a candidate) -> job (build and run it, live) -> publish, or submit for
+ * review (publishing saves the metadata once more, which makes the candidate public; the
+ * journal's way keeps it unpublished and makes a review link, open or blind, with an optional
+ * last day) -> done (the id and the hub's launch link; or the review link's full address to
+ * send, with Copy, its mode and what blind mode cannot hide). Each step shows what it does
+ * and, when it fails, why in plain words with a button to try again.
  */
 
 import { ErchubApi, errorMessage, isAbort, PublishMode, PublishPreview } from './api';
@@ -16,16 +18,21 @@ import { O2rMetadata } from './metadata';
 import { MetadataEditor } from './metadataEditor';
 import { HubLocation, launchUrl } from './outputs';
 import { formatBytes, modeLabel, runFirstReason } from './publishing';
+import { ReviewLink, ReviewLinkRequest } from './reviewLinks';
+import { LinkChoice, linkToSend } from './reviewLinksView';
 
 export const PUBLISH_STEPS = [
   { id: 'folder', title: 'Choose what to publish' },
   { id: 'metadata', title: 'Describe the compendium and upload it' },
   { id: 'job', title: 'Build its runtime and run it' },
-  { id: 'publish', title: 'Publish' },
+  { id: 'publish', title: 'Publish, or submit for review' },
   { id: 'done', title: 'Done' }
 ] as const;
 export type PublishStep = (typeof PUBLISH_STEPS)[number]['id'];
 export type StepStatus = 'pending' | 'active' | 'done' | 'failed';
+/** What the last step does with the candidate: make it public, or keep it unpublished and
+ * make a review link (the journal's workflow). */
+export type Outcome = 'publish' | 'review';
 
 /** What the flow asks of the open notebooks. */
 export interface NotebookActions {
@@ -40,6 +47,8 @@ export interface PublishFlowOptions extends NotebookActions {
   hub: HubLocation;
   /** the compendium the flow made, and whether it is still a candidate */
   onCompendium: (id: string, candidate: boolean) => void;
+  /** a review link of the compendium was made */
+  onReviewLink: (link: ReviewLink) => void;
   /** the flow was closed */
   onClose: () => void;
 }
@@ -377,19 +386,64 @@ export class PublishFlow {
     }
     this.jobSucceeded = true;
     this.setStatus('job', 'done');
+    this.offerOutcomes();
+  }
+
+  /** The last choice: publish now, or submit for review (stays unpublished, a review link). */
+  private offerOutcomes(): void {
     const button = h(
       'button',
       { type: 'button', class: 'erchub-publish-confirm jp-mod-styled jp-mod-accept' },
       'Publish'
     );
-    button.addEventListener('click', () => void this.publish(button));
+    const choice = new LinkChoice();
+    const reviewOptions = h('div', { class: 'erchub-review-options', hidden: true }, choice.node);
+    const name = uniqueId('erchub-outcome');
+    const options: { outcome: Outcome; label: string; help: string }[] = [
+      {
+        outcome: 'publish',
+        label: 'Publish',
+        help: 'It becomes public: anyone on the hub can find, open and check it.'
+      },
+      {
+        outcome: 'review',
+        label: 'Submit for review (stays unpublished)',
+        help: 'A review link lets the journal’s reviewers read, download and check it; nobody else sees it.'
+      }
+    ];
+    const radios = options.map(({ outcome, label, help }) => {
+      const input = h('input', { type: 'radio', name, value: outcome });
+      input.checked = outcome === 'publish';
+      input.addEventListener('change', () => {
+        reviewOptions.hidden = outcome !== 'review';
+        button.textContent = outcome === 'review' ? 'Submit for review' : 'Publish';
+      });
+      return h(
+        'label',
+        { class: 'erchub-choice erchub-outcome', 'data-outcome': outcome },
+        input,
+        h('strong', {}, label),
+        h('span', { class: 'erchub-choice-help' }, help)
+      );
+    });
+    button.addEventListener('click', () => {
+      const chosen = radios.find(label => label.querySelector('input')?.checked);
+      if (chosen?.dataset.outcome === 'review') {
+        void this.submitForReview(button, choice);
+      } else {
+        void this.publish(button);
+      }
+    });
     this.set(
       'publish',
       'active',
+      h('p', {}, 'The compendium ran. What now?'),
       h(
-        'p',
-        {},
-        'The compendium ran. Publishing makes it public: anyone on the hub can find, open and check it.'
+        'fieldset',
+        { class: 'erchub-publish-outcomes' },
+        h('legend', {}, 'Publish it, or keep it for a journal’s review'),
+        ...radios,
+        reviewOptions
       ),
       button
     );
@@ -431,6 +485,63 @@ export class PublishFlow {
       )
     );
     this.options.onCompendium(id, false);
+  }
+
+  /** The journal's way: the candidate stays unpublished, with a review link to send. */
+  private async submitForReview(button: HTMLButtonElement, choice: LinkChoice): Promise<void> {
+    const id = this.compendiumId;
+    if (id === null) {
+      return;
+    }
+    const generation = this.generation;
+    this.body('publish').querySelector('.erchub-error')?.remove();
+    let request: ReviewLinkRequest;
+    try {
+      request = choice.value;
+    } catch (error) {
+      this.body('publish').appendChild(errorBox(errorMessage(error)));
+      return;
+    }
+    button.disabled = true;
+    choice.disabled = true;
+    let link: ReviewLink;
+    try {
+      link = await this.api.createReviewLink(id, request);
+    } catch (error) {
+      if (generation === this.generation) {
+        button.disabled = false;
+        choice.disabled = false;
+        this.body('publish').appendChild(
+          errorBox(`No review link was made: ${errorMessage(error)}`)
+        );
+        this.setStatus('publish', 'failed');
+      }
+      return;
+    }
+    if (generation !== this.generation) {
+      return;
+    }
+    this.set('publish', 'done', h('p', {}, 'Kept unpublished for review; a review link was made.'));
+    this.set(
+      'done',
+      'done',
+      h(
+        'p',
+        {},
+        'Candidate ',
+        h('code', { class: 'erchub-compendium-id' }, id),
+        ' stays unpublished: only you, and whoever has its review link, can see it.'
+      ),
+      h('p', {}, 'Send this review link to the journal’s editor:'),
+      linkToSend(link, this.options.hub.host || window.location.origin),
+      h(
+        'p',
+        { class: 'erchub-hint' },
+        'The ERC panel lists its review links with how often each was used, and revokes them.'
+      )
+    );
+    this.options.onCompendium(id, true);
+    this.options.onReviewLink(link);
   }
 
   /** Mark a step failed with a message and a button that tries again. */

@@ -317,6 +317,7 @@ class LandingPageHandler(CompendiumReading):
             login_url=self.login_link(),
             link_query=link_query,
             blinded=self.blinded,
+            guest=self.is_guest,
             review_links=await self.review_links(record),
             api_url=self.service.api_prefix,
         )

@@ -1,8 +1,12 @@
 """The ``shipment`` resource (o2r's shipper): a published compendium sent to a recipient.
 
-- ``POST /shipment {compendium_id, recipient, zenodo_token?}``: a candidate cannot be shipped
-  (400: publish it first). ``download``: the answer streams the compendium as a BagIt bag in a
-  zip (``Content-Disposition: attachment``). ``zenodo``/``zenodo_sandbox`` (the author or an
+- ``POST /shipment {compendium_id, recipient, zenodo_token?, update_packaging?}``, as JSON or
+  as o2r's form (``application/x-www-form-urlencoded`` as o2r's web UI sends it, or
+  ``multipart/form-data`` as o2r's document has it; the same fields, ``update_packaging``
+  ``true`` or ``false``, the same checks): a candidate cannot be shipped (400: publish it
+  first). ``update_packaging`` is accepted either way: erchub packs a new, valid bag for every
+  shipment. ``download``: the answer streams the compendium as a BagIt bag in a zip
+  (``Content-Disposition: attachment``). ``zenodo``/``zenodo_sandbox`` (the author or an
   administrator only): creates a deposition with the caller's token (from ``zenodo_token``,
   the ``Zenodo-Token`` header, or the one stored with ``PUT /recipient/{recipient}/token``; 400
   saying how to set one when there is none), uploads the bag zip through the bucket API, sets
@@ -14,14 +18,20 @@
   metadata (``identifier.doi``, ``identifier.doiurl``) as ``PUT /compendium/{id}/metadata``
   writes it: ``.erc/metadata_o2r_1.json`` and the store, under the same lock. Again for a
   published shipment: the DOI is written if it is missing, nothing else.
+- ``GET /shipment/{id}/files`` (o2r's shipper) and ``GET /shipment/{id}/publishment`` (o2r's
+  document): ``{"files": [...]}``, the files of the shipment's deposition as Zenodo lists them
+  (``id``, ``filename``, ``filesize``, ``checksum``, ``links``), asked with the caller's token
+  (the ``Zenodo-Token`` header or the stored one). ``GET /shipment/{id}/files/{file_id}``: one
+  of them. ``DELETE /shipment/{id}/files/{file_id}``: deletes it from the deposition, 204
+  (``custom:erc:create``); 409 once published. A download shipment has no deposition: 404.
 - ``GET /shipment/{id}``, ``GET /shipment/{id}/status`` (o2r's ``{"id", "status"}``);
   ``GET /shipment?compendium_id=&user=&start=&limit=``: o2r's answer, a JSON array of ids,
   newest first; with ``details=true`` erchub's own form (its pages and tests read it)
   ``{"results": [ids], "total", "shipments": [...]}``.
 
 Shipments are visible to the user who made them and to administrators (404 for anyone else).
-Scopes: reading and downloads need ``custom:erc:read``; shipping to Zenodo and publishing
-``custom:erc:create``. Tokens are never logged nor returned.
+Scopes: reading and downloads need ``custom:erc:read``; shipping to Zenodo, publishing and
+deleting a deposition's file ``custom:erc:create``. Tokens are never logged nor returned.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from tornado import web
+from tornado import httputil, web
 
 from erchub import safefs
 from erchub.services.compendia.operations import metadata_lock, save_metadata
@@ -49,8 +59,12 @@ from erchub.services.exchange.shipper import (
     token_problem,
 )
 from erchub.services.exchange.shipping import (
+    DepositionFilesClient,
     Shipping,
     deposit_metadata_for,
+    deposition_file,
+    deposition_files,
+    deposition_of,
     doi_url,
     with_doi,
 )
@@ -69,7 +83,9 @@ from erchub.services.store import (
     ShipmentStatus,
 )
 
-#: the body of POST /shipment (``zenodo_token`` is checked apart: messages never quote it)
+#: the body of POST /shipment (``zenodo_token`` is checked apart: messages never quote it);
+#: ``update_packaging`` is o2r's (whether an invalid package may be repaired): erchub packs a
+#: new bag for every shipment, so either value holds
 SHIP_BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["compendium_id", "recipient"],
@@ -77,13 +93,23 @@ SHIP_BODY_SCHEMA: dict[str, Any] = {
     "properties": {
         "compendium_id": {"type": "string", "minLength": 1, "maxLength": 256},
         "recipient": {"type": "string", "enum": list(RECIPIENTS)},
+        "update_packaging": {"type": "boolean"},
     },
+}
+#: o2r's media types of a new shipment's body, beside JSON
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+#: the form's fields that are booleans (``true``/``false``, as o2r's shipper reads them)
+FORM_BOOLEANS = ("update_packaging",)
+#: what o2r's form may carry that erchub takes otherwise: field -> what to do instead
+FORM_REFUSED = {
+    "cookie": "erchub takes no session cookie in the form: authenticate with a hub API token "
+    "(Authorization: token ...) or the hub's login",
 }
 LIST_ARGUMENTS = ("compendium_id", "user", "start", "limit", "details")
 #: the o2r schema's form of a DOI (identifier.doi)
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
 
-#: one publishment at a time per shipment
+#: one publishment (or deletion of a deposition's file) at a time per shipment
 _publish_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
@@ -103,6 +129,15 @@ def shipment_json(shipment: ShipmentRecord) -> dict[str, Any]:
         "created": iso(shipment.created),
         "last_modified": iso(shipment.last_modified),
     }
+
+
+def form_boolean(name: str, value: str) -> bool:
+    """A form's boolean field (``true``/``false``, as o2r's shipper reads them)."""
+    if value.strip().lower() in ("true", "1", "yes"):
+        return True
+    if value.strip().lower() in ("false", "0", "no"):
+        return False
+    raise web.HTTPError(400, f"{name}: must be true or false, got {value[:40]!r}")
 
 
 class ShipmentBase(BaseHandler):
@@ -151,6 +186,16 @@ class ShipmentBase(BaseHandler):
             ),
         )
 
+    async def files_client(self, shipment: ShipmentRecord) -> DepositionFilesClient:
+        """A client of the shipment's repository with the caller's token (the header or the
+        stored one); 404 first for a shipment without a deposition (a download)."""
+        deposition_of(shipment)
+        recipient = RECIPIENTS.get(shipment.recipient)
+        if recipient is None or not recipient.needs_token:
+            raise web.HTTPError(404, f"shipment {shipment.id} has no deposition")
+        token = await self.token_for(recipient, None)
+        return DepositionFilesClient(self.recipient_url(recipient), token, recipient.label)
+
     def launch_url(self, record: CompendiumRecord) -> str:
         """Where the compendium runs on this hub (its launch link)."""
         base = f"{self.request.protocol}://{self.request.host}{self.service.base_url}"
@@ -195,12 +240,11 @@ class ShipmentsHandler(ShipmentBase):
     async def post(self) -> None:
         user = self.username
         self.check_arguments()
-        body = self.json_body()
-        if not isinstance(body, dict):
-            raise web.HTTPError(
-                400, 'the body must be a JSON object {"compendium_id": ..., "recipient": ...}'
-            )
+        body = self.ship_body()
         sent_token = body.pop("zenodo_token", None)
+        for field, instead in FORM_REFUSED.items():
+            if field in body:
+                raise web.HTTPError(400, f"{field}: {instead}")
         problems = schema_problems(body, SHIP_BODY_SCHEMA)
         if problems:
             raise web.HTTPError(400, "; ".join(problems))
@@ -219,6 +263,40 @@ class ShipmentsHandler(ShipmentBase):
             await self.ship_to_zenodo(recipient, record, root, user, sent_token)
         else:
             await self.download(record, root, user)
+
+    def ship_body(self) -> dict[str, Any]:
+        """The body of a new shipment: a JSON object, or o2r's form (urlencoded or multipart
+        fields, no files; each field once), its booleans as JSON's."""
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() not in FORM_TYPES:
+            body = self.json_body()
+            if not isinstance(body, dict):
+                raise web.HTTPError(
+                    400, 'the body must be a JSON object {"compendium_id": ..., "recipient": ...}'
+                )
+            return body
+        arguments: dict[str, list[bytes]] = {}
+        files: dict[str, list[httputil.HTTPFile]] = {}
+        try:
+            httputil.parse_body_arguments(content_type, self.body, arguments, files)
+        except httputil.HTTPInputError as error:
+            raise web.HTTPError(400, f"malformed form: {error}") from None
+        if files:
+            names = ", ".join(sorted(name[:40] for name in files)[:5])
+            raise web.HTTPError(400, f"a shipment's form has fields, no files: {names}")
+        form: dict[str, Any] = {}
+        for name, values in arguments.items():
+            if len(values) > 1:
+                raise web.HTTPError(400, f"{name[:40]}: a form field given more than once")
+            try:
+                value = values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                raise web.HTTPError(400, f"{name[:40]}: must be UTF-8 text") from None
+            if name in FORM_BOOLEANS:
+                form[name] = form_boolean(name, value)
+            else:
+                form[name] = value
+        return form
 
     async def ship_to_zenodo(
         self,
@@ -282,7 +360,15 @@ class ShipmentStatusHandler(ShipmentBase):
 
 
 class PublishmentHandler(ShipmentBase):
-    """``/shipment/{id}/publishment``: publish the deposition, and the DOI into the metadata."""
+    """``/shipment/{id}/publishment``: publish the deposition, and the DOI into the metadata;
+    GET lists the deposition's files, as o2r's document has it."""
+
+    @needs_scope(SCOPE_READ)
+    async def get(self, shipment_id: str) -> None:
+        self.check_arguments()
+        shipment = await self.visible_shipment(shipment_id)
+        client = await self.files_client(shipment)
+        self.write_json({"files": await deposition_files(client, shipment)})
 
     @needs_scope(SCOPE_CREATE)
     async def put(self, shipment_id: str) -> None:
@@ -370,6 +456,46 @@ class PublishmentHandler(ShipmentBase):
         self.log.info("compendium %s has the DOI %s", compendium_id, doi)
 
 
+class ShipmentFilesHandler(ShipmentBase):
+    """``/shipment/{id}/files``: the files of the shipment's deposition (o2r's shipper)."""
+
+    @needs_scope(SCOPE_READ)
+    async def get(self, shipment_id: str) -> None:
+        self.check_arguments()
+        shipment = await self.visible_shipment(shipment_id)
+        client = await self.files_client(shipment)
+        self.write_json({"files": await deposition_files(client, shipment)})
+
+
+class ShipmentFileHandler(ShipmentBase):
+    """``/shipment/{id}/files/{file_id}``: one file of the shipment's deposition; DELETE
+    removes it from the deposition while it is not published."""
+
+    @needs_scope(SCOPE_READ)
+    async def get(self, shipment_id: str, file_id: str) -> None:
+        self.check_arguments()
+        shipment = await self.visible_shipment(shipment_id)
+        client = await self.files_client(shipment)
+        self.write_json(await deposition_file(client, shipment, file_id))
+
+    @needs_scope(SCOPE_CREATE)
+    async def delete(self, shipment_id: str, file_id: str) -> None:
+        user = self.username
+        self.check_arguments()
+        shipment = await self.visible_shipment(shipment_id)
+        client = await self.files_client(shipment)
+        # not while the deposition is being published: its status is read again under the lock
+        lock = _publish_locks.setdefault(shipment_id, asyncio.Lock())
+        async with lock:
+            shipment = await self.visible_shipment(shipment_id)
+            await self.shipping.delete_deposition_file(client, shipment, file_id)
+        self.log.info(
+            "file %s of the deposition of shipment %s deleted by %s", file_id, shipment_id, user
+        )
+        self.set_status(204)
+        self.finish()
+
+
 _SHIPMENT = r"(?P<shipment_id>[^/]+)"
 
 default_handlers = [
@@ -377,4 +503,6 @@ default_handlers = [
     (rf"/shipment/{_SHIPMENT}", ShipmentHandler),
     (rf"/shipment/{_SHIPMENT}/status", ShipmentStatusHandler),
     (rf"/shipment/{_SHIPMENT}/publishment", PublishmentHandler),
+    (rf"/shipment/{_SHIPMENT}/files", ShipmentFilesHandler),
+    (rf"/shipment/{_SHIPMENT}/files/(?P<file_id>[^/]+)", ShipmentFileHandler),
 ]

@@ -15,7 +15,12 @@ async def test_a_plain_server_has_no_erc(jp_fetch: Any) -> None:
     assert response.code == 200
     body = json_of(response)
     assert body.pop("user")  # the server's authenticated user
-    assert body == {"compendium_id": None, "job_id": None, "erc_service": False}
+    assert body == {
+        "compendium_id": None,
+        "job_id": None,
+        "review_link": False,
+        "erc_service": False,
+    }
 
 
 class TestFromTheSpawnersEnvironment:
@@ -32,6 +37,7 @@ class TestFromTheSpawnersEnvironment:
         assert json_of(response) == {
             "compendium_id": "c0ffee",
             "job_id": "j0b",
+            "review_link": False,
             "erc_service": True,
             "user": "ada",
         }
@@ -49,6 +55,7 @@ class TestFromTraits:
         assert json_of(response) == {
             "compendium_id": "abc",
             "job_id": None,
+            "review_link": False,
             "erc_service": True,
             "user": "bob",
         }

@@ -31,7 +31,8 @@ token, 403 for another user's deposition)
     the file -> 201 ``{key, size, checksum: "md5:<hex>", mimetype, version_id, created,
     updated, is_head, delete_marker, links: {self, version, uploads}}``; 403 once published.
     ``GET /api/deposit/depositions/{id}/files`` -> ``[{id, filename, filesize, checksum,
-    links: {self, download}}]``.
+    links: {self, download}}]``; ``GET|DELETE /api/deposit/depositions/{id}/files/{file_id}``
+    -> one of them, or 204 deleted (403 once published, 404 for an unknown file id).
     ``POST /api/deposit/depositions/{id}/actions/publish`` -> 202 with the deposition, now
     ``submitted: true``, ``state: "done"``, ``doi`` (prefix ``10.5072``, DataCite's test
     prefix: ``10.5072/zenodo.<id>``), ``doi_url`` and ``links.record``/``links.record_html``;
@@ -410,6 +411,31 @@ class DepositionFilesHandler(Handler):
     def get(self, deposition_id: str) -> None:
         deposition = self.own_deposition(deposition_id)
         self.write_json(self.zenodo.deposition_json(deposition)["files"])
+
+
+class DepositionFileHandler(Handler):
+    def stored(self, deposition: Deposition, file_id: str) -> StoredFile:
+        for stored in self.zenodo.buckets.get(deposition.bucket, {}).values():
+            if stored.id == file_id:
+                return stored
+        raise ZenodoError(404, "File not found.")
+
+    def get(self, deposition_id: str, file_id: str) -> None:
+        deposition = self.own_deposition(deposition_id)
+        self.stored(deposition, file_id)
+        files = self.zenodo.deposition_json(deposition)["files"]
+        self.write_json(next(entry for entry in files if entry["id"] == file_id))
+
+    def delete(self, deposition_id: str, file_id: str) -> None:
+        deposition = self.own_deposition(deposition_id)
+        if deposition.submitted:
+            raise ZenodoError(403, "You cannot delete files of a published deposition.")
+        stored = self.stored(deposition, file_id)
+        with self.zenodo.lock:
+            self.zenodo.buckets[deposition.bucket].pop(stored.key, None)
+            deposition.modified = now_iso()
+        self.set_status(204)
+        self.finish()
 
 
 class PublishHandler(Handler):
@@ -805,6 +831,7 @@ class FakeZenodo(ThreadedServer):
                 (r"/api/deposit/depositions", DepositionsHandler),
                 (deposition, DepositionHandler),
                 (rf"{deposition}/files", DepositionFilesHandler),
+                (rf"{deposition}/files/(?P<file_id>[^/]+)", DepositionFileHandler),
                 (rf"{deposition}/actions/publish", PublishHandler),
                 (r"/api/files/(?P<bucket>[0-9a-f-]+)/(?P<key>[^/]+)", BucketFileHandler),
                 (r"/test/slow", SlowHandler),

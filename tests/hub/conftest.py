@@ -2,7 +2,7 @@
 
 One hub per test session runs the repository's own jupyterhub_config.py, with ports, the data
 directory and a small upload limit overridden. A `test-manager` service token creates users
-and their API tokens through the hub's REST API.
+and their API tokens, and sees and starts their servers, through the hub's REST API.
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.JupyterHub.services.append({{"name": "test-manager", "api_token": {manager_token!r}}})
 c.JupyterHub.load_roles.append(
-    {{"name": "test-manager", "scopes": ["admin:users", "tokens"], "services": ["test-manager"]}}
+    {{"name": "test-manager", "scopes": ["admin:users", "admin:servers", "tokens"],
+     "services": ["test-manager"]}}
 )
 """
 

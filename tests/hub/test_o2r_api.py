@@ -1,12 +1,15 @@
-"""erchub against o2r's own API document: the GET operations both share, as o2r documents them.
+"""erchub against o2r's own API document: the operations both share, as o2r documents them.
 
 Schemathesis generates requests from o2r's OpenAPI document (``tests/data/o2r``, vendored) for
-each GET operation erchub shares with o2r, with real ids (a published compendium, a job, a
-shipment) in the path, sends them through the hub's proxy with a user's token, and checks the
-answers against o2r's document: status code, content type and response schema. A fixed number
-of examples per operation, derandomized, so a failure replays. Every deliberate difference is
-listed in :data:`DIFFERENCES` with its reason (README's "o2r's API" says the same); any other
-failure fails the test.
+each GET operation erchub shares with o2r, and for the deletion of a deposition's file, with
+real ids (a published compendium, a job, a download shipment, a Zenodo shipment to the fake
+Zenodo and its deposition's file) in the path, sends them through the hub's proxy with a
+user's token, and checks the answers against o2r's document: status code, content type and
+response schema. A fixed number of examples per operation, derandomized, so a failure
+replays. Every deliberate difference is listed in :data:`DIFFERENCES` with its reason
+(README's "o2r's API" says the same); any other failure fails the test. The operations
+schemathesis cannot reach as o2r's document has them (``POST /shipment``, which the document
+places below a shipment's id; its forms) are replayed as o2r's clients send them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import zenodo_environment
 from tests.hub.conftest import REPO, Hub, example_zip, require_hub, start_hub, stop_hub
 from tests.hub.test_launch import publish
 
@@ -44,26 +48,35 @@ CHECKS: dict[str, Callable[..., Any]] = {
 
 #: the lines of a schemathesis failure that say what is wrong
 WHAT_IS_WRONG = ("- ST", "Received", "Documented", "Schema at", "null is", "'", '"', "[")
-#: o2r's GET operations that erchub offers (o2r's paths, relative to the API prefix)
+#: o2r's operations that erchub offers (o2r's paths, relative to the API prefix, and methods)
 SHARED = (
-    "/compendium",
-    "/compendium/{compendium_id}",
-    "/compendium/{compendium_id}.{file_extension}",
-    "/compendium/{compendium_id}/jobs",
-    "/compendium/{compendium_id}/metadata",
-    "/job",
-    "/job/{job_id}",
-    "/recipient",
-    "/shipment",
-    "/shipment/{shipment_id}",
-    "/shipment/{shipment_id}/status",
-    "/user/{user_id}",
-    "/auth/login",
-    "/auth/whoami",
-    "/api",
-    "/api/v1",
-    "/search",
+    ("/compendium", "GET"),
+    ("/compendium/{compendium_id}", "GET"),
+    ("/compendium/{compendium_id}.{file_extension}", "GET"),
+    ("/compendium/{compendium_id}/jobs", "GET"),
+    ("/compendium/{compendium_id}/metadata", "GET"),
+    ("/job", "GET"),
+    ("/job/{job_id}", "GET"),
+    ("/recipient", "GET"),
+    ("/shipment", "GET"),
+    ("/shipment/{shipment_id}", "GET"),
+    ("/shipment/{shipment_id}/status", "GET"),
+    ("/shipment/{shipment_id}/publishment", "GET"),
+    ("/shipment/{shipment_id}/files/{file_id}", "DELETE"),
+    ("/user", "GET"),
+    ("/user/{user_id}", "GET"),
+    ("/auth/login", "GET"),
+    ("/auth/whoami", "GET"),
+    ("/api", "GET"),
+    ("/api/v1", "GET"),
+    ("/search", "GET"),
 )
+#: operations whose ids are not the ones of the same name elsewhere: the deposition's files
+#: are those of the Zenodo shipment (the download shipment has none)
+PATH_IDS = {
+    "/shipment/{shipment_id}/publishment": {"shipment_id": "zenodo_shipment_id"},
+    "/shipment/{shipment_id}/files/{file_id}": {"shipment_id": "zenodo_shipment_id"},
+}
 
 #: erchub's deliberate differences from o2r's document: (o2r path, check, status) -> why.
 #: README's section "o2r's API" lists the same.
@@ -91,13 +104,26 @@ DIFFERENCES = {
     # erchub's search needs words (o2r's q=* means everything) and takes q up to 500
     # characters; o2r documents no 400
     ("/search", "status code", 400): "an empty or wildcard-only q is refused",
+    # the first DELETE of the deposition's file answers 204 as o2r documents; the same request
+    # again finds no such file: 404, which o2r's document does not list (it lists 204 only)
+    ("/shipment/{shipment_id}/files/{file_id}", "status code", 404): "a deleted file is gone",
 }
 
 
-def real_ids(hub: Hub, token: str) -> dict[str, str]:
-    """A published compendium of the caller, a job of it (queued: the hub has no workers),
-    and a download shipment of it."""
-    compendium_id = publish(hub, token, example_zip(), title="Sine waves, as o2r sees them")
+#: what a shipment to Zenodo needs of the compendium's metadata beside its title
+DEPOSIT_METADATA = {
+    "description": "A sine wave and its frequency.",
+    "creators": [{"name": "Ada Lovelace", "orcid": "0000-0002-1825-0097"}],
+}
+
+
+def real_ids(hub: Hub, token: str, zenodo: Any) -> dict[str, str]:
+    """A published compendium of the caller, a job of it (queued: the hub has no workers), a
+    download shipment of it, and a shipment of it to the (fake) Zenodo sandbox with the file
+    of its deposition."""
+    compendium_id = publish(
+        hub, token, example_zip(), title="Sine waves, as o2r sees them", **DEPOSIT_METADATA
+    )
     job = hub.request("POST", "/job", token, json={"compendium_id": compendium_id})
     assert job.status_code == 201, job.text
     shipment = hub.request(
@@ -106,19 +132,43 @@ def real_ids(hub: Hub, token: str) -> dict[str, str]:
     assert shipment.status_code == 200, shipment.text
     shipment_ids = hub.request("GET", f"/shipment?compendium_id={compendium_id}", token).json()
     assert len(shipment_ids) == 1, shipment_ids
+    deposited = hub.request(
+        "POST",
+        "/shipment",
+        token,
+        json={"compendium_id": compendium_id, "recipient": "zenodo_sandbox"},
+        headers={"Zenodo-Token": zenodo.token},
+    )
+    assert deposited.status_code == 201, deposited.text
+    zenodo_shipment_id = deposited.json()["id"]
+    files = hub.request(
+        "GET",
+        f"/shipment/{zenodo_shipment_id}/files",
+        token,
+        headers={"Zenodo-Token": zenodo.token},
+    )
+    assert files.status_code == 200, files.text
+    (bag,) = files.json()["files"]
     return {
         "compendium_id": compendium_id,
         "job_id": job.json()["job_id"],
         "shipment_id": shipment_ids[0],
+        "zenodo_shipment_id": zenodo_shipment_id,
+        "file_id": bag["id"],
         "user_id": "o2rclient",
     }
 
 
 @pytest.fixture(scope="module")
-def o2r_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """A hub of its own without workers, so that the job stays queued and no image is built."""
+def o2r_hub(tmp_path_factory: pytest.TempPathFactory, fake_zenodo: Any) -> Iterator[Hub]:
+    """A hub of its own without workers, so that the job stays queued and no image is built;
+    its Zenodo is the session's fake."""
     require_hub()
-    hub, process = start_hub(tmp_path_factory.mktemp("o2r-hub"), worker_count=0)
+    hub, process = start_hub(
+        tmp_path_factory.mktemp("o2r-hub"),
+        worker_count=0,
+        environment=zenodo_environment(fake_zenodo),
+    )
     try:
         yield hub
     finally:
@@ -132,11 +182,14 @@ def summary(case: Any, failure: BaseException) -> str:
     return f"{case.method} {case.formatted_path} {case.query}: {' | '.join(telling[:8])}"
 
 
-def failures_of(operation: Any, ids: dict[str, str], hub: Hub, token: str) -> set[Any]:
+def failures_of(
+    operation: Any, ids: dict[str, str], hub: Hub, token: str, zenodo_token: str
+) -> set[Any]:
     """Every (check, status) that fails for the generated requests of ``operation``, with one
     example each."""
     found: dict[tuple[str, int], str] = {}
-    path_parameters = {name: ids[name] for name in ids if "{" + name + "}" in operation.path}
+    named = {**ids, **{name: ids[key] for name, key in PATH_IDS.get(operation.path, {}).items()}}
+    path_parameters = {name: named[name] for name in named if "{" + name + "}" in operation.path}
     strategy = operation.as_strategy(path_parameters=path_parameters or None)
 
     @settings(
@@ -151,7 +204,7 @@ def failures_of(operation: Any, ids: dict[str, str], hub: Hub, token: str) -> se
     def run(case: Any) -> None:
         response = case.call(
             base_url=hub.api_url,
-            headers={"Authorization": f"token {token}"},
+            headers={"Authorization": f"token {token}", "Zenodo-Token": zenodo_token},
             allow_redirects=False,
             timeout=60,
         )
@@ -165,16 +218,29 @@ def failures_of(operation: Any, ids: dict[str, str], hub: Hub, token: str) -> se
     return {(operation.path, name, status, example) for (name, status), example in found.items()}
 
 
-def test_erchub_answers_the_shared_get_operations_as_o2r_documents(o2r_hub: Hub) -> None:
+def test_erchub_answers_the_shared_operations_as_o2r_documents(
+    o2r_hub: Hub, fake_zenodo: Any
+) -> None:
     token = o2r_hub.token("o2rclient")
-    ids = real_ids(o2r_hub, token)
+    ids = real_ids(o2r_hub, token, fake_zenodo)
     schema = schemathesis.openapi.from_path(str(O2R_DOCUMENT))
     unexpected = []
-    for path in SHARED:
-        for path_, check, status, example in failures_of(schema[path]["GET"], ids, o2r_hub, token):
+    for path, method in SHARED:
+        operation = schema[path][method]
+        for path_, check, status, example in failures_of(
+            operation, ids, o2r_hub, token, fake_zenodo.token
+        ):
             if (path_, check, status) not in DIFFERENCES:
                 unexpected.append(f"{check} {status}: {example}")
     assert not unexpected, "\n".join(unexpected)
+    # the file was deleted (204) by the first of those requests
+    files = o2r_hub.request(
+        "GET",
+        f"/shipment/{ids['zenodo_shipment_id']}/files",
+        token,
+        headers={"Zenodo-Token": fake_zenodo.token},
+    )
+    assert files.json() == {"files": []}
 
 
 def test_error_bodies_carry_o2rs_error(o2r_hub: Hub) -> None:
@@ -189,9 +255,11 @@ def test_error_bodies_carry_o2rs_error(o2r_hub: Hub) -> None:
     assert unauthenticated.json()["error"]
 
 
-def test_o2r_parameters_and_operations_map_onto_erchubs_model(o2r_hub: Hub) -> None:
+def test_o2r_parameters_and_operations_map_onto_erchubs_model(
+    o2r_hub: Hub, fake_zenodo: Any
+) -> None:
     token = o2r_hub.token("o2rclient")
-    ids = real_ids(o2r_hub, token)
+    ids = real_ids(o2r_hub, token, fake_zenodo)
     compendium_id, job_id = ids["compendium_id"], ids["job_id"]
     by_job = o2r_hub.request("GET", f"/compendium?job_id={job_id},nosuchjob", token).json()
     assert by_job == {"results": [compendium_id], "total": 1}
@@ -210,7 +278,9 @@ def test_o2r_parameters_and_operations_map_onto_erchubs_model(o2r_hub: Hub) -> N
     details = o2r_hub.request(
         "GET", f"/shipment?compendium_id={compendium_id}&details=true", token
     ).json()
-    assert details["results"] == [ids["shipment_id"]] and details["total"] == 1
+    # newest first: the Zenodo shipment, then the download
+    assert details["results"] == [ids["zenodo_shipment_id"], ids["shipment_id"]]
+    assert details["total"] == 2
     me = o2r_hub.request("GET", "/auth/whoami", token).json()
     assert me == {"name": "o2rclient", "orcid": None, "level": 100}
     assert o2r_hub.request("GET", "/user/o2rclient", token).json()["level"] == 100
@@ -242,6 +312,94 @@ def test_o2r_parameters_and_operations_map_onto_erchubs_model(o2r_hub: Hub) -> N
         # search needs q; substitutions are only created (no listing: a difference)
         expected = {"search": 400, "substitutions": 405}.get(name, 200)
         assert answer.status_code == expected, path
+
+
+def test_users_shipment_forms_and_deposition_files_as_o2rs_clients_use_them(
+    o2r_hub: Hub, fake_zenodo: Any
+) -> None:
+    token = o2r_hub.token("o2rclient")
+    admin = o2r_hub.admin_token
+    # GET /user: the hub's users, asked of the hub's API with the service's token
+    users = o2r_hub.request("GET", "/user?limit=1000", token).json()
+    assert {"o2rclient", "hubadmin"} <= set(users["results"])
+    assert users["total"] >= len(users["results"])
+    first = o2r_hub.request("GET", "/user?limit=1", token).json()["results"]
+    second = o2r_hub.request("GET", "/user?start=1&limit=1", token).json()["results"]
+    assert first + second == users["results"][:2]
+    refused = o2r_hub.request("GET", "/user?limit=0", token)
+    assert refused.status_code == 400 and "limit" in refused.json()["error"]
+    # an erc administrator (o2r's admin) sees the level and last activity of others
+    seen = o2r_hub.request("GET", "/user/o2rclient", admin).json()
+    assert seen["level"] == 100 and "lastseen" in seen
+    assert o2r_hub.request("GET", "/user/hubadmin", admin).json()["level"] == 1000
+    assert "level" not in o2r_hub.request("GET", "/user/hubadmin", token).json()
+
+    compendium_id = publish(
+        o2r_hub, token, example_zip(), title="Sine waves, shipped by form", **DEPOSIT_METADATA
+    )
+    # o2r's web UI: URLSearchParams (application/x-www-form-urlencoded)
+    download = o2r_hub.request(
+        "POST", "/shipment", token, data={"compendium_id": compendium_id, "recipient": "download"}
+    )
+    assert download.status_code == 200, download.text
+    assert download.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(download.content)) as bag:
+        assert any(name.endswith("bagit.txt") for name in bag.namelist())
+    # o2r's document: multipart/form-data, update_packaging among the fields
+    form = {
+        "compendium_id": compendium_id,
+        "recipient": "zenodo_sandbox",
+        "update_packaging": "true",
+        "zenodo_token": fake_zenodo.token,
+    }
+    shipped = o2r_hub.request(
+        "POST", "/shipment", token, files={name: (None, value) for name, value in form.items()}
+    )
+    assert shipped.status_code == 201, shipped.text
+    shipment = shipped.json()
+    assert shipment["status"] == "shipped" and fake_zenodo.token not in shipped.text
+    cookie = o2r_hub.request(
+        "POST", "/shipment", token, data={**form, "cookie": "s:connect.sid.value"}
+    )
+    assert cookie.status_code == 400 and "cookie" in cookie.json()["error"]
+
+    # the deposition's files (o2r's shipper: /files, o2r's document: GET /publishment)
+    zenodo = {"Zenodo-Token": fake_zenodo.token}
+    files_path = f"/shipment/{shipment['id']}/files"
+    files = o2r_hub.request("GET", files_path, token, headers=zenodo).json()["files"]
+    assert [entry["filename"] for entry in files] == [f"{compendium_id}.zip"]
+    listed = o2r_hub.request(
+        "GET", f"/shipment/{shipment['id']}/publishment", token, headers=zenodo
+    )
+    assert listed.json() == {"files": files}
+    one = o2r_hub.request("GET", f"{files_path}/{files[0]['id']}", token, headers=zenodo)
+    assert one.json() == files[0]
+    # publishing keeps them: deleting is a 409; a download has none: 404
+    published = o2r_hub.request(
+        "PUT", f"/shipment/{shipment['id']}/publishment", token, headers=zenodo
+    )
+    assert published.status_code == 200 and published.json()["status"] == "published"
+    kept = o2r_hub.request("DELETE", f"{files_path}/{files[0]['id']}", token, headers=zenodo)
+    assert kept.status_code == 409 and "published" in kept.json()["error"]
+    (download_id,) = [
+        shipment_id
+        for shipment_id in o2r_hub.request(
+            "GET", f"/shipment?compendium_id={compendium_id}", token
+        ).json()
+        if shipment_id != shipment["id"]
+    ]
+    none = o2r_hub.request("GET", f"/shipment/{download_id}/files", token, headers=zenodo)
+    assert none.status_code == 404 and "no deposition" in none.json()["error"]
+
+    # o2r's bindings are not offered (README: a documented difference)
+    for method, path in (
+        ("POST", "/bindings/binding"),
+        ("POST", "/bindings/searchBinding"),
+        ("GET", f"/compendium/{compendium_id}/binding/figure1"),
+        ("POST", f"/compendium/{compendium_id}/binding/figure1"),
+    ):
+        answer = o2r_hub.request(method, path, token, json={})
+        assert answer.status_code == 404, (method, path, answer.text)
 
 
 def workspace_with_display_file() -> bytes:

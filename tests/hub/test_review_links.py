@@ -115,7 +115,8 @@ def test_an_open_link_shows_a_candidate_and_nothing_else(erc_hub: Hub, tmp_path:
     assert redirected.headers["location"].endswith(f"/compendium/{candidate}?link={link_id}")
     landing = page(erc_hub, f"compendium/{candidate}", reviewer, link=str(link_id))
     assert landing.status_code == 200 and name in landing.text
-    assert 'id="erc-review-note"' in landing.text and 'id="erc-launch"' not in landing.text
+    assert 'id="erc-review-note"' in landing.text
+    assert f"launch/{candidate}?link={link_id}" in landing.text  # a session through the link
     assert f".zip?link={link_id}" in landing.text and 'id="erc-review-links"' not in landing.text
     assert page(erc_hub, f"check/{candidate}", reviewer, link=str(link_id)).status_code == 200
     start_check(erc_hub, reviewer, candidate, link_id)

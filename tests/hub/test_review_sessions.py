@@ -19,6 +19,7 @@ import pytest
 
 from erchub.reviewers import is_guest_of
 from erchub.sessions import server_name_for
+from erchub.spawner.spawner import ERCSpawner
 from tests.hub.conftest import Hub
 from tests.hub.test_launch import progress_events, removed, server_model
 from tests.hub.test_review_links import AFFILIATION, ORCID, candidate_of, create_link
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.hub, pytest.mark.docker]
 #: second, ERCHUB_REVIEW_SWEEP_INTERVAL)
 STOPPED_WITHIN = 30
 METADATA = ".erc/metadata_o2r_1.json"
+WORKING_COPY = ERCSpawner.working_copy_dir.default_value
 
 
 def eventually(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -47,11 +49,19 @@ def launch_through(hub: Hub, client: httpx.Client, compendium_id: str, link: obj
     assert "/hub/spawn-pending/" in response.headers["location"]
 
 
+def user_token(hub: Hub, user: str) -> str:
+    """A new API token of ``user`` (a guest too) with the user's scopes."""
+    made = hub.hub_api("POST", f"/users/{user}/tokens", json={"note": "test"})
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
 def ready(hub: Hub, user: str, server: str) -> dict[str, Any]:
     """The server's model once its start ended (ready, else the test fails with its events)."""
-    events = progress_events(hub, hub.manager_token, user, server)
+    token = user_token(hub, user)
+    events = progress_events(hub, token, user, server)
     assert events and events[-1].get("ready"), events[-3:]
-    model = server_model(hub, hub.manager_token, user, server)
+    model = server_model(hub, token, user, server)
     assert model is not None
     return model
 
@@ -80,13 +90,25 @@ def guest_through(hub: Hub, link: object) -> tuple[httpx.Client, str]:
     return client, guests[0]
 
 
-def working_copy_text(hub: Hub, user: str, server: str, path: str) -> str:
-    """A file of the session's working copy, through its server's contents API."""
-    token = hub.hub_api("POST", f"/users/{user}/tokens", json={"note": "test"}).json()["token"]
-    url = f"{hub.url}/user/{user}/{server}/api/contents/{path}"
-    answer = httpx.get(url, headers={"Authorization": f"token {token}"}, timeout=30)
-    assert answer.status_code == 200, answer.text[:300]
-    return str(answer.json()["content"])
+def escaped(name: str) -> str:
+    """A name as DockerSpawner writes it into a container's name (escapism, ``-`` is
+    escaped too)."""
+    return name.replace("-", "-2d")
+
+
+def session_container(engine: Any, user: str) -> Any:
+    prefix = f"jupyter-{escaped(user)}--"
+    (container,) = [c for c in engine.containers.list() if c.name.startswith(prefix)]
+    return container
+
+
+def working_copy_text(engine: Any, user: str, path: str) -> str:
+    """A file of the user's (one) running session's working copy (hidden files too, which
+    JupyterLab's contents API does not serve)."""
+    container = session_container(engine, user)
+    code, output = container.exec_run(["cat", f"{WORKING_COPY}/{path}"])
+    assert code == 0, output
+    return str(output.decode())
 
 
 def test_a_blind_link_launches_for_a_reviewer_and_a_guest_and_ends_with_its_revocation(
@@ -104,27 +126,21 @@ def test_a_blind_link_launches_for_a_reviewer_and_a_guest_and_ends_with_its_revo
         launch_through(erc_hub, client, compendium_id, link)
     model = ready(erc_hub, reviewer, server)
     assert model["user_options"] == {"compendium": compendium_id, "link": link}
-    metadata = working_copy_text(erc_hub, reviewer, server, METADATA)
+    metadata = working_copy_text(docker_client, reviewer, METADATA)
     for name in (author_name, ORCID, AFFILIATION, "sessionauthor"):
         assert name not in metadata
     assert json.loads(metadata)["title"].startswith("Review")
-    (container,) = [
-        c for c in docker_client.containers.list() if c.name.startswith(f"jupyter-{reviewer}--")
-    ]
-    assert f"ERCHUB_REVIEW_LINK={link}" in container.attrs["Config"]["Env"]
+    env = session_container(docker_client, reviewer).attrs["Config"]["Env"]
+    assert f"ERCHUB_REVIEW_LINK={link}" in env
 
     # a guest, without an account
     guest_client, guest = guest_through(erc_hub, link)
-    with guest_client:
-        assert (
-            author_name
-            not in guest_client.get(
-                f"{erc_hub.url}/services/erc/compendium/{compendium_id}", params={"link": link}
-            ).text
-        )
+    try:
+        landing = f"{erc_hub.url}/services/erc/compendium/{compendium_id}"
+        assert author_name not in guest_client.get(landing, params={"link": link}).text
         launch_through(erc_hub, guest_client, compendium_id, link)
         ready(erc_hub, guest, server)
-        assert author_name not in working_copy_text(erc_hub, guest, server, METADATA)
+        assert author_name not in working_copy_text(docker_client, guest, METADATA)
         # the guest has no workspace, and opens nothing but the link's compendium
         refused = erc_hub.hub_api("POST", f"/users/{guest}/server")
         assert refused.status_code == 400 and "only the compendium" in refused.text
@@ -151,10 +167,12 @@ def test_a_blind_link_launches_for_a_reviewer_and_a_guest_and_ends_with_its_revo
             "the guest's deletion",
         )
         assert removed(docker_client, reviewer, server)
-        assert removed(docker_client, guest, server)
+        assert removed(docker_client, escaped(guest), server)
         # the guest's cookie opens nothing any more, and the link is the 404 page
         gone = guest_client.get(f"{erc_hub.url}/hub/review/{link}")
         assert gone.status_code == 404
+    finally:
+        guest_client.close()
     with user_client(erc_hub, erc_hub.token(reviewer)) as client:
         again = client.get(
             f"{erc_hub.url}/services/erc/launch/{compendium_id}", params={"link": link}

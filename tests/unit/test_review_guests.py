@@ -29,6 +29,7 @@ from erchub.reviewers import (
 from erchub.services.handlers import api_handlers, page_handlers
 from erchub.services.handlers.base import GUEST_REFUSAL, BaseHandler
 from erchub.services.hub import HubAPI, end_review_sessions
+from erchub.services.store import LinkMode
 from erchub.sessions import (
     WORKSPACE,
     InvalidSessionOptions,
@@ -339,3 +340,51 @@ async def test_an_ended_link_stops_its_sessions_and_deletes_its_guests(
     assert await end_review_sessions(api, [LINK], [OTHER_LINK], log)
     assert hub.calls == []
     assert json.dumps(hub.users)  # what is left is still a model
+
+
+async def test_the_service_asks_the_hub_only_when_a_link_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look for ended links: a first look, then only when a link was revoked, expired or
+    deleted since; a failed sweep is tried again."""
+    from erchub.services import app as service_app
+    from erchub.services.store import LinkRecord
+
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "service-token")
+    sweeps: list[tuple[set[str], set[str]]] = []
+    outcome = {"done": True}
+
+    async def recorded(hub: Any, ended: Any, active: Any, log: Any) -> bool:
+        sweeps.append((set(ended), set(active)))
+        return outcome["done"]
+
+    monkeypatch.setattr(service_app, "end_review_sessions", recorded)
+    async with serving(tmp_path) as (_origin, service):
+        store = service.store
+
+        def add(link_id: str, expires: float | None = None) -> None:
+            record = LinkRecord(
+                id=link_id, compendium_id="c1", user="alice", mode=LinkMode.OPEN, created=1.0
+            )
+            record.expires = expires
+            store.add_link(record)
+
+        await service.end_review_links()
+        assert sweeps == [(set(), set())]  # the first look after a start
+        add("l1")
+        await service.end_review_links()
+        assert len(sweeps) == 1  # a new link: nothing to stop
+        store.revoke_link("l1", now=2.0)
+        await service.end_review_links()
+        assert sweeps[-1] == ({"l1"}, set())
+        await service.end_review_links()
+        assert len(sweeps) == 2  # acted on already
+        add("l2", expires=3.0)  # created and expired between two looks
+        outcome["done"] = False
+        await service.end_review_links()
+        assert sweeps[-1] == ({"l1", "l2"}, set())
+        outcome["done"] = True
+        await service.end_review_links()  # the failed sweep again
+        assert len(sweeps) == 4
+        await service.end_review_links()
+        assert len(sweeps) == 4
