@@ -268,6 +268,11 @@ def origin(url: str) -> str:
 # -- the deposit client ------------------------------------------------------------------------
 
 
+#: the fields of a deposition file that the API passes on (Zenodo's names, as o2r's shipper
+#: passes them on)
+DEPOSITION_FILE_FIELDS = ("id", "filename", "filesize", "checksum", "links")
+
+
 class ZenodoClient:
     """Zenodo's deposit API at ``base_url`` with one user's ``token``."""
 
@@ -343,6 +348,8 @@ class ZenodoClient:
         if not 200 <= response.code < 300:
             log.info("%s answered %d while %s", self.label, response.code, action)
             raise zenodo_error(self.label, action, response.code, response.body or b"")
+        if response.code == 204:  # done, nothing to say (a file deleted)
+            return {}
         try:
             answer = json.loads(response.body or b"")
         except (ValueError, UnicodeDecodeError):
@@ -407,6 +414,28 @@ class ZenodoClient:
 
     async def get_deposition(self, deposition_id: str) -> dict[str, Any]:
         return await self._call("GET", self.deposition_url(deposition_id), "reading the deposition")
+
+    async def list_files(self, deposition_id: str) -> list[dict[str, Any]]:
+        """The deposition's files (Zenodo's deposition resource holds them), each with
+        :data:`DEPOSITION_FILE_FIELDS`; 502 when Zenodo answers with something else."""
+        deposition = await self.get_deposition(deposition_id)
+        files = deposition.get("files")
+        if files is None:
+            return []
+        if not isinstance(files, list) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("id"), str | int) for entry in files
+        ):
+            raise ShipperError(502, f"{self.label} listed the deposition's files in a form it "
+                               "does not have")  # fmt: skip
+        return [
+            {**{key: entry.get(key) for key in DEPOSITION_FILE_FIELDS}, "id": str(entry["id"])}
+            for entry in files
+        ]
+
+    async def delete_file(self, deposition_id: str, file_id: str) -> None:
+        """Delete a file of the (unpublished) deposition (Zenodo answers 204)."""
+        url = f"{self.deposition_url(deposition_id)}/files/{quote(file_id, safe='')}"
+        await self._call("DELETE", url, "deleting a file of the deposition")
 
     async def publish(self, deposition_id: str) -> dict[str, Any]:
         """Publish the deposition; Zenodo answers 202 with its ``doi`` and ``doi_url``."""

@@ -26,12 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
-from tornado.iostream import StreamClosedError
-
-from erchub import __version__, safefs
+from erchub import safefs
 from erchub.errors import Conflict, ErchubError, Invalid, NotFound
 from erchub.services.exchange import packaging
 from erchub.services.exchange.shipper import (
@@ -40,7 +36,6 @@ from erchub.services.exchange.shipper import (
     ZenodoClient,
     deposition_page,
     missing_deposit_fields,
-    zenodo_error,
 )
 from erchub.services.store import (
     CompendiumRecord,
@@ -219,7 +214,7 @@ class Shipping:
         return bag_zip, work
 
     async def delete_deposition_file(
-        self, client: DepositionFilesClient, shipment: ShipmentRecord, file_id: str
+        self, client: ZenodoClient, shipment: ShipmentRecord, file_id: str
     ) -> ShipmentRecord:
         """Delete a file of the shipment's deposition (o2r's ``DELETE
         /shipment/{id}/files/{file_id}``): Conflict once published (the repository keeps a
@@ -244,64 +239,6 @@ class Shipping:
 
 # -- the files of a shipment's deposition ------------------------------------------------------
 
-#: the fields of a deposition file that the API passes on (Zenodo's names, as o2r's shipper
-#: passes them on)
-DEPOSITION_FILE_FIELDS = ("id", "filename", "filesize", "checksum", "links")
-
-
-class DepositionFilesClient(ZenodoClient):
-    """:class:`~.shipper.ZenodoClient` with a deposition's files: listed (Zenodo's deposition
-    resource holds them) and deleted one by one."""
-
-    async def list_files(self, deposition_id: str) -> list[dict[str, Any]]:
-        """The deposition's files, each with :data:`DEPOSITION_FILE_FIELDS`; 502 when Zenodo
-        answers with something else."""
-        deposition = await self.get_deposition(deposition_id)
-        files = deposition.get("files")
-        if files is None:
-            return []
-        if not isinstance(files, list) or not all(
-            isinstance(entry, dict) and isinstance(entry.get("id"), str | int) for entry in files
-        ):
-            raise ShipperError(502, f"{self.label} listed the deposition's files in a form it "
-                               "does not have")  # fmt: skip
-        return [
-            {**{key: entry.get(key) for key in DEPOSITION_FILE_FIELDS}, "id": str(entry["id"])}
-            for entry in files
-        ]
-
-    async def delete_file(self, deposition_id: str, file_id: str) -> None:
-        """Delete a file of the (unpublished) deposition: Zenodo answers 204 without a body,
-        which :meth:`~.shipper.ZenodoClient._call` does not take."""
-        action = "deleting a file of the deposition"
-        url = f"{self.deposition_url(deposition_id)}/files/{quote(file_id, safe='')}"
-        request = HTTPRequest(
-            url,
-            method="DELETE",
-            headers={
-                "Authorization": f"Bearer {self._token}",
-                "Accept": "application/json",
-                "User-Agent": f"erchub/{__version__}",
-            },
-            connect_timeout=self.connect_timeout,
-            request_timeout=self.request_timeout,
-            follow_redirects=False,
-        )
-        try:
-            response: HTTPResponse = await self._http.fetch(request, raise_error=False)
-        except HTTPClientError as error:  # 599: time-out, connection closed
-            raise ShipperError(
-                502, f"{self.label} ({self.base_url}) did not answer while {action}: {error}"
-            ) from None
-        except (OSError, StreamClosedError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            raise ShipperError(
-                502, f"{self.label} ({self.base_url}) is unreachable while {action}: {reason}"
-            ) from None
-        if not 200 <= response.code < 300:
-            log.info("%s answered %d while %s", self.label, response.code, action)
-            raise zenodo_error(self.label, action, response.code, response.body or b"")
-
 
 def deposition_of(shipment: ShipmentRecord) -> str:
     """The id of the shipment's deposition; NotFound for a download (none)."""
@@ -313,15 +250,13 @@ def deposition_of(shipment: ShipmentRecord) -> str:
     return shipment.deposition_id
 
 
-async def deposition_files(
-    client: DepositionFilesClient, shipment: ShipmentRecord
-) -> list[dict[str, Any]]:
+async def deposition_files(client: ZenodoClient, shipment: ShipmentRecord) -> list[dict[str, Any]]:
     """The files of the shipment's deposition, as Zenodo lists them."""
     return await client.list_files(deposition_of(shipment))
 
 
 async def deposition_file(
-    client: DepositionFilesClient, shipment: ShipmentRecord, file_id: str
+    client: ZenodoClient, shipment: ShipmentRecord, file_id: str
 ) -> dict[str, Any]:
     """One file of the shipment's deposition; NotFound when the deposition has no such file."""
     for entry in await deposition_files(client, shipment):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import jsonschema
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
-from tornado import web
+from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
@@ -59,6 +59,8 @@ MAX_START = 10**9
 #: problems of a request body listed in one 400, and characters shown of each
 MAX_PROBLEMS = 10
 MAX_PROBLEM_CHARS = 200
+#: the media types of forms, as o2r's clients send some bodies
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 #: what a review guest is told where their link grants nothing
 GUEST_REFUSAL = "a guest of a review link may open only the compendium of that link"
 #: query arguments every endpoint accepts: how a hub token, the XSRF token or a review link may
@@ -371,6 +373,33 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             if problems:
                 raise web.HTTPError(400, "; ".join(problems))
         return body
+
+    def form_body(self, kind: str) -> dict[str, str] | None:
+        """The body as o2r's clients send some of them, a form (urlencoded or multipart): its
+        fields as text, each given once, no files; None when the body is no form. 400 for a
+        form that is malformed, has files, a field twice or text that is not UTF-8 (``kind``
+        names what the form makes, for the message)."""
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() not in FORM_TYPES:
+            return None
+        arguments: dict[str, list[bytes]] = {}
+        files: dict[str, list[httputil.HTTPFile]] = {}
+        try:
+            httputil.parse_body_arguments(content_type, self.body, arguments, files)
+        except httputil.HTTPInputError as error:
+            raise web.HTTPError(400, f"malformed form: {error}") from None
+        if files:
+            names = ", ".join(sorted(name[:40] for name in files)[:5])
+            raise web.HTTPError(400, f"a {kind}'s form has fields, no files: {names}")
+        form: dict[str, str] = {}
+        for name, values in arguments.items():
+            if len(values) > 1:
+                raise web.HTTPError(400, f"{name[:40]}: a form field given more than once")
+            try:
+                form[name] = values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                raise web.HTTPError(400, f"{name[:40]}: must be UTF-8 text") from None
+        return form
 
     def check_arguments(self, allowed: Iterable[str] = ()) -> None:
         """400 for a query argument the endpoint does not know."""

@@ -12,7 +12,7 @@ import time
 from collections.abc import Container
 from typing import Any
 
-from tornado import httputil, web
+from tornado import web
 from tornado.iostream import StreamClosedError
 
 from erchub.errors import ErchubError
@@ -41,7 +41,6 @@ CREATE_SCHEMA: dict[str, Any] = {
 }
 
 #: o2r's media types of a new job's body, beside JSON
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 #: the fields o2r's ``GET /job?fields=`` may add to each result (which then is an object)
 LIST_FIELDS = ("status", "user")
 
@@ -180,22 +179,12 @@ class JobListHandler(JobBaseHandler):
     def create_body(self) -> dict[str, Any]:
         """The body of a new job: JSON, or o2r's form (``multipart/form-data`` or urlencoded,
         as o2r's clients send it: ``compendium_id``, no parameters)."""
-        content_type = self.request.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip().lower() not in FORM_TYPES:
+        form = self.form_body("job")
+        if form is None:
             body: dict[str, Any] = self.json_body(CREATE_SCHEMA)
             return body
-        arguments: dict[str, list[bytes]] = {}
-        files: dict[str, list[httputil.HTTPFile]] = {}
-        try:
-            httputil.parse_body_arguments(content_type, self.body, arguments, files)
-        except httputil.HTTPInputError as error:
-            raise web.HTTPError(400, f"malformed form: {error}") from None
-        if files or set(arguments) != {"compendium_id"}:
+        if set(form) != {"compendium_id"}:
             raise web.HTTPError(400, "a form names exactly one field, compendium_id")
-        try:
-            form = {"compendium_id": arguments["compendium_id"][-1].decode("utf-8")}
-        except UnicodeDecodeError:
-            raise web.HTTPError(400, "compendium_id must be UTF-8 text") from None
         problems = schema_problems(form, CREATE_SCHEMA)
         if problems:
             raise web.HTTPError(400, "; ".join(problems))

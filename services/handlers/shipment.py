@@ -43,7 +43,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from tornado import httputil, web
+from tornado import web
 
 from erchub import safefs
 from erchub.services.compendia.operations import metadata_lock, save_metadata
@@ -59,7 +59,6 @@ from erchub.services.exchange.shipper import (
     token_problem,
 )
 from erchub.services.exchange.shipping import (
-    DepositionFilesClient,
     Shipping,
     deposit_metadata_for,
     deposition_file,
@@ -97,7 +96,6 @@ SHIP_BODY_SCHEMA: dict[str, Any] = {
     },
 }
 #: o2r's media types of a new shipment's body, beside JSON
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 #: the form's fields that are booleans (``true``/``false``, as o2r's shipper reads them)
 FORM_BOOLEANS = ("update_packaging",)
 #: what o2r's form may carry that erchub takes otherwise: field -> what to do instead
@@ -186,7 +184,14 @@ class ShipmentBase(BaseHandler):
             ),
         )
 
-    async def files_client(self, shipment: ShipmentRecord) -> DepositionFilesClient:
+    async def write_files(self, shipment_id: str) -> None:
+        """Answer the files of the shipment's deposition, as Zenodo lists them."""
+        self.check_arguments()
+        shipment = await self.visible_shipment(shipment_id)
+        client = await self.files_client(shipment)
+        self.write_json({"files": await deposition_files(client, shipment)})
+
+    async def files_client(self, shipment: ShipmentRecord) -> ZenodoClient:
         """A client of the shipment's repository with the caller's token (the header or the
         stored one); 404 first for a shipment without a deposition (a download)."""
         deposition_of(shipment)
@@ -194,7 +199,7 @@ class ShipmentBase(BaseHandler):
         if recipient is None or not recipient.needs_token:
             raise web.HTTPError(404, f"shipment {shipment.id} has no deposition")
         token = await self.token_for(recipient, None)
-        return DepositionFilesClient(self.recipient_url(recipient), token, recipient.label)
+        return ZenodoClient(self.recipient_url(recipient), token, recipient.label)
 
     def launch_url(self, record: CompendiumRecord) -> str:
         """Where the compendium runs on this hub (its launch link)."""
@@ -267,36 +272,18 @@ class ShipmentsHandler(ShipmentBase):
     def ship_body(self) -> dict[str, Any]:
         """The body of a new shipment: a JSON object, or o2r's form (urlencoded or multipart
         fields, no files; each field once), its booleans as JSON's."""
-        content_type = self.request.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip().lower() not in FORM_TYPES:
+        form = self.form_body("shipment")
+        if form is None:
             body = self.json_body()
             if not isinstance(body, dict):
                 raise web.HTTPError(
                     400, 'the body must be a JSON object {"compendium_id": ..., "recipient": ...}'
                 )
             return body
-        arguments: dict[str, list[bytes]] = {}
-        files: dict[str, list[httputil.HTTPFile]] = {}
-        try:
-            httputil.parse_body_arguments(content_type, self.body, arguments, files)
-        except httputil.HTTPInputError as error:
-            raise web.HTTPError(400, f"malformed form: {error}") from None
-        if files:
-            names = ", ".join(sorted(name[:40] for name in files)[:5])
-            raise web.HTTPError(400, f"a shipment's form has fields, no files: {names}")
-        form: dict[str, Any] = {}
-        for name, values in arguments.items():
-            if len(values) > 1:
-                raise web.HTTPError(400, f"{name[:40]}: a form field given more than once")
-            try:
-                value = values[0].decode("utf-8")
-            except UnicodeDecodeError:
-                raise web.HTTPError(400, f"{name[:40]}: must be UTF-8 text") from None
-            if name in FORM_BOOLEANS:
-                form[name] = form_boolean(name, value)
-            else:
-                form[name] = value
-        return form
+        return {
+            name: form_boolean(name, value) if name in FORM_BOOLEANS else value
+            for name, value in form.items()
+        }
 
     async def ship_to_zenodo(
         self,
@@ -365,10 +352,7 @@ class PublishmentHandler(ShipmentBase):
 
     @needs_scope(SCOPE_READ)
     async def get(self, shipment_id: str) -> None:
-        self.check_arguments()
-        shipment = await self.visible_shipment(shipment_id)
-        client = await self.files_client(shipment)
-        self.write_json({"files": await deposition_files(client, shipment)})
+        await self.write_files(shipment_id)
 
     @needs_scope(SCOPE_CREATE)
     async def put(self, shipment_id: str) -> None:
@@ -461,10 +445,7 @@ class ShipmentFilesHandler(ShipmentBase):
 
     @needs_scope(SCOPE_READ)
     async def get(self, shipment_id: str) -> None:
-        self.check_arguments()
-        shipment = await self.visible_shipment(shipment_id)
-        client = await self.files_client(shipment)
-        self.write_json({"files": await deposition_files(client, shipment)})
+        await self.write_files(shipment_id)
 
 
 class ShipmentFileHandler(ShipmentBase):

@@ -26,8 +26,13 @@ from playwright.sync_api import Page, expect
 from erchub.sessions import server_name_for
 from tests.browser.conftest import hub_login, wait_for_server
 from tests.browser.test_catalogue import EXAMPLE_TITLE, published_and_checked
-from tests.browser.test_lab import JOB_TIMEOUT_MS, LAUNCH_TIMEOUT_MS, RUN_TIMEOUT_MS
-from tests.browser.test_publish_journey import field, put_contents, show_panel
+from tests.browser.test_lab import LAUNCH_TIMEOUT_MS, RUN_TIMEOUT_MS
+from tests.browser.test_publish_journey import (
+    field,
+    put_contents,
+    show_panel,
+    upload_with_metadata,
+)
 from tests.browser.test_results_tab import walk_the_results_journey
 from tests.hub.conftest import Hub
 from tests.hub.test_launch import stop
@@ -96,18 +101,7 @@ def test_an_author_publishes_from_their_own_workspace(
     form = page.locator(".erchub-publish .erchub-metadata-form")
     expect(field(form, "title").locator("input")).to_have_value("Growth of a population")
     expect(field(form, "creators.0.orcid").locator("input")).to_have_value(AUTHOR)
-    field(form, "creators.0.name").locator("input").fill("Josiah Carberry")
-    field(form, "license.code").locator("input").fill("MIT")
-    field(form, "license.data").locator("input").fill("CC0-1.0")
-    field(form, "license.text").locator("input").fill("CC-BY-4.0")
-    form.locator(".erchub-metadata-save").click()
-    expect(page.locator('.erchub-publish-step[data-step="metadata"]')).to_have_attribute(
-        "data-status", "done", timeout=RUN_TIMEOUT_MS
-    )
-    compendium_id = page.locator(".erchub-publish .erchub-compendium-id").first.inner_text()
-    expect(page.locator('.erchub-publish-step[data-step="job"]')).to_have_attribute(
-        "data-status", "done", timeout=JOB_TIMEOUT_MS
-    )
+    compendium_id = upload_with_metadata(page, "Josiah Carberry")
     page.locator(".erchub-publish-confirm").click()
     expect(page.locator('.erchub-publish-step[data-step="done"]')).to_have_attribute(
         "data-status", "done", timeout=RUN_TIMEOUT_MS

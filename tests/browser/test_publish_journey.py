@@ -62,6 +62,26 @@ def field(form: Any, name: str) -> Any:
     return form.locator(f'.erchub-field[data-field="{name}"]')
 
 
+def upload_with_metadata(page: Page, author_name: str) -> str:
+    """In the publish flow's metadata step: name the first author, give the code, data and
+    text licences, save (the folder is uploaded as a candidate) and wait until its job is done.
+    The candidate's id."""
+    form = page.locator(".erchub-publish .erchub-metadata-form")
+    field(form, "creators.0.name").locator("input").fill(author_name)
+    field(form, "license.code").locator("input").fill("MIT")
+    field(form, "license.data").locator("input").fill("CC0-1.0")
+    field(form, "license.text").locator("input").fill("CC-BY-4.0")
+    form.locator(".erchub-metadata-save").click()
+    expect(page.locator('.erchub-publish-step[data-step="metadata"]')).to_have_attribute(
+        "data-status", "done", timeout=RUN_TIMEOUT_MS
+    )
+    compendium_id = page.locator(".erchub-publish .erchub-compendium-id").first.inner_text()
+    expect(page.locator('.erchub-publish-step[data-step="job"]')).to_have_attribute(
+        "data-status", "done", timeout=JOB_TIMEOUT_MS
+    )
+    return compendium_id
+
+
 def test_an_author_publishes_their_own_folder_from_a_launched_session(
     erc_hub: Hub,
     docker_client: Any,

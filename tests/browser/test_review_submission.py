@@ -19,8 +19,13 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import hub_login, wait_for_server
 from tests.browser.test_journeys import WORKSPACE_TIMEOUT_MS
-from tests.browser.test_lab import JOB_TIMEOUT_MS, RUN_TIMEOUT_MS
-from tests.browser.test_publish_journey import field, put_contents, show_panel
+from tests.browser.test_lab import RUN_TIMEOUT_MS
+from tests.browser.test_publish_journey import (
+    field,
+    put_contents,
+    show_panel,
+    upload_with_metadata,
+)
 from tests.hub.conftest import Hub
 from tests.hub.test_launch import stop
 
@@ -77,18 +82,7 @@ def test_an_author_submits_a_folder_for_blind_review(
     step.locator(".erchub-publish-next").click()
     form = page.locator(".erchub-publish .erchub-metadata-form")
     expect(field(form, "title").locator("input")).to_have_value("Squares under review")
-    field(form, "creators.0.name").locator("input").fill(author_name)
-    field(form, "license.code").locator("input").fill("MIT")
-    field(form, "license.data").locator("input").fill("CC0-1.0")
-    field(form, "license.text").locator("input").fill("CC-BY-4.0")
-    form.locator(".erchub-metadata-save").click()
-    expect(page.locator('.erchub-publish-step[data-step="metadata"]')).to_have_attribute(
-        "data-status", "done", timeout=RUN_TIMEOUT_MS
-    )
-    compendium_id = page.locator(".erchub-publish .erchub-compendium-id").first.inner_text()
-    expect(page.locator('.erchub-publish-step[data-step="job"]')).to_have_attribute(
-        "data-status", "done", timeout=JOB_TIMEOUT_MS
-    )
+    compendium_id = upload_with_metadata(page, author_name)
 
     # the last step: submit for review, blind, working through a day four weeks from now
     last = page.locator('.erchub-publish-step[data-step="publish"]')

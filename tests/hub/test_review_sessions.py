@@ -22,7 +22,14 @@ from erchub.sessions import server_name_for
 from erchub.spawner.spawner import ERCSpawner
 from tests.hub.conftest import Hub
 from tests.hub.test_launch import progress_events, removed, server_model
-from tests.hub.test_review_links import AFFILIATION, ORCID, candidate_of, create_link
+from tests.hub.test_review_links import (
+    AFFILIATION,
+    ORCID,
+    candidate_of,
+    create_link,
+    start_check,
+    zip_text,
+)
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -150,6 +157,13 @@ def test_a_blind_link_launches_for_a_reviewer_and_a_guest_and_ends_with_its_revo
         assert other.status_code == 400 and "only the compendium" in other.text
         catalogue = guest_client.get(f"{erc_hub.url}/services/erc/api/v1/compendium")
         assert catalogue.status_code == 403
+        # the guest downloads the candidate (blinded) and checks it, through the link
+        guest_token = user_token(erc_hub, guest)
+        zipped = f"/compendium/{compendium_id}.zip?link={link}"
+        archive = erc_hub.request("GET", zipped, guest_token)
+        assert archive.status_code == 200 and author_name not in zip_text(archive.content)
+        start_check(erc_hub, guest_token, compendium_id, link)
+        assert erc_hub.request("GET", "/job", guest_token).status_code == 403
 
         # the author revokes the link: both sessions stop, the guest is gone
         revoked = erc_hub.request(

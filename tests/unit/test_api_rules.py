@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tornado import web
 from tornado.httpserver import HTTPServer
 
 from erchub.services.app import ERCService
@@ -72,6 +73,21 @@ FakeHubAuth.users = {
 
 
 @asynccontextmanager
+async def listening(app: web.Application) -> AsyncIterator[str]:
+    """``app`` served on a free port of 127.0.0.1: its origin."""
+    server = HTTPServer(app)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    server.add_sockets([sock])
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.stop()
+
+
+@asynccontextmanager
 async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, ERCService]]:
     """The service's application (SQLite store in ``tmp_path``, no workers) on a port of
     127.0.0.1: its origin and the service."""
@@ -83,16 +99,10 @@ async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, ERCService]]:
     data_dir.mkdir()
     service.store = open_store(db_url)
     service.workers = []
-    server = HTTPServer(service.make_app())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    server.add_sockets([sock])
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", service
+        async with listening(service.make_app()) as origin:
+            yield origin, service
     finally:
-        server.stop()
         service.store.close()
 
 

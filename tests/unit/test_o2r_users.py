@@ -6,14 +6,12 @@ capped at its ``api_page_max_limit``) and knows each user's roles and groups."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado import web
-from tornado.httpserver import HTTPServer
 
 from erchub.services.handlers.base import BaseHandler
 from erchub.services.handlers.user import (
@@ -29,6 +27,7 @@ from tests.unit.test_api_rules import (
     FakeHubAuth,
     assert_json_error,
     call,
+    listening,
     model,
     serving,
 )
@@ -120,31 +119,23 @@ HUB_USERS = [
 async def hub(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeHubAPI]:
     """The fake hub API on a port of 127.0.0.1, the service's HubAuth pointed at it."""
     fake = FakeHubAPI([dict(user) for user in HUB_USERS], max_limit=3)
-    server = HTTPServer(fake.application())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    server.add_sockets([sock])
+    async with listening(fake.application()) as origin:
 
-    class HubAuth(FakeHubAuth):
-        api_url = f"http://127.0.0.1:{sock.getsockname()[1]}/hub/api"
-        api_token = SERVICE_TOKEN
+        class HubAuth(FakeHubAuth):
+            api_url = f"{origin}/hub/api"
+            api_token = SERVICE_TOKEN
 
-    monkeypatch.setattr(BaseHandler, "hub_auth_class", HubAuth)
-    monkeypatch.setattr(
-        FakeHubAuth,
-        "users",
-        {
-            **FakeHubAuth.users,
-            "alice-token": model("alice", USER_SCOPES),
-            "admin-token": model("admin", [ACCESS, "custom:erc:admin"]),
-        },
-    )
-    try:
+        monkeypatch.setattr(BaseHandler, "hub_auth_class", HubAuth)
+        monkeypatch.setattr(
+            FakeHubAuth,
+            "users",
+            {
+                **FakeHubAuth.users,
+                "alice-token": model("alice", USER_SCOPES),
+                "admin-token": model("admin", [ACCESS, "custom:erc:admin"]),
+            },
+        )
         yield fake
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado import web
-from tornado.httpserver import HTTPServer
 
 from erchub.reviewers import (
     guest_link_digest,
@@ -44,6 +42,7 @@ from tests.unit.test_api_rules import (
     FakeHubAuth,
     assert_json_error,
     call,
+    listening,
     model,
     serving,
     upload,
@@ -310,17 +309,8 @@ async def fake_hub() -> AsyncIterator[tuple[FakeHub, HubAPI]]:
             **{f"user{i:03}": {} for i in range(250)},  # more than a page
         }
     )
-    server = HTTPServer(hub.app())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    server.add_sockets([sock])
-    try:
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}/hub/api"
-        yield hub, HubAPI(url, "service-token")
-    finally:
-        server.stop()
+    async with listening(hub.app()) as origin:
+        yield hub, HubAPI(f"{origin}/hub/api", "service-token")
 
 
 async def test_an_ended_link_stops_its_sessions_and_deletes_its_guests(
