@@ -84,6 +84,7 @@ bench: install provision
 	$(PY) bench/run.py
 	$(PY) bench/store.py
 	$(PY) bench/service.py
+	$(PY) bench/load.py
 	$(PY) bench/launch.py
 	$(PY) bench/parameters.py
 

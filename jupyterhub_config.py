@@ -6,14 +6,18 @@ service's store, default SQLite in the data directory), ERCHUB_ADMIN_USERS (comm
 hub users who administer the hub and the erc service), ERCHUB_HUB_API_PORT (the hub's API port,
 default 8081), ERCHUB_SERVICE_PORT (the erc service's port, default 10101; with Docker both
 listen on the sessions network's gateway), ERCHUB_REVIEW_GUESTS (true: review links may be
-opened without an account, as guests that live as long as the link; default false) and
-ERCHUB_SERVICE_USER (the user the erc service
-runs as when the hub runs as root, default erchub; empty: root).
+opened without an account, as guests that live as long as the link; default false),
+ERCHUB_BIND_URL (where the hub listens, default http://127.0.0.1:8000; --url, --ip, --port and
+--base-url on the command line win) and ERCHUB_SERVICE_USER (the user the erc service runs as
+when the hub runs as root, default erchub; empty: root).
 """
 
 import os
 import shutil
 import sys
+from urllib.parse import urlsplit, urlunsplit
+
+from jupyterhub.app import JupyterHub
 
 from erchub.hub.config import (
     ServiceUserError,
@@ -31,13 +35,40 @@ here = os.path.dirname(os.path.abspath(__file__))
 data_dir = os.path.abspath(os.environ.get("ERCHUB_DATA_DIR") or "erchub-data")
 os.makedirs(data_dir, exist_ok=True)
 
-c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+# Where the hub listens: ERCHUB_BIND_URL, else http://127.0.0.1:8000 (this machine only), as a
+# default: what the command line gives (--url, --ip, --port, --base-url) wins, and the parts
+# it does not give come from that URL (`jupyterhub -f jupyterhub_config.py --port 9000`
+# listens on 127.0.0.1:9000). JupyterHub applies the command line before and after this file;
+# its --ip/--port would not change a bind_url set here.
+hub_url = os.environ.get("ERCHUB_BIND_URL") or "http://127.0.0.1:8000"
+if urlsplit(hub_url).scheme not in ("http", "https", "http+unix") or "://" not in hub_url:
+    sys.exit(f"jupyterhub_config.py: ERCHUB_BIND_URL={hub_url!r} is no URL like http://HOST:PORT")
+hub_cli = JupyterHub.instance().cli_config.JupyterHub if JupyterHub.initialized() else {}
+if not {"bind_url", "ip", "port", "base_url"}.intersection(hub_cli):
+    c.JupyterHub.bind_url = hub_url
+elif "bind_url" not in hub_cli:
+    hub_tcp = urlsplit(hub_url).scheme in ("http", "https")  # not a unix socket
+    hub_parts = urlsplit(hub_url if hub_tcp else "http://127.0.0.1:8000")
+    hub_host = str(hub_cli.get("ip", hub_parts.hostname or ""))
+    hub_host = f"[{hub_host}]" if ":" in hub_host else hub_host
+    hub_port = hub_cli.get("port", hub_parts.port)
+    c.JupyterHub.bind_url = urlunsplit(
+        (
+            hub_parts.scheme,
+            f"{hub_host}:{hub_port}" if hub_port else hub_host,
+            str(hub_cli.get("base_url", hub_parts.path or "/")),
+            "",
+            "",
+        )
+    )
 c.JupyterHub.db_url = f"sqlite:///{os.path.join(data_dir, 'jupyterhub.sqlite')}"
 c.JupyterHub.cookie_secret_file = os.path.join(data_dir, "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = os.path.join(data_dir, "jupyterhub-proxy.pid")
 # configurable-http-proxy from the project's node_modules (make installs it), else from PATH,
 # started through config/proxy/chp.mjs: that answers 400 to a URL whose path is not valid
-# percent-encoding (/hub/%c0%ae), which CHP itself answers 500 (URIError: URI malformed).
+# percent-encoding (/hub/%c0%ae), which CHP itself answers 500 (URIError: URI malformed), and
+# closes upstream connections idle for 60 s (--upstream-idle-timeout), before tornado's
+# upstreams close them (3600 s), so CHP never lends a closing one (a 503 "socket hang up").
 local_proxy = os.path.join(here, "node_modules", ".bin", "configurable-http-proxy")
 proxy = local_proxy if os.path.exists(local_proxy) else shutil.which("configurable-http-proxy")
 node = shutil.which("node")

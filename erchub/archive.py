@@ -49,7 +49,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from erchub.errors import InvalidERC, UnsafeArchive
+from erchub.errors import (
+    STORAGE_FULL_MESSAGE,
+    InvalidERC,
+    StorageFull,
+    UnsafeArchive,
+    is_storage_full,
+)
 from erchub.safefs import remove_tree
 
 if TYPE_CHECKING:
@@ -131,6 +137,8 @@ def extract_archive(archive: Path, target: Path, limits: ArchiveLimits = DEFAULT
         tree.judge_links(os.path.join(tree.root, *root.relative_to(target).parts))
     except DAMAGED_ARCHIVE_ERRORS as error:
         _remove_written(target, created)
+        if is_storage_full(error):  # the disk's fault, not the archive's
+            raise StorageFull(STORAGE_FULL_MESSAGE) from None
         # strerror, not str(): the latter names paths on this server
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise InvalidERC(f"{archive.name}: damaged archive: {reason}") from None

@@ -1,5 +1,7 @@
 """Errors a user sees: each carries a one-line message that names the problem."""
 
+import errno
+
 
 class ErchubError(Exception):
     """Base class for errors shown to users as one line (CLI) or a JSON message (API)."""
@@ -58,3 +60,22 @@ class Conflict(ErchubError):
 
 class Unavailable(ErchubError):
     """It cannot be done now; the same request may succeed later."""
+
+
+class StorageFull(ErchubError):
+    """The disk where erchub keeps its data is full (or its quota used up)."""
+
+
+#: what a user is told when the disk is full (the file system's own message names paths)
+STORAGE_FULL_MESSAGE = (
+    "the disk where erchub keeps its data is full: nothing was stored; try again later, or "
+    "ask the hub's operator to make room"
+)
+
+
+def is_storage_full(error: BaseException) -> bool:
+    """Whether ``error`` says the disk is full: :class:`StorageFull`, or an OSError of a full
+    disk or quota (ENOSPC, EDQUOT), wherever it was raised."""
+    if isinstance(error, StorageFull):
+        return True
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -25,6 +25,11 @@ ERC_SCOPES: dict[str, dict[str, str]] = {
     "custom:erc:create": {"description": "Upload compendia and edit their metadata."},
     "custom:erc:run": {"description": "Start jobs and cancel one's own jobs."},
     "custom:erc:admin": {"description": "See, change, delete and cancel every compendium and job."},
+    # granted by an operator to a role or group, never to every user by erchub
+    "custom:erc:network": {
+        "description": "Run compendia whose erc.yml asks for network, where the workers allow "
+        "networked executions."
+    },
 }
 
 #: what every user may do with the service

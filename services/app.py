@@ -10,7 +10,7 @@ case: ``ERCHUB_DB_URL``, ``ERCHUB_UPLOAD_LIMIT``, ...).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import ctypes
 import logging
 import os
 import secrets
@@ -103,6 +103,10 @@ class ERCService(DataDirMixin, Application):
     def _default_upload_limit(self) -> int:
         return self._env("upload_limit", 2 * GIB)
 
+    # How far an uploaded or loaded archive may expand (erchub.archive.ArchiveLimits): an
+    # archive past a limit is refused with a 400 naming the member and the limit, before
+    # anything past it is written, and nothing of it is left.
+
     archive_max_depth = Integer(
         min=1,
         help="Deepest path (folders below the compendium's top, plus the file) an uploaded or "
@@ -114,10 +118,47 @@ class ERCService(DataDirMixin, Application):
     def _default_archive_max_depth(self) -> int:
         return self._env("archive_max_depth", DEFAULT_LIMITS.max_depth)
 
+    archive_max_size = Integer(
+        min=1,
+        help="Most bytes the members of an uploaded or loaded archive may hold together, "
+        "expanded (as their headers declare them; a zip member that yields more is refused "
+        "too); a larger archive gets 400 (default: $ERCHUB_ARCHIVE_MAX_SIZE, else 2 GiB).",
+    ).tag(config=True)
+
+    @default("archive_max_size")
+    def _default_archive_max_size(self) -> int:
+        return self._env("archive_max_size", DEFAULT_LIMITS.max_total_size)
+
+    archive_max_ratio = Float(
+        min=1.0,
+        help="Most expanded bytes per byte of an uploaded or loaded archive file (its "
+        "compression ratio): past it the archive is refused as a zip bomb, 400 (default: "
+        "$ERCHUB_ARCHIVE_MAX_RATIO, else 200).",
+    ).tag(config=True)
+
+    @default("archive_max_ratio")
+    def _default_archive_max_ratio(self) -> float:
+        return self._env("archive_max_ratio", DEFAULT_LIMITS.max_ratio)
+
+    archive_max_members = Integer(
+        min=1,
+        help="Most entries (files, folders and links) an uploaded or loaded archive may hold; "
+        "more get 400 (default: $ERCHUB_ARCHIVE_MAX_MEMBERS, else 50000).",
+    ).tag(config=True)
+
+    @default("archive_max_members")
+    def _default_archive_max_members(self) -> int:
+        return self._env("archive_max_members", DEFAULT_LIMITS.max_members)
+
     @property
     def archive_limits(self) -> ArchiveLimits:
-        """How far an uploaded or loaded archive may expand."""
-        return dataclasses.replace(DEFAULT_LIMITS, max_depth=self.archive_max_depth)
+        """How far an uploaded or loaded archive may expand (the archive_max_* settings)."""
+        return ArchiveLimits(
+            max_total_size=self.archive_max_size,
+            max_ratio=self.archive_max_ratio,
+            max_members=self.archive_max_members,
+            max_depth=self.archive_max_depth,
+        )
 
     stale_upload_age = Float(
         help="Seconds after which what an upload, a staging or a deletion left in "
@@ -242,6 +283,18 @@ class ERCService(DataDirMixin, Application):
     @default("supervise_interval")
     def _default_supervise_interval(self) -> float:
         return self._env("supervise_interval", 5.0)
+
+    network_for_everyone = Bool(
+        help="""Whether every job's starter holds the grant of network, as if they held the
+        scope custom:erc:network: a compendium whose erc.yml asks for network then runs with it
+        wherever the workers allow networked executions (JobRunner.allow_network); off, only
+        the holders of the scope (a role or group an operator grants it to) and erc
+        administrators hold it (default: $ERCHUB_NETWORK_FOR_EVERYONE, else False).""",
+    ).tag(config=True)
+
+    @default("network_for_everyone")
+    def _default_network_for_everyone(self) -> bool:
+        return self._env("network_for_everyone", False)
 
     review_guests = Bool(
         help="""Whether a review link may be opened without an account: the hub makes the
@@ -372,7 +425,7 @@ class ERCService(DataDirMixin, Application):
             command += ["--config", self.config_file]
         # Workers need the store, not the hub: they do not get the service's hub token.
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
-        process = subprocess.Popen(command, env=env)
+        process = subprocess.Popen(command, env=env, preexec_fn=_end_with_parent)
         self.log.info("started worker pid %d", process.pid)
         return process
 
@@ -444,6 +497,11 @@ class ERCService(DataDirMixin, Application):
             # Handlers lift this for themselves and answer a body past their limit with a
             # JSON 413 (BaseHandler.start_body); this bounds what any other route reads.
             max_body_size=MAX_JSON_BODY,
+            # A keep-alive connection left idle this long (s) is closed: tornado's default,
+            # stated because the proxy relies on it. configurable-http-proxy closes the
+            # connections it keeps after 60 s idle (config/proxy/chp.mjs), long before, so it
+            # never lends one that the service is closing (a 503 "socket hang up").
+            idle_connection_timeout=3600,
         )
         swept = await asyncio.get_running_loop().run_in_executor(
             None, compendia.sweep_uploads, self.data_dir, self.stale_upload_age
@@ -473,6 +531,21 @@ class ERCService(DataDirMixin, Application):
         server.stop()
         await loop.run_in_executor(None, self.stop_workers)
         self.store.close()
+
+
+#: Linux's prctl option that signals a process when its parent ends
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _end_with_parent() -> None:
+    """In a worker, between fork and exec: SIGTERM it when the service ends, however the
+    service ends (killed too), as it is when the service stops: the worker re-queues its job
+    and exits, and the next service's workers take the job. Without this a killed service
+    leaves its workers running beside the next one's. Loaded before the fork, the C library
+    call takes no lock in the child."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,11 @@ environment.yml, erchub's PipBuildPack for requirements.txt or no environment fi
 its Dockerfile (the runtime manifest a job stores) and hashes what determines the image into the
 image's tag. ``ImageBuilder.build(plan)`` reuses an image with that tag, or checks that the hosts
 the build needs answer and builds through the buildpack with ``DockerSDKEngine``, streaming the
-build log line by line.
+build log line by line. ``ImageBuilder.save_image`` exports an image (``docker save``).
+
+Both stop within a tenth of a second of their ``cancel`` event being set (a job's cancel): the
+engine's response is closed, so dockerd stops the build (its step's container is killed and
+removed, the image never tagged) or the export, and they raise :class:`Canceled`.
 
 The tag hashes: the repo2docker configuration files present, every workspace file the build
 copies into the image, the rendered Dockerfile, and, per buildpack, the base image's id
@@ -34,10 +38,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import docker
 import docker.errors
+import requests
 from docker.utils import parse_repository_tag
 from repo2docker.app import Repo2Docker
 from repo2docker.buildpacks import CondaBuildPack, DockerBuildPack
@@ -60,7 +65,12 @@ from erchub.spawner.buildpacks import (
     workspace_files,
 )
 from erchub.spawner.clients import docker_client
-from erchub.spawner.engine import DockerSDKEngine
+from erchub.spawner.engine import (
+    CANCEL_POLL_SECONDS,
+    DockerSDKEngine,
+    ResponseStream,
+    StreamCanceled,
+)
 from erchub.spawner.hashing import content_hash, wheel_fingerprint
 from erchub.spawner.reachability import (
     Endpoint,
@@ -111,6 +121,7 @@ _PYTHON_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 # repo2docker's buildpacks read the current directory, which is process-wide.
 _CWD_LOCK = threading.RLock()
+_T = TypeVar("_T")
 # Python version by base image id: ids name immutable contents, so this never goes stale.
 _BASE_PYTHON: dict[str, str] = {}
 
@@ -146,6 +157,34 @@ class BuildFailed(BuildError):
     def __init__(self, message: str, log_tail: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.log_tail = list(log_tail)
+
+
+class Canceled(BuildError):
+    """A build or an image export stopped because its cancel event was set."""
+
+
+def _unless_canceled(work: Callable[[], _T], cancel: threading.Event | None, what: str) -> _T:
+    """``work()``, or Canceled within CANCEL_POLL_SECONDS of ``cancel`` being set; the work is
+    then left to end in its thread (it must have no effect but its result: a probe)."""
+    if cancel is None:
+        return work()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the waiting thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="erchub-cancelable", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        if cancel.is_set():
+            raise Canceled(f"{what} canceled")
+        thread.join(CANCEL_POLL_SECONDS)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @contextmanager
@@ -319,12 +358,20 @@ class ImageBuilder(LoggingConfigurable):
     def image_exists(self, image: str) -> bool:
         return self._image_attrs(image) is not None
 
-    def build(self, plan: BuildPlan, on_log: Callable[[str], None] | None = None) -> BuildResult:
+    def build(
+        self,
+        plan: BuildPlan,
+        on_log: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> BuildResult:
         """Build ``plan.image`` unless it exists, passing each log line to ``on_log``.
 
-        Raises BuildError (BuildFailed, with ``log_tail``, when the build itself failed).
+        Raises BuildError (BuildFailed, with ``log_tail``, when the build itself failed;
+        Canceled when ``cancel`` was set: the build is stopped and its image not tagged).
         """
         started = time.monotonic()
+        if cancel is not None and cancel.is_set():
+            raise Canceled(f"building {plan.image} canceled")
         if not plan.workspace.is_dir():
             raise BuildError(f"workspace {plan.workspace} is not a directory")
         existing = self._image_attrs(plan.image)
@@ -339,13 +386,18 @@ class ImageBuilder(LoggingConfigurable):
                 f"the environment of {plan.workspace} (its files, the base image or the erchub "
                 "wheel) changed after planning; plan again"
             )
-        check_reachable(endpoints, self.reachability_timeout)
+        _unless_canceled(
+            lambda: check_reachable(endpoints, self.reachability_timeout),
+            cancel,
+            f"building {plan.image}",
+        )
         if self.pip_env:
             redacted = {name: redact_url(value) for name, value in self.pip_env.items()}
             self.log.info("pip settings for %s: %s", plan.image, redacted)
         engine = DockerSDKEngine(parent=self)
         engine.client = self.docker_client
         engine.build_timeout = self.build_timeout
+        engine.cancel = cancel
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         try:
             with _inside(plan.workspace):
@@ -366,6 +418,9 @@ class ImageBuilder(LoggingConfigurable):
                     if on_log is not None:
                         on_log(text)
         except (EngineBuildError, docker.errors.DockerException) as exc:
+            if cancel is not None and cancel.is_set():
+                self.log.info("building %s for %s: canceled", plan.image, plan.erc_id)
+                raise Canceled(f"building {plan.image} canceled") from exc
             message = str(exc).strip()
             reason = redact_url(message.splitlines()[-1] if message else repr(exc))
             # The daemon names the failed step; the tool's own error line says why.
@@ -381,6 +436,26 @@ class ImageBuilder(LoggingConfigurable):
         seconds = time.monotonic() - started
         self.log.info("built %s for %s in %.1f s", plan.image, plan.erc_id, seconds)
         return BuildResult(plan.image, attrs["Id"], False, seconds)
+
+    def save_image(self, image: str, out: IO[bytes], cancel: threading.Event | None = None) -> int:
+        """Write ``image`` as a docker archive (``docker save``, tagged) to ``out``; returns the
+        bytes written. Raises BuildError; Canceled when ``cancel`` was set (the export is
+        stopped; what ``out`` got so far is the caller's to discard)."""
+        api = self.docker_client.api
+        stream = ResponseStream(api, lambda: api.get_image(image))
+        written = 0
+        try:
+            for chunk in stream.items(cancel=cancel):
+                out.write(chunk)
+                written += len(chunk)
+        except StreamCanceled:
+            raise Canceled(f"saving {image} canceled") from None
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            if cancel is not None and cancel.is_set():
+                raise Canceled(f"saving {image} canceled") from exc
+            reason = getattr(exc, "explanation", None) or str(exc).strip()
+            raise BuildError(f"cannot save {image}: {reason}") from exc
+        return written
 
     def _prepare(self) -> tuple[BuildPack, str, str]:
         """The buildpack for the current directory, its Dockerfile and the environment hash."""

@@ -2,9 +2,12 @@
 
 repo2docker's own ``DockerEngine`` shells out to ``docker buildx``, which Debian 12's docker.io
 does not ship. This engine talks to the daemon's build endpoint through docker-py's low-level
-``APIClient.build`` (the classic builder), streams the build output line by line, and can cancel
-a build at a deadline: closing the HTTP response makes dockerd stop the build and remove its
-containers. Registered in pyproject.toml under ``repo2docker.engines``.
+``APIClient.build`` (the classic builder), streams the build output line by line, and stops a
+build at a deadline (``build_timeout``) or at once when its ``cancel`` event is set: closing the
+HTTP response makes dockerd stop the build, kill its running step's container and remove its
+containers, and the image is never tagged. :class:`ResponseStream` does the same for any other
+streamed answer of the engine (an image export). Registered in pyproject.toml under
+``repo2docker.engines``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import docker
@@ -38,8 +41,26 @@ _COPY_CHMOD = re.compile(
 # The classic builder colours a step's stderr with terminal escapes.
 _TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
-# The thread that reads a build response, and the stream it belongs to (see _remember_response).
+# The thread that reads a response, and the stream it belongs to (see _remember_response).
 _reading = threading.local()
+#: how often a stream being read looks at its cancel event, in seconds
+CANCEL_POLL_SECONDS = 0.1
+
+
+class StreamStopped(Exception):
+    """A :class:`ResponseStream` was ended before the engine finished: its response is closed."""
+
+
+class StreamTimedOut(StreamStopped):
+    """The stream's deadline passed."""
+
+
+class StreamCanceled(StreamStopped):
+    """The stream's cancel event was set."""
+
+
+class BuildCanceled(BuildError):
+    """A build stopped because its engine's ``cancel`` event was set."""
 
 
 class DockerSDKEngine(ContainerEngine):
@@ -58,6 +79,13 @@ class DockerSDKEngine(ContainerEngine):
         allow_none=True,
         help="Seconds a build may run before it is cancelled (default: None (no limit)).",
     ).tag(config=True)
+
+    cancel = Instance(
+        threading.Event,
+        allow_none=True,
+        help="""Set from another thread, it stops a running build within a tenth of a second
+        (the build raises BuildCanceled). ImageBuilder hands over a job's cancel event.""",
+    )
 
     @default("client")
     def _default_client(self) -> docker.DockerClient:
@@ -109,10 +137,11 @@ class DockerSDKEngine(ContainerEngine):
             )
         else:
             api_kwargs.update(path=path, dockerfile=dockerfile or None)
-        stream = _BuildStream(self.client.api, api_kwargs)
+        api = self.client.api
+        stream = ResponseStream(api, lambda: api.build(**api_kwargs))
         pending = ""
         try:
-            for item in stream.items(self.build_timeout):
+            for item in stream.items(self.build_timeout, self.cancel):
                 if "error" in item:
                     if pending:
                         yield pending + "\n"
@@ -124,6 +153,12 @@ class DockerSDKEngine(ContainerEngine):
                         yield line + "\n"
                 elif "status" in item and not item.get("progress"):
                     yield _status_line(item)
+        except StreamTimedOut:
+            raise BuildError(
+                f"build did not finish within {self.build_timeout:g} s and was cancelled"
+            ) from None
+        except StreamCanceled:
+            raise BuildCanceled("build canceled") from None
         except docker.errors.APIError as exc:
             raise BuildError(str(exc.explanation or exc)) from exc
         except docker.errors.DockerException as exc:
@@ -194,12 +229,17 @@ class DockerSDKEngine(ContainerEngine):
         return DockerContainer(container)
 
 
-class _BuildStream:
-    """Reads one build response in a worker thread so that a deadline can end it."""
+class ResponseStream:
+    """Reads one streamed answer of the engine in a thread, so that a deadline or a cancel can
+    end it at once: the response is closed, which makes dockerd stop the work behind it (a
+    build and its containers, an image export).
 
-    def __init__(self, api: docker.APIClient, build_kwargs: dict[str, Any]) -> None:
-        self._api = api
-        self._kwargs = build_kwargs
+    ``call`` makes the request (on ``api``) and returns the items of its answer; it runs in the
+    reading thread, where :func:`_remember_response` hands the response over to this stream.
+    """
+
+    def __init__(self, api: docker.APIClient, call: Callable[[], Iterable[Any]]) -> None:
+        self._call = call
         self._items: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
         self._response: requests.Response | None = None
@@ -207,18 +247,26 @@ class _BuildStream:
         if _remember_response not in api.hooks["response"]:
             api.hooks["response"].append(_remember_response)
 
-    def items(self, timeout: float | None) -> Iterator[dict[str, Any]]:
-        """The decoded build items; after ``timeout`` seconds cancel the build and raise."""
-        reader = threading.Thread(target=self._read, name="docker-build-reader", daemon=True)
+    def items(
+        self, timeout: float | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[Any]:
+        """The answer's items; raise StreamTimedOut after ``timeout`` seconds, StreamCanceled
+        within CANCEL_POLL_SECONDS of ``cancel`` being set, having closed the response."""
+        reader = threading.Thread(target=self._read, name="docker-stream-reader", daemon=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         reader.start()
         try:
             while True:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise BuildError(f"build did not finish within {timeout:g} s and was cancelled")
+                if cancel is not None and cancel.is_set():
+                    raise StreamCanceled()
+                wait = None if cancel is None else CANCEL_POLL_SECONDS
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise StreamTimedOut()
+                    wait = remaining if wait is None else min(wait, remaining)
                 try:
-                    kind, value = self._items.get(timeout=remaining)
+                    kind, value = self._items.get(timeout=wait)
                 except queue.Empty:
                     continue
                 if kind == "item":
@@ -235,7 +283,7 @@ class _BuildStream:
     def _read(self) -> None:
         _reading.stream = self
         try:
-            for item in self._api.build(**self._kwargs):
+            for item in self._call():
                 self._items.put(("item", item))
         except Exception as exc:  # handed to the consuming thread, which raises it
             self._items.put(("error", exc))
@@ -260,7 +308,7 @@ class _BuildStream:
 
 
 def _remember_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """requests hook: hand a build's response to the stream reading it, so it can be closed."""
+    """requests hook: hand a response to the stream reading it, so that it can be closed."""
     stream = getattr(_reading, "stream", None)
     if stream is not None:
         stream.attach(response)

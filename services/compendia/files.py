@@ -16,6 +16,7 @@ one-line message for the API to show.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import mimetypes
@@ -54,6 +55,8 @@ ID_LENGTH = 6
 CONTENT_TYPES = ("workspace", "compendium")
 COMPENDIA_DIRECTORY = "compendia"
 UPLOADS_DIRECTORY = "uploads"
+#: the file an entry of uploads/ is locked through while it is in use (see :func:`new_entry`)
+IN_USE_FILE = ".in-use"
 
 #: bytes per chunk of streamed files and archives
 CHUNK_BYTES = 256 * 1024
@@ -94,6 +97,8 @@ class StagedCompendium:
     staging: Path
     #: the o2r metadata, as stored in ``.erc/metadata_o2r_1.json``
     metadata: dict[str, Any]
+    #: the lock that marks ``staging`` in use by this process (see :func:`new_entry`)
+    hold: int = -1
 
 
 def new_compendium_id() -> str:
@@ -133,19 +138,17 @@ def stage(
     the compendium's root (``target`` or a folder in it); ``content_type`` as for
     :func:`ingest`. On any error the staging directory is gone.
     """
-    uploads = Path(data_dir) / UPLOADS_DIRECTORY
-    uploads.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=uploads))
+    staging, hold = new_entry(Path(data_dir) / UPLOADS_DIRECTORY, "staging-")
     try:
         root = fill(staging / "content")
         metadata = _complete(root, content_type)
     except ErchubError as error:
-        _remove_quietly(staging)
+        remove_entry(staging, hold)
         raise type(error)(_without_server_paths(str(error), staging)) from None
     except BaseException:
-        _remove_quietly(staging)
+        remove_entry(staging, hold)
         raise
-    return StagedCompendium(root=root, staging=staging, metadata=metadata)
+    return StagedCompendium(root=root, staging=staging, metadata=metadata, hold=hold)
 
 
 def _without_server_paths(message: str, staging: Path) -> str:
@@ -208,7 +211,48 @@ def install(staged: StagedCompendium, data_dir: Path | str, compendium_id: str) 
 
 
 def discard(staged: StagedCompendium) -> None:
-    _remove_quietly(staged.staging)
+    remove_entry(staged.staging, staged.hold)
+    staged.hold = -1  # closed: a descriptor number is reused at once by the next file
+
+
+def new_entry(uploads: Path, prefix: str) -> tuple[Path, int]:
+    """A new private directory below ``uploads`` (an upload, a staging), marked in use by this
+    process: its :data:`IN_USE_FILE` is locked (``flock``) until :func:`remove_entry` closes
+    the returned descriptor, or the process ends, however it ends (the system drops the lock
+    of a killed process). :func:`sweep_uploads` so tells the leftovers of a service that was
+    killed from work in progress, of this service or of another one on the same uploads/."""
+    uploads.mkdir(parents=True, exist_ok=True)
+    entry = Path(tempfile.mkdtemp(prefix=prefix, dir=uploads))
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    hold = os.open(entry / IN_USE_FILE, flags, 0o600)
+    fcntl.flock(hold, fcntl.LOCK_EX)
+    return entry, hold
+
+
+def remove_entry(entry: Path, hold: int) -> None:
+    """Remove an entry of :func:`new_entry` and let go of it (``hold`` -1: let go already).
+    Call it once per entry: the descriptor's number belongs to the next file opened."""
+    _remove_quietly(entry)
+    if hold >= 0:
+        os.close(hold)
+
+
+def abandoned(entry: Path) -> bool | None:
+    """Whether ``entry`` of uploads/ was made by :func:`new_entry` in a process that is gone
+    (its lock held by nobody: True) or is in use (False); None for an entry without the mark
+    (a deletion's, or one older than the mark). A lock this process holds through another
+    descriptor counts as held: ``flock`` locks belong to open files, not processes."""
+    try:
+        probe = os.open(entry / IN_USE_FILE, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(probe)
+    return True
 
 
 def _remove_quietly(path: Path) -> None:
@@ -222,7 +266,8 @@ def _remove_quietly(path: Path) -> None:
 
 def sweep_uploads(data_dir: Path | str, older_than: float, now: float | None = None) -> int:
     """Remove what uploads, stagings and deletions left in ``data_dir/uploads`` (a service
-    that was killed, a removal that failed): every entry that nothing changed for
+    that was killed, a removal that failed): every entry whose maker is gone
+    (:func:`abandoned`), never one in use, and every unmarked entry that nothing changed for
     ``older_than`` seconds. Returns how many entries went."""
     uploads = Path(data_dir) / UPLOADS_DIRECTORY
     if not uploads.is_dir():
@@ -230,7 +275,8 @@ def sweep_uploads(data_dir: Path | str, older_than: float, now: float | None = N
     cutoff = (time.time() if now is None else now) - older_than
     swept = 0
     for entry in list(uploads.iterdir()):
-        if _last_change(entry) < cutoff:
+        state = abandoned(entry)
+        if state or (state is None and _last_change(entry) < cutoff):
             _remove_quietly(entry)
             swept += not os.path.lexists(entry)
     return swept

@@ -33,12 +33,20 @@ from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from erchub import jsonlimits, safefs
-from erchub.errors import Conflict, ErchubError, Forbidden, NotFound, Unavailable
+from erchub.errors import (
+    STORAGE_FULL_MESSAGE,
+    Conflict,
+    ErchubError,
+    Forbidden,
+    NotFound,
+    Unavailable,
+    is_storage_full,
+)
 from erchub.reviewers import is_guest, is_guest_of
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia import links
 from erchub.services.jobs.worker import link_tree
-from erchub.services.store import CompendiumRecord, LinkMode, LinkRecord, Store
+from erchub.services.store import CompendiumRecord, LinkMode, LinkRecord, Store, StoreError
 
 if TYPE_CHECKING:
     from erchub.services.app import ERCService
@@ -59,6 +67,8 @@ MAX_START = 10**9
 #: problems of a request body listed in one 400, and characters shown of each
 MAX_PROBLEMS = 10
 MAX_PROBLEM_CHARS = 200
+#: what a client is told while the store cannot be reached (its error names the database)
+STORE_UNAVAILABLE_MESSAGE = "the service's database cannot be reached; try again in a moment"
 #: the media types of forms, as o2r's clients send some bodies
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 #: what a review guest is told where their link grants nothing
@@ -542,7 +552,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if status is None:
             super().log_exception(typ, value, tb)
             return
-        self.log.info("%d %s %s: %s", status, self.request.method, self.request.path, value)
+        # a full disk or a lost database is the operator's to fix: an error, one line
+        level = self.log.error if status == 507 or type(value) is StoreError else self.log.info
+        level("%d %s %s: %s", status, self.request.method, self.request.path, value)
 
     @staticmethod
     def error_message(status_code: int, exc_info: Any) -> str:
@@ -556,6 +568,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             error = exc_info[1]
             if isinstance(error, web.HTTPError) and error.log_message:
                 message = error.log_message % error.args if error.args else error.log_message
+            elif is_storage_full(error):
+                message = STORAGE_FULL_MESSAGE
+            elif type(error) is StoreError:
+                message = STORE_UNAVAILABLE_MESSAGE
             elif domain_status(error) is not None:
                 message = str(error)
             elif status_code >= 500:
@@ -563,17 +579,21 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return message
 
     def close_after_error(self) -> None:
-        """An error may be answered before the request was read to its end (405 for a method
-        no handler knows, a refusal in prepare): tornado then drops the connection, so say so, or a
-        proxy that keeps connections (configurable-http-proxy) sends its next request into
-        the closing one and answers that request 503."""
-        headers = self.request.headers
-        unread = headers.get("Content-Length", "0").strip() not in ("", "0") or (
-            "Transfer-Encoding" in headers
-        )
-        # a method the handler does not know is refused before tornado reads the request
-        # to its end, body or not
-        if unread or self.request.method not in self.SUPPORTED_METHODS:
+        """Say ``Connection: close`` when tornado closes the connection after this answer.
+
+        Tornado closes a connection whose request was not read to its end when the answer is
+        finished (``HTTP1Connection.finish``), but writes ``Connection: close`` only when it
+        knew that before the headers went out, and it does not then. The handlers here stream
+        their bodies (``@stream_request_body``), and tornado reads a streamed request's end only
+        after ``prepare`` has returned: every answer given before that closes its connection,
+        with a body or without. Such are 405 for a method no handler knows, 400 for a path
+        argument that is not UTF-8, and refusals in ``prepare`` (404 of NotFoundHandler, 403 for
+        a guest, an early 413). Unannounced, the close races with a proxy that keeps its
+        connections: configurable-http-proxy's agent lends the connection to the next request,
+        of any client, as soon as the answer has arrived, and answers that request 503 "socket
+        hang up" when the close arrives first (README, "Security and reliability").
+        """
+        if not read_to_its_end(self.request):
             self.set_header("Connection", "close")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -594,10 +614,25 @@ DOMAIN_STATUSES: tuple[tuple[type[ErchubError], int], ...] = (
 )
 
 
+def read_to_its_end(request: httputil.HTTPServerRequest) -> bool:
+    """Whether tornado has read ``request`` to its end, body included. Tornado resolves a
+    streamed request's body future when it has read the request (``_HandlerDelegate.finish``,
+    which ``HTTP1Connection`` calls once reading is done); a request without one (every handler
+    here streams) counts as not read: a needless ``Connection: close`` costs a new connection,
+    a missing one a 503."""
+    body_read = getattr(request, "_body_future", None)
+    return body_read is not None and body_read.done()
+
+
 def domain_status(error: BaseException) -> int | None:
     """The one place domain errors become HTTP statuses: None for anything that is not an
-    :class:`~erchub.errors.ErchubError` (a bug: 500); an error that names its own ``status``
-    (the loader's) keeps it."""
+    :class:`~erchub.errors.ErchubError` (a bug: 500), but a full disk anywhere (507) and a
+    store that cannot be reached (503); an error that names its own ``status`` (the loader's)
+    keeps it."""
+    if is_storage_full(error):
+        return 507
+    if type(error) is StoreError:  # the store cannot be reached (a database restarting)
+        return 503
     if not isinstance(error, ErchubError):
         return None
     status = getattr(error, "status", None)

@@ -35,11 +35,15 @@ Scopes: reading needs ``custom:erc:read``; uploading, changing metadata and dele
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tornado import web
 
+from erchub import safefs
+from erchub.metadata import METADATA_DIRECTORY, METADATA_PATH
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia.operations import (
     checked_metadata,
@@ -56,6 +60,7 @@ from erchub.services.handlers.base import (
     SCOPE_READ,
     BaseHandler,
     needs_scope,
+    untrusted_content_headers,
 )
 from erchub.services.handlers.upload import UploadHandler
 from erchub.services.handlers.views import compendium_json, summary_json
@@ -320,8 +325,24 @@ class FilesHandler(BaseHandler):
         self.write_json(await self.blocking(compendia.file_tree, root))
 
 
+def in_metadata_folder(root: Path, relative: str) -> str | None:
+    """Where ``relative`` leads inside the compendium's ``.erc/`` folder (``.`` for the folder
+    itself), links followed; None when it leads elsewhere, or nowhere valid (send_file tells
+    the caller so)."""
+    try:
+        resolved = safefs.resolve_inside(root, relative)
+    except safefs.OutsideRoot:
+        return None
+    folder = os.path.realpath(root / METADATA_DIRECTORY)
+    if not safefs.is_within(folder, str(resolved)):
+        return None
+    return os.path.relpath(resolved, folder)
+
+
 class DataHandler(BaseHandler):
-    """``/compendium/{id}/data/{path}``: one file, raw, streamed."""
+    """``/compendium/{id}/data/{path}``: one file, raw, streamed. Through a blind review link
+    the ``.erc/`` folder is what the blind download holds (its files name the creators): the
+    blinded o2r metadata alone."""
 
     link_methods = frozenset({"GET"})
     guest_methods = frozenset({"GET"})
@@ -330,7 +351,17 @@ class DataHandler(BaseHandler):
     async def get(self, compendium_id: str, path: str) -> None:
         self.check_arguments()
         record = await self.visible_compendium(compendium_id)
-        await self.send_file(await self.compendium_files(record), path)
+        root = await self.compendium_files(record)
+        inside = await self.blocking(in_metadata_folder, root, path) if self.blinded else None
+        if inside is None:
+            await self.send_file(root, path)
+            return
+        if inside != PurePosixPath(METADATA_PATH).name:
+            raise web.HTTPError(404, f"no file {path!r}")
+        # the record seen through the link: its metadata blinded
+        self.set_header("Content-Type", compendia.mime_type(inside))
+        untrusted_content_headers(self)
+        self.finish(json.dumps(record.metadata, indent=2, ensure_ascii=False) + "\n")
 
 
 class DownloadHandler(BaseHandler):

@@ -27,6 +27,7 @@ from erchub.services.handlers.base import (
 )
 from erchub.services.jobs.events import EventLog, events_path, is_final, status_event
 from erchub.services.jobs.queue import check_parameters, queue_job
+from erchub.services.jobs.runner import network_grant
 from erchub.services.store import JobQuery, JobRecord
 from erchub.steps import FINAL_JOB_STATUSES, JobStatus, StepName
 
@@ -171,7 +172,19 @@ class JobListHandler(JobBaseHandler):
             await self.blocking(check_parameters, compendium_dir, values)
         except ErchubError as error:
             raise web.HTTPError(400, str(error)) from None
-        job = await self.blocking(queue_job, self.store, self.job_dir, compendium.id, user, values)
+        # whether a compendium asking for network may have it: the starter's grant, recorded now
+        granted = network_grant(
+            self.scopes, everyone=self.service.network_for_everyone, admin=self.is_admin
+        )
+        job = await self.blocking(
+            queue_job,
+            self.store,
+            self.job_dir,
+            compendium.id,
+            user,
+            values,
+            network_granted=granted,
+        )
         self.log.info("job %s queued for compendium %s by %s", job.id, compendium.id, user)
         self.set_header("Location", f"{self.service.api_prefix}/job/{job.id}")
         self.write_json({"job_id": job.id}, status=201)

@@ -24,6 +24,7 @@ from erchub import substitution
 from erchub.services.compendia.operations import substitute
 from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_RUN, BaseHandler, needs_scope
 from erchub.services.jobs.queue import queue_job
+from erchub.services.jobs.runner import network_grant
 from erchub.services.store import CompendiumRecord
 
 
@@ -49,7 +50,12 @@ class SubstitutionHandler(BaseHandler):
             base.metadata,
             user,
         )
-        job = await self.blocking(queue_job, self.store, self.job_dir, compendium_id, user)
+        granted = network_grant(
+            self.scopes, everyone=self.service.network_for_everyone, admin=self.is_admin
+        )
+        job = await self.blocking(
+            queue_job, self.store, self.job_dir, compendium_id, user, network_granted=granted
+        )
         self.log.info(
             "compendium %s substituted by %s from %s and %s (%s); job %s queued",
             compendium_id,

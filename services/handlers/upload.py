@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,13 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from tornado import web
 
-from erchub.services.compendia.files import CONTENT_TYPES, UPLOADS_DIRECTORY
+from erchub.errors import STORAGE_FULL_MESSAGE, is_storage_full
+from erchub.services.compendia.files import (
+    CONTENT_TYPES,
+    UPLOADS_DIRECTORY,
+    new_entry,
+    remove_entry,
+)
 from erchub.services.compendia.operations import Relation
 from erchub.services.handlers.base import BaseHandler
 
@@ -72,11 +76,14 @@ class ReceivedUpload:
     size: int
     #: the compendium the upload is related to, and how; None for none
     relation: tuple[Relation, str] | None
-    #: the private temporary directory below uploads/ that :meth:`remove` deletes
+    #: the private temporary directory below uploads/ that :meth:`remove` deletes, and the
+    #: lock that marks it in use (see :func:`~erchub.services.compendia.files.new_entry`)
     directory: Path
+    hold: int
 
     def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        remove_entry(self.directory, self.hold)
+        self.hold = -1
 
 
 class MultipartReceiver:
@@ -132,8 +139,7 @@ class MultipartReceiver:
         self._relation: tuple[Relation, str] | None = None
         #: the name of the form field being read, when it is no file
         self._field_name = ""
-        uploads.mkdir(parents=True, exist_ok=True)
-        self.directory = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
+        self.directory, self._hold = new_entry(uploads, "upload-")
 
     def feed(self, chunk: bytes) -> None:
         with self._lock:
@@ -172,6 +178,7 @@ class MultipartReceiver:
                 size=self._size,
                 relation=self._relation,
                 directory=self.directory,
+                hold=self._hold,
             )
 
     def discard(self) -> None:
@@ -181,8 +188,9 @@ class MultipartReceiver:
             if self._sink is not None:
                 self._sink.close()
                 self._sink = None
-            if not self._handed_over:
-                shutil.rmtree(self.directory, ignore_errors=True)
+            if not self._handed_over and self._hold >= 0:
+                remove_entry(self.directory, self._hold)
+                self._hold = -1  # discard runs again when the request ends
 
     # -- parser callbacks (called inside feed, under the lock) --------------------------------
 
@@ -322,7 +330,10 @@ class UploadHandler(BaseHandler):
             await self.blocking(receiver.feed, chunk)
         except Exception as error:
             await self.blocking(receiver.discard)
-            if not isinstance(error, web.HTTPError):
+            if is_storage_full(error):
+                self.log.error("an upload found the disk full: %s", error)
+                error = web.HTTPError(507, STORAGE_FULL_MESSAGE)
+            elif not isinstance(error, web.HTTPError):
                 self.log_exception(*sys.exc_info())
                 error = web.HTTPError(500, "internal error; the service log has the details")
             self.refuse(error)

@@ -27,9 +27,13 @@ def queue_job(
     compendium_id: str,
     user: str,
     values: dict[str, Any] | None = None,
+    *,
+    network_granted: bool = False,
 ) -> JobRecord:
     """Queue a job of ``user`` on a compendium (parameter ``values`` checked already): its
-    directory with the first event, then its record, which a worker claims."""
+    directory with the first event, then its record, which a worker claims.
+    ``network_granted``: whether ``user`` holds the grant of network
+    (:func:`erchub.services.jobs.runner.network_grant`)."""
     now = time.time()
     job = JobRecord(
         id=new_job_id(),
@@ -38,6 +42,7 @@ def queue_job(
         parameters=values or {},
         steps=plan_job(JobOptions()).to_json()["steps"],
         created=now,
+        network_granted=network_granted,
     )
     directory = job_dir(job.id)
     directory.mkdir(parents=True)

@@ -15,22 +15,37 @@ Job directory::
                        reference outputs", its ``reference`` names the executed notebook
                        and display that could be published as the reference)
     image.tar          the runtime image (docker save), when asked for
+
+A cancel (the ``cancel`` event, which a worker sets when the store says so) stops the running
+step at once, not only between steps: the build (dockerd stops it and removes its containers;
+the image is never tagged), the execution (its container is killed), the check (it runs in a
+child process, which is killed; it is also stopped at ``check_time_limit``) and the image
+export (its response is closed). What a stopped step was writing never appears under its
+final name: ``check/`` and ``image.tar`` are written as ``check.partial/`` and
+``image.tar.partial`` and renamed when complete, else removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import pickle
+import resource
 import secrets
+import select
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from traitlets import Instance, default
+from traitlets import Bool, Float, Instance, default
 from traitlets.config import LoggingConfigurable
 
 from erchub import checker, erc, parameters, report, safefs, workspace
@@ -41,7 +56,7 @@ from erchub.services.jobs.runtime import (
     ExecutionSpec,
     LocalRuntime,
 )
-from erchub.settings import DataDirMixin
+from erchub.settings import DataDirMixin, env_setting
 from erchub.steps import (
     ALWAYS_RUNS,
     EventKind,
@@ -54,6 +69,10 @@ from erchub.steps import (
 )
 
 JOB_FILE = "job.json"
+#: what a step being written is named until it is complete (then renamed, else removed)
+PARTIAL_SUFFIX = ".partial"
+#: how often a step waiting on a child process looks at the job's cancel event, in seconds
+CANCEL_POLL_SECONDS = 0.1
 OUTPUT_DIR = "output"
 CHECK_DIR = "check"
 REPORT_FILE = "check/report.html"
@@ -84,6 +103,41 @@ class JobEvent:
 
 EventCallback = Callable[[JobEvent], None]
 RecordCallback = Callable[[dict[str, Any]], None]
+
+
+#: the JupyterHub custom scope that lets its holder run compendia that ask for network
+SCOPE_NETWORK = "custom:erc:network"
+
+
+def network_grant(scopes: Collection[str], *, everyone: bool = False, admin: bool = False) -> bool:
+    """Whether a job's starter may run a compendium that asks for network: they hold
+    :data:`SCOPE_NETWORK` (or are an erc administrator, who holds every erc scope), or the
+    operator grants it to ``everyone`` (``ERCService.network_for_everyone``). Recorded with the
+    job when it is created; the worker weighs it (:func:`network_refusal`)."""
+    return everyone or admin or SCOPE_NETWORK in scopes
+
+
+def network_refusal(asks: bool, allowed: bool, granted: bool | None) -> str | None:
+    """Why a compendium that ``asks`` for network (erc.yml ``execution.network: true``) may
+    not have it, or None when it may (or does not ask). ``allowed``: the site runs networked
+    executions at all (``JobRunner.allow_network``); ``granted``: the job's starter holds the
+    grant (:func:`network_grant`), None when no starter is to be weighed (the operator's own
+    run, ``erchub run``)."""
+    if not asks:
+        return None
+    asked = "erc.yml asks for network (execution.network: true)"
+    if not allowed:
+        return (
+            f"{asked}, but this site runs no networked executions (the operator's setting "
+            "JobRunner.allow_network, $ERCHUB_ALLOW_NETWORK, is off); nothing was run"
+        )
+    if granted is False:
+        return (
+            f"{asked}, but the job's starter does not hold the scope {SCOPE_NETWORK} (an "
+            "operator grants it to a role or group, or to everyone with "
+            "ERCService.network_for_everyone); nothing was run"
+        )
+    return None
 
 
 def new_job_id() -> str:
@@ -120,6 +174,28 @@ class JobRunner(DataDirMixin, LoggingConfigurable):
     has the worker's).
     """
 
+    allow_network = Bool(
+        help="Whether executions may have network at all: a compendium whose erc.yml asks for "
+        "it (execution.network: true) runs on DockerRuntime.execution_network, a bridge kept "
+        "by iptables from the host and DockerRuntime.blocked_ranges (the worker must be root), "
+        "when the job's starter holds the scope custom:erc:network (or "
+        "ERCService.network_for_everyone is on); else the job fails at validate_compendium "
+        "(default: $ERCHUB_ALLOW_NETWORK, else False).",
+    ).tag(config=True)
+
+    @default("allow_network")
+    def _default_allow_network(self) -> bool:
+        return bool(env_setting("allow_network", self.traits()["allow_network"], False))
+
+    check_time_limit = Float(
+        600,
+        min=1,
+        help="Longest the check step may compare, in seconds: it runs in a child process, "
+        "which is killed then (or at a cancel), and the step fails saying so; erc.yml's "
+        "check.volatile_patterns are regular expressions of the compendium's author, which may "
+        "take forever (default: 600).",
+    ).tag(config=True)
+
     docker_runtime = Instance(DockerRuntime)
     local_runtime = Instance(LocalRuntime)
     builder = Instance("erchub.spawner.builder.ImageBuilder", allow_none=True)
@@ -143,6 +219,35 @@ class JobRunner(DataDirMixin, LoggingConfigurable):
     def jobs_dir(self) -> Path:
         return Path(self.data_dir) / "jobs"
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._check_lock = threading.Lock()
+        self._spare_check: CheckProcess | None = None
+        self._keep_check_ready = False
+
+    def keep_check_process_ready(self) -> None:
+        """Keep a check process started ahead of need, from now on (a worker does at its
+        start): a check then starts at once, not after the checker's imports."""
+        with self._check_lock:
+            self._keep_check_ready = True
+            spare = self._spare_check
+            if spare is None or not spare.waiting():
+                self._spare_check = CheckProcess()
+
+    def take_check_process(self) -> CheckProcess:
+        """A check process for one comparison: the one kept ready, else a new one."""
+        with self._check_lock:
+            spare, self._spare_check = self._spare_check, None
+        if spare is not None and spare.waiting():
+            return spare
+        return CheckProcess()
+
+    def check_process_done(self) -> None:
+        """A comparison ended: start the next process ahead of need, when one is kept."""
+        with self._check_lock:
+            if self._keep_check_ready and self._spare_check is None:
+                self._spare_check = CheckProcess()
+
     def run(
         self,
         compendium: Path,
@@ -153,12 +258,15 @@ class JobRunner(DataDirMixin, LoggingConfigurable):
         cancel: threading.Event | None = None,
         job_id: str | None = None,
         on_save: RecordCallback | None = None,
+        network_granted: bool | None = None,
     ) -> JobResult:
         """Run a job on a compendium directory (read-only) and return its record.
 
         The job directory may exist already (a worker keeps its event log there). ``on_save``
         gets the record each time job.json is written: at the start, after every step change,
-        at the end.
+        at the end. ``network_granted``: whether the job's starter holds the grant of network
+        (the worker passes the job's record); None for the operator's own run (the CLI), where
+        ``allow_network`` alone decides.
         """
         options = options or JobOptions()
         job_id = job_id or new_job_id()
@@ -177,6 +285,7 @@ class JobRunner(DataDirMixin, LoggingConfigurable):
             "created": time.time(),
         }
         run = _JobRun(self, job, record, directory, compendium, options, on_event, cancel, on_save)
+        run.network_granted = network_granted
         run.execute_all(values or {})
         return JobResult(job_id, directory, job, record)
 
@@ -211,6 +320,7 @@ class _JobRun:
         self.image: str | None = None
         self.raw_values: Mapping[str, object] = {}
         self.total_cells: int | None = None
+        self.network_granted: bool | None = None
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -268,6 +378,16 @@ class _JobRun:
         self.record.update(erc_id=self.workspace.erc.id, main=self.workspace.erc.main)
         self.log(StepName.VALIDATE_COMPENDIUM, f"main notebook: {self.workspace.erc.main}")
         self.log(StepName.VALIDATE_COMPENDIUM, f"{len(self.workspace.files)} files")
+        asks = self.workspace.erc.execution.network
+        refusal = network_refusal(asks, self.runner.allow_network, self.network_granted)
+        if refusal:
+            return refusal
+        if asks:
+            where = "the local runtime runs with this machine's network"
+            if self.options.runtime != "local":
+                network = self.runner.docker_runtime.execution_network
+                where = f"the execution runs on the network {network}, kept from the host"
+            self.log(StepName.VALIDATE_COMPENDIUM, f"network allowed: {where}")
         return None
 
     def generate_configuration(self) -> str | None:
@@ -294,7 +414,7 @@ class _JobRun:
                 build_log.write(line + "\n")
                 self.log(StepName.IMAGE_BUILD, line)
 
-            result = self.runner.builder.build(self.plan, on_log=on_log)
+            result = self.runner.builder.build(self.plan, on_log=on_log, cancel=self.cancel)
         self.image = result.image
         self.record.update(image_id=result.image_id, cache_hit=result.cache_hit)
         verb = "reused" if result.cache_hit else f"built in {result.seconds:.1f} s"
@@ -381,26 +501,21 @@ class _JobRun:
             safefs.resolve_inside(self.directory / OUTPUT_DIR, Path(self.record["executed"]).name)
         )
         options = checker.CheckOptions.from_settings(self.workspace.erc.check)
-        result = checker.compare_notebooks(original, reproduced, options)
-        (self.directory / CHECK_DIR).mkdir(exist_ok=True)
-        html = report.render_report(
-            result,
-            title=f"Check of {self.workspace.erc.main}",
-            original_name="published",
-            reproduced_name=f"job {self.record['id']}",
-        )
-        (self.directory / REPORT_FILE).write_text(html, encoding="utf-8")
-        summary = result.to_json()
-        if result.verdict is checker.Verdict.NO_REFERENCE_OUTPUTS:
+        compared = self._compare(original, reproduced, options)
+        if isinstance(compared, str):  # stopped, failed or canceled
+            return compared
+        verdict = checker.Verdict(compared["verdict"])
+        summary = compared["summary"]
+        if verdict is checker.Verdict.NO_REFERENCE_OUTPUTS:
             # Nothing was reproduced or not: the run's outputs are what the owner may adopt as
             # the reference (publish its executed notebook); the record says where they are.
             summary["reference"] = {
                 key: self.record[key] for key in ("executed", "display") if key in self.record
             }
-        (self.directory / CHECK_SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        self._write_check(compared["html"], summary)
         self.record.update(report=REPORT_FILE, check=summary)
-        counts = result.counts
-        if result.verdict is checker.Verdict.NO_REFERENCE_OUTPUTS:
+        counts = compared["counts"]
+        if verdict is checker.Verdict.NO_REFERENCE_OUTPUTS:
             self.log(
                 StepName.CHECK,
                 "no reference outputs: the published notebook stores none, so nothing was "
@@ -413,25 +528,82 @@ class _JobRun:
             f"{counts['outputs_compared']} outputs compared, "
             f"{counts['outputs_different']} different, {counts['cells_skipped']} cells skipped",
         )
-        if not result.passed:
+        if verdict is not checker.Verdict.PASS:
             return (
                 f"{counts['cells_different']} of {counts['cells_compared']} cells differ "
                 f"(report: {REPORT_FILE})"
             )
         return None
 
+    def _compare(
+        self,
+        original: nbformat.NotebookNode,
+        reproduced: nbformat.NotebookNode,
+        options: checker.CheckOptions,
+    ) -> dict[str, Any] | str:
+        """The comparison and its report, made in a check process (:class:`CheckProcess`): a
+        dict, or a failure message when it failed, was canceled (the process is killed within
+        CANCEL_POLL_SECONDS) or passed the time limit (killed too)."""
+        assert self.workspace is not None
+        limit = self.runner.check_time_limit
+        request = {
+            "original": original,
+            "reproduced": reproduced,
+            "options": options,
+            "title": f"Check of {self.workspace.erc.main}",
+            "reproduced_name": f"job {self.record['id']}",
+            "cpu_seconds": limit,
+        }
+        try:
+            process = self.runner.take_check_process()
+        except OSError as exc:
+            return f"cannot start the check's process: {exc}"
+        try:
+            kind, value = process.compare(request, self.cancel, time.monotonic() + limit)
+        finally:
+            self.runner.check_process_done()
+        if kind == "canceled":
+            return "the check was canceled"
+        if kind == "timeout":
+            return (
+                f"the check did not finish within {limit:g} s and was stopped "
+                "(JobRunner.check_time_limit; erc.yml's check.volatile_patterns may take that "
+                "long)"
+            )
+        if kind != "done":
+            return str(value)
+        return dict(value)
+
+    def _write_check(self, html: str, summary: dict[str, Any]) -> None:
+        """check/ with the report and the summary, written whole under another name first."""
+        final = self.directory / CHECK_DIR
+        staging = self.directory / (CHECK_DIR + PARTIAL_SUFFIX)
+        if os.path.lexists(staging):
+            safefs.remove_tree(staging)
+        staging.mkdir()
+        try:
+            (staging / Path(REPORT_FILE).name).write_text(html, encoding="utf-8")
+            (staging / Path(CHECK_SUMMARY_FILE).name).write_text(json.dumps(summary, indent=2))
+            os.rename(staging, final)
+        except BaseException:
+            safefs.remove_tree(staging)
+            raise
+
     def image_save(self) -> str | None:
         assert self.image is not None and self.runner.builder is not None
-        # the engine that built the image (the builder's client)
-        client = self.runner.builder.docker_client
         target = self.directory / "image.tar"
-        with open(target, "wb") as out:
-            for chunk in client.images.get(self.image).save(named=True):
-                out.write(chunk)
+        # Complete or not there: a stopped or failed export leaves no image.tar.
+        staging = target.with_name(target.name + PARTIAL_SUFFIX)
+        try:
+            with open(staging, "wb") as out:
+                # the engine that built the image (the builder's client); stops on a cancel
+                size = self.runner.builder.save_image(self.image, out, cancel=self.cancel)
+            os.replace(staging, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
         self.record["image_tar"] = target.name
-        self.log(
-            StepName.IMAGE_SAVE, f"saved {self.image} to image.tar ({target.stat().st_size} bytes)"
-        )
+        self.log(StepName.IMAGE_SAVE, f"saved {self.image} to image.tar ({size} bytes)")
         return None
 
     def cleanup(self) -> str | None:
@@ -442,6 +614,129 @@ class _JobRun:
             removed = safefs.remove_empty_directories(workdir)
             self.log(StepName.CLEANUP, f"removed {removed} empty folders of the input mirror")
         return None
+
+
+#: what a check process runs (see :func:`check_child`)
+CHECK_CHILD_CODE = "from erchub.services.jobs.runner import check_child; check_child()"
+
+
+class CheckProcess:
+    """A Python process that has imported the checker and waits for one comparison: it reads
+    the pickled request on its stdin, writes the pickled answer on its stdout and exits.
+
+    The check runs apart from the worker: killed, it stops at once whatever it was doing (a
+    regular expression of erc.yml can take forever, and would hold the worker's interpreter
+    lock all that time); it also limits its own CPU time to the check's time limit, so it ends
+    even when its worker died.
+    """
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", CHECK_CHILD_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C of `erchub run` is the runner's to act on
+        )
+
+    def waiting(self) -> bool:
+        """Whether the process still waits for its request."""
+        return self.process.poll() is None
+
+    def compare(
+        self, request: dict[str, Any], cancel: threading.Event, deadline: float
+    ) -> tuple[str, Any]:
+        """("done", answer) or ("failure", message); ("canceled", "") or ("timeout", "") when
+        it was stopped by ``cancel`` or at ``deadline`` (time.monotonic()): then it is killed.
+        """
+        payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        # written by a thread: a large request must not keep this one from watching cancel
+        writer = threading.Thread(target=self._send, args=(payload,), daemon=True)
+        writer.start()
+        assert self.process.stdout is not None
+        answer = self.process.stdout.fileno()
+        chunks: list[bytes] = []
+        try:
+            while True:
+                if cancel.is_set():
+                    return ("canceled", "")
+                if time.monotonic() > deadline:
+                    return ("timeout", "")
+                readable, _, _ = select.select([answer], [], [], CANCEL_POLL_SECONDS)
+                if readable:
+                    chunk = os.read(answer, 1 << 20)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+        finally:
+            self.close()
+        try:
+            kind, value = pickle.loads(b"".join(chunks))
+        except Exception:  # nothing or a torn answer: killed, out of memory, a crash
+            code = self.process.returncode
+            return ("failure", f"the check's process ended without a result (exit code {code})")
+        return (str(kind), value)
+
+    def _send(self, payload: bytes) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        with contextlib.suppress(OSError, ValueError):  # it was killed, or closed
+            stdin.write(payload)
+            stdin.close()
+
+    def close(self) -> None:
+        """Kill the process unless it has ended, and release its pipes."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def check_child() -> None:
+    """A check process's main (:class:`CheckProcess`): the answer goes to what stdout was,
+    anything the checker prints to stderr."""
+    answer = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    try:
+        request = pickle.load(sys.stdin.buffer)
+    except EOFError:  # started ahead of need and not needed: the runner has gone
+        return
+    seconds = math.ceil(request["cpu_seconds"]) + 1
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+    answer.write(pickle.dumps(_compare_request(request), protocol=pickle.HIGHEST_PROTOCOL))
+    answer.close()
+
+
+def _compare_request(request: dict[str, Any]) -> tuple[str, Any]:
+    """Compare and render the report: ("done", {verdict, counts, summary, html}) or
+    ("failure", message)."""
+    try:
+        result = checker.compare_notebooks(
+            request["original"], request["reproduced"], request["options"]
+        )
+        html = report.render_report(
+            result,
+            title=request["title"],
+            original_name="published",
+            reproduced_name=request["reproduced_name"],
+        )
+    except ErchubError as exc:
+        return ("failure", str(exc))
+    except Exception as exc:  # a bug: the step says what, the worker goes on
+        return ("failure", f"internal error in the check: {type(exc).__name__}: {exc}")
+    return (
+        "done",
+        {
+            "verdict": result.verdict.value,
+            "counts": result.counts,
+            "summary": result.to_json(),
+            "html": html,
+        },
+    )
 
 
 StepMethod = Callable[[_JobRun], str | None]

@@ -5,9 +5,14 @@ The notebook runs in ``output/workdir``, which mirrors the compendium's files (t
 ``.ercignore`` keeps) as symlinks into the read-only compendium: inputs read as usual, new files
 land in the output directory, and an excluded file is not there to depend on.
 
-The container runs without network unless the ERC allows it, as a non-root uid, with memory,
-CPU and time limits, the compendium mounted read-only and only the job's output directory
-writable, and it is removed whatever happens.
+The container runs without network unless the ERC asks for it and the job may have it (the
+runner decides, see :func:`erchub.services.jobs.runner.network_refusal`), as a non-root uid,
+with memory, CPU and time limits, the compendium mounted read-only and only the job's output
+directory writable, and it is removed whatever happens. A networked container joins erchub's
+own bridge (:attr:`DockerRuntime.execution_network`), never Docker's default one: before it
+starts, the network is made when missing and the host firewall that keeps it from the host's
+addresses and the ``blocked_ranges`` is checked and installed (needs root); when that fails, the
+notebook does not run.
 """
 
 from __future__ import annotations
@@ -26,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitlets import Float, Int, TraitError, Unicode, default, validate
+from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from erchub import execute, jsonlimits, safefs
 from erchub.erc import parse_memory
-from erchub.errors import ExecutionError
-from erchub.settings import inherited_data_dir
+from erchub.errors import ErchubError, ExecutionError
+from erchub.settings import env_setting, inherited_data_dir
 
 LineCallback = Callable[[str], None]
 
@@ -228,6 +233,101 @@ class DockerRuntime(LimitsMixin):
     def _default_uid(self) -> int:
         return os.geteuid() or 1000
 
+    # -- networked executions (JobRunner.allow_network says whether there are any) -----------
+
+    execution_network = Unicode(
+        help="Docker network of the executions that may have network: a bridge of erchub's "
+        "own, made when missing, from which the host's addresses and blocked_ranges are "
+        "dropped by the iptables chain ERCHUB-EXECUTIONS (default: $ERCHUB_EXECUTION_NETWORK, "
+        "else erchub-executions).",
+    ).tag(config=True)
+
+    @default("execution_network")
+    def _default_execution_network(self) -> str:
+        from erchub.spawner.network import EXECUTION_NETWORK
+
+        return str(self._env("execution_network", EXECUTION_NETWORK))
+
+    blocked_ranges = List(
+        Unicode(),
+        help="IPv4 ranges (CIDR) a networked execution may not reach: the private and cluster "
+        "networks of the site (its databases, its services, other hosts); every address of "
+        "the host itself is blocked anyway (default: $ERCHUB_BLOCKED_RANGES, comma-separated, "
+        "else 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16).",
+    ).tag(config=True)
+
+    @default("blocked_ranges")
+    def _default_blocked_ranges(self) -> list[str]:
+        from erchub.spawner.network import DEFAULT_BLOCKED_RANGES
+
+        return self._ranges(self._env("blocked_ranges", list(DEFAULT_BLOCKED_RANGES)))
+
+    dns_servers = List(
+        Unicode(),
+        help="IPv4 addresses of the DNS resolvers Docker forwards the executions' queries to: "
+        "their port 53 stays reachable when they lie in blocked_ranges (default: "
+        "$ERCHUB_DNS_SERVERS, comma-separated, else the host's resolv.conf nameservers).",
+    ).tag(config=True)
+
+    @default("dns_servers")
+    def _default_dns_servers(self) -> list[str]:
+        from erchub.spawner.network import host_resolvers
+
+        return self._addresses(self._env("dns_servers", host_resolvers()))
+
+    @validate("blocked_ranges")
+    def _valid_blocked_ranges(self, proposal: Any) -> list[str]:
+        return self._ranges(proposal["value"])
+
+    @validate("dns_servers")
+    def _valid_dns_servers(self, proposal: Any) -> list[str]:
+        return self._addresses(proposal["value"])
+
+    def _env(self, name: str, fallback: Any) -> Any:
+        return env_setting(name, self.traits()[name], fallback)
+
+    @staticmethod
+    def _ranges(ranges: list[str]) -> list[str]:
+        from erchub.spawner.network import ipv4_ranges
+
+        try:
+            return ipv4_ranges(ranges)
+        except ValueError as exc:
+            raise TraitError(f"DockerRuntime.blocked_ranges: {exc}") from None
+
+    @staticmethod
+    def _addresses(addresses: list[str]) -> list[str]:
+        from erchub.spawner.network import ipv4_ranges
+
+        try:
+            networks = ipv4_ranges(addresses)
+        except ValueError as exc:
+            raise TraitError(f"DockerRuntime.dns_servers: {exc}") from None
+        if any(not network.endswith("/32") for network in networks):
+            raise TraitError(f"DockerRuntime.dns_servers: addresses, not ranges: {addresses}")
+        return [network.removesuffix("/32") for network in networks]
+
+    def prepare_network(self, client: Any = None) -> str:
+        """Make the executions' network when missing and install (or check) its firewall;
+        returns the network's name. Raises ExecutionError when either cannot be done: a
+        networked execution never runs unprotected."""
+        from erchub.spawner.network import ensure_execution_network, restrict_executions
+
+        try:
+            network = ensure_execution_network(self.execution_network, client or self._client())
+            restrict_executions(network, self.blocked_ranges, self.dns_servers)
+        except ErchubError as exc:
+            raise ExecutionError(
+                f"no networked execution without its firewall: {exc}; run the worker as root "
+                "with iptables, or turn JobRunner.allow_network off"
+            ) from None
+        except Exception as exc:  # the engine refused or is gone
+            raise ExecutionError(
+                f"cannot prepare the network {self.execution_network} of networked "
+                f"executions: {type(exc).__name__}: {exc}"
+            ) from None
+        return network.name
+
     @validate("mem_limit")
     def _valid_mem_limit(self, proposal: Any) -> str:
         try:
@@ -256,6 +356,17 @@ class DockerRuntime(LimitsMixin):
         limit = self.effective_timeout(spec)
         self._prepare_output(spec)
         client = self._client()
+        networking: dict[str, Any] = {"network_mode": "none"}
+        if spec.network:
+            networking = {
+                "network": self.prepare_network(client),
+                # IPv4 only: the firewall is iptables', and the bridge has IPv6 link-local
+                # addresses of the host
+                "sysctls": {
+                    "net.ipv6.conf.all.disable_ipv6": "1",
+                    "net.ipv6.conf.default.disable_ipv6": "1",
+                },
+            }
         command = [
             "python3",
             "-m",
@@ -272,7 +383,7 @@ class DockerRuntime(LimitsMixin):
             spec.image,
             command=command,
             user=f"{self.uid}:{self.uid}",
-            network_mode="bridge" if spec.network else "none",
+            **networking,
             mem_limit=self.effective_memory(spec),
             memswap_limit=self.effective_memory(spec),
             nano_cpus=int(self.cpu_limit * 1e9),

@@ -5,8 +5,11 @@ and one data directory. Each loops: re-queue or end the jobs whose worker stoppe
 heartbeating, claim the oldest queued job (the store makes that atomic), run it, repeat.
 
 While a job runs, a thread heartbeats it to the store every ``heartbeat_interval``; the answer
-carries a user's cancel request (the runner stops and removes the container), or says that the
-job was taken from this worker (it stopped heartbeating for too long) so its result is dropped.
+says whether the job was taken from this worker (it stopped heartbeating for too long), so its
+result is dropped. Another thread watches the store for a user's cancel request every
+``cancel_poll_interval`` and sets the attempt's cancel event, which stops the running step at
+once (the runner kills the build, the container, the check's process or the image export), so
+a canceled job ends ``canceled`` within about a second, naming the step that was stopped.
 Step changes go to the store and every event to the job's event log (see
 :mod:`erchub.services.jobs.events`), which the API streams to clients.
 
@@ -39,6 +42,7 @@ from traitlets import Float, Instance, Int, TraitError, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from erchub import safefs
+from erchub.errors import ErchubError
 from erchub.services.jobs.events import EVENTS_FILE, EventLog, events_path, status_event, step_event
 from erchub.services.jobs.runner import JOB_LABEL, JobEvent, JobRunner
 from erchub.services.store import default_db_url, open_store
@@ -190,8 +194,14 @@ class Worker(DataDirMixin, LoggingConfigurable):
     heartbeat_interval = Float(
         2.0,
         min=0.01,
-        help="Seconds between a running job's heartbeats to the store; a cancel request is "
-        "noticed within this time (default: 2.0).",
+        help="Seconds between a running job's heartbeats to the store (default: 2.0).",
+    ).tag(config=True)
+
+    cancel_poll_interval = Float(
+        0.5,
+        min=0.01,
+        help="Seconds between a running job's looks at the store for a cancel request: the "
+        "running step is stopped within this time and a fraction of a second (default: 0.5).",
     ).tag(config=True)
 
     lost_timeout = Float(
@@ -228,6 +238,7 @@ class Worker(DataDirMixin, LoggingConfigurable):
         super().__init__(**kwargs)
         self._stopping = False
         self._attempt: _Attempt | None = None
+        self._cancel_lock = threading.Lock()
         # A pipe rather than an Event wakes an idle worker: a signal handler may write to it
         # whatever the main thread was doing, where Event.set could wait on a lock the main
         # thread holds.
@@ -250,13 +261,28 @@ class Worker(DataDirMixin, LoggingConfigurable):
         return Path(self.data_dir) / "compendia"
 
     def check_settings(self) -> None:
-        """Raise TraitError for a bad setting, here or in the runner's parts, before any job."""
+        """Raise TraitError for a bad setting, here or in the runner's parts, before any job.
+        With networked executions allowed, their network and its firewall are made now: a
+        worker that cannot (no root, no iptables) refuses to start."""
         _ = (self.runner.docker_runtime, self.runner.local_runtime, self.runner.builder)
         if self.lost_timeout < 2 * self.heartbeat_interval:
             raise TraitError(
                 f"Worker.lost_timeout ({self.lost_timeout:g} s) must be at least twice "
                 f"Worker.heartbeat_interval ({self.heartbeat_interval:g} s), or running jobs "
                 "count as lost"
+            )
+        if self.runner.allow_network:
+            runtime = self.runner.docker_runtime
+            _ = (runtime.blocked_ranges, runtime.dns_servers)
+            try:
+                name = runtime.prepare_network()
+            except ErchubError as exc:
+                raise TraitError(f"JobRunner.allow_network is on, but {exc}") from None
+            self.log.info(
+                "worker %s: networked executions allowed, on %s (blocked: host, %s)",
+                self.worker_id,
+                name,
+                ", ".join(runtime.blocked_ranges) or "nothing else",
             )
 
     # -- the loop ----------------------------------------------------------------------------
@@ -270,6 +296,10 @@ class Worker(DataDirMixin, LoggingConfigurable):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous[signum] = signal.signal(signum, self._on_signal)
         scheme = self.db_url.partition(":")[0]
+        try:
+            self.runner.keep_check_process_ready()
+        except OSError as exc:  # each check then starts its own, or says why it cannot
+            self.log.warning("worker %s: no check process ready: %s", self.worker_id, exc)
         self.log.info("worker %s: ready (store %s, data %s)", self.worker_id, scheme, self.data_dir)
         try:
             while not self._stopping:
@@ -398,6 +428,10 @@ class Worker(DataDirMixin, LoggingConfigurable):
             target=self._heartbeat, args=(attempt,), name=f"heartbeat-{job.id}", daemon=True
         )
         heartbeat.start()
+        watcher = threading.Thread(
+            target=self._watch_cancel, args=(attempt,), name=f"cancel-{job.id}", daemon=True
+        )
+        watcher.start()
         try:
             result = self.runner.run(
                 job_dir / SNAPSHOT_DIR,
@@ -407,6 +441,7 @@ class Worker(DataDirMixin, LoggingConfigurable):
                 cancel=attempt.cancel,
                 job_id=job.id,
                 on_save=lambda record: self._on_save(attempt, record),
+                network_granted=job.network_granted,
             )
         except Exception as exc:  # the runner keeps step faults in the record; this is a bug
             self.log.exception("job %s: the runner crashed", job.id)
@@ -420,6 +455,7 @@ class Worker(DataDirMixin, LoggingConfigurable):
         finally:
             attempt.done.set()
             heartbeat.join()
+            watcher.join()
             self._attempt = None
         seconds = time.monotonic() - started
         if attempt.lost:
@@ -497,7 +533,27 @@ class Worker(DataDirMixin, LoggingConfigurable):
                 attempt.lost = True
                 attempt.cancel.set()
                 return
-            if current.cancel_requested and not attempt.user_canceled:
-                self.log.info("job %s: cancel requested", job_id)
-                attempt.user_canceled = True
-                attempt.cancel.set()
+            if current.cancel_requested:
+                self._user_canceled(attempt)
+
+    def _watch_cancel(self, attempt: _Attempt) -> None:
+        """Look at the store for a cancel request every cancel_poll_interval, until the job
+        ends; a request sets the attempt's cancel event, which stops the running step."""
+        job_id = attempt.job.id
+        while not attempt.done.wait(self.cancel_poll_interval):
+            try:
+                current = self.store.get_job(job_id)
+            except StoreError as exc:
+                self.log.debug("job %s: no look for a cancel: %s", job_id, exc)
+                continue
+            if current is not None and current.cancel_requested:
+                self._user_canceled(attempt)
+                return
+
+    def _user_canceled(self, attempt: _Attempt) -> None:
+        with self._cancel_lock:
+            if attempt.user_canceled:
+                return
+            attempt.user_canceled = True
+        self.log.info("job %s: cancel requested", attempt.job.id)
+        attempt.cancel.set()

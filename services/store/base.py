@@ -90,6 +90,10 @@ class JobRecord:
     reason: str = ""
     #: what the runner produced: display, executed, report, check summary, image, ...
     result: dict[str, Any] = field(default_factory=dict)
+    #: whether its starter held the grant of network (the scope custom:erc:network, or the
+    #: operator's grant to everyone) when it was created: a compendium that asks for network
+    #: runs with it only then, and only where the workers allow networked executions
+    network_granted: bool = False
 
 
 class ShipmentStatus(StrEnum):

@@ -112,6 +112,7 @@ jobs = sa.Table(
     sa.Column("cancel_requested", sa.Boolean),
     sa.Column("reason", sa.Text),
     sa.Column("result", sa.JSON),
+    sa.Column("network_granted", sa.Boolean),
 )
 shipments = sa.Table(
     "shipments",
@@ -184,6 +185,7 @@ def _job(row: Row) -> JobRecord:
     m["user"] = m.pop("user_name")
     m["status"] = JobStatus(m["status"])
     m["cancel_requested"] = bool(m["cancel_requested"])
+    m["network_granted"] = bool(m["network_granted"])
     return JobRecord(**m)
 
 

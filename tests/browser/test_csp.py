@@ -1,18 +1,26 @@
 """The service's pages under their Content-Security-Policy in headless Chromium: the check
-page's script and style still work, and a page of another origin cannot frame it."""
+page's script and style still work, a page of another origin cannot frame it, metadata that
+carries script runs none in any page, and an author's display runs its script only in its
+sandbox (tests/unit/test_security_rules.py checks the same pages' sources)."""
 
 from __future__ import annotations
 
+import io
 import threading
+import time
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Response, expect
+from playwright.sync_api import ConsoleMessage, Dialog, Page, Response, expect
 
 from tests.browser.conftest import hub_login
-from tests.conftest import free_port
+from tests.conftest import free_port, heading, write_notebook
 from tests.hub.conftest import Hub, example_zip
+from tests.unit.test_security_rules import HOSTILE, HOSTILE_METADATA, PAYLOADS
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 
@@ -123,3 +131,83 @@ def test_only_pages_of_the_site_may_frame_the_check_page(
     assert any("frame-ancestors" in report for report in reports), reports
     frame = page.frame_locator("#framed")
     expect(frame.get_by_role("button", name="Start check")).to_have_count(0)
+
+
+#: an author's display whose script tries to reach the page around it, the hub's cookies and
+#: the API as the reader, and says what it got
+PROBING_DISPLAY = """<!doctype html><meta charset="utf-8"><title>display</title>
+<p>The figures.</p>
+<script>
+(async () => {
+  const got = [];
+  try { got.push("parent:" + parent.document.title); } catch (e) { got.push("parent:" + e.name); }
+  try { got.push("cookie:" + document.cookie); } catch (e) { got.push("cookie:" + e.name); }
+  try {
+    const answer = await fetch("/services/erc/api/v1/compendium", { credentials: "include" });
+    got.push("api:" + answer.status);
+  } catch (e) { got.push("api:" + e.name); }
+  console.log("erc-display " + got.join(" "));
+})();
+</script>"""
+
+
+def hostile_compendium(hub: Hub, token: str, tmp_path: Path) -> str:
+    """A published compendium whose metadata carries script, its display the probe above."""
+    notebook = write_notebook(tmp_path / "main.ipynb", heading("# Rules\n\nA probe."), "1")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("ws/main.ipynb", notebook.read_bytes())
+        bundle.writestr("ws/page.html", PROBING_DISPLAY)
+    compendium_id = hub.create(token, buffer.getvalue())
+    path = f"/compendium/{compendium_id}/metadata"
+    o2r = hub.request("GET", path, token).json()["metadata"]["o2r"]
+    saved = hub.request("PUT", path, token, json={"o2r": {**o2r, **HOSTILE_METADATA}})
+    assert saved.status_code == 200 and not saved.json()["candidate"], saved.text
+    return compendium_id
+
+
+def test_metadata_with_script_runs_none_and_the_display_keeps_to_its_sandbox(
+    page: Page, erc_hub: Hub, tmp_path: Path
+) -> None:
+    """Title, abstract, authors, keywords, licences and DOI with ``<script>``, ``<img
+    onerror>`` and ``"><svg onload>``: the landing page, the catalogue (listing and search),
+    the check page and an error page show them as text, no payload runs, no dialog opens and
+    the browser blocks nothing. The author's display runs its script, in an opaque origin: it
+    reads neither the page around it nor the hub's cookies nor the API."""
+    compendium_id = hostile_compendium(erc_hub, erc_hub.token("cspxss"), tmp_path)
+    service = f"{erc_hub.url}/services/erc"
+    dialogs: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    displayed: list[str] = []
+    page.on("console", lambda message: displayed.append(message.text))
+    reports = csp_reports(page)
+    hub_login(page, erc_hub.url, "cspxss", next_path=f"/services/erc/compendium/{compendium_id}")
+
+    expect(page.locator("#erc-title")).to_contain_text(PAYLOADS[0])
+    expect(page.locator("#erc-keywords li")).to_have_count(len(HOSTILE_METADATA["keywords"]))
+    frame = page.locator("#erc-display")
+    frame.scroll_into_view_if_needed()
+    deadline = time.monotonic() + 20
+    while not any(text.startswith("erc-display ") for text in displayed):
+        assert time.monotonic() < deadline, f"the display's script did not run: {displayed}"
+        page.wait_for_timeout(200)
+    seen = next(text for text in displayed if text.startswith("erc-display "))
+    assert seen == "erc-display parent:SecurityError cookie:SecurityError api:TypeError", seen
+    assert page.evaluate("typeof window.ercXss") == "undefined"
+
+    for path in (
+        "/",
+        f"/?q={quote(HOSTILE)}",
+        f"/check/{compendium_id}",
+        f"/check/{quote(HOSTILE, safe='')}",
+    ):
+        page.goto(service + path)
+        expect(page.locator("main")).to_be_visible()
+        assert page.evaluate("typeof window.ercXss") == "undefined", path
+    expect(page.locator("#erc-error")).to_contain_text(PAYLOADS[1])
+    assert dialogs == [] and reports == [], (dialogs, reports)

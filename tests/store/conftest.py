@@ -35,7 +35,8 @@ SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 def postgres_schema(server_url: str) -> Iterator[str]:
     """A URL whose connections work in a new, empty schema; the schema is dropped afterwards."""
     schema = f"erchub_test_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(server_url)
+    # pre-ping: a test may restart the server while the schema is in use
+    engine = sa.create_engine(server_url, pool_pre_ping=True)
     try:
         with engine.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))

@@ -381,6 +381,21 @@ def test_job_round_trip(store: Store) -> None:
     assert store.get_job("j1") == record
 
 
+def test_a_job_keeps_its_network_grant(store: Store) -> None:
+    # recorded when the job is created (its starter's scope custom:erc:network), read by the
+    # worker that claims it; jobs without it have none
+    store.add_job(replace(job("granted", created=1.0), network_granted=True))
+    store.add_job(job("plain", created=2.0))
+    assert store.get_job("granted").network_granted is True  # type: ignore[union-attr]
+    assert store.get_job("plain").network_granted is False  # type: ignore[union-attr]
+    listed, _ = store.list_jobs(JobQuery(viewer=None))
+    assert {j.id: j.network_granted for j in listed} == {"granted": True, "plain": False}
+    claimed = store.claim_job("w1", 10.0)
+    assert claimed is not None and (claimed.id, claimed.network_granted) == ("granted", True)
+    store.update_job("granted", JobChanges(status=JobStatus.SUCCESS, finished=11.0), worker="w1")
+    assert store.get_job("granted").network_granted is True  # type: ignore[union-attr]
+
+
 @pytest.fixture
 def job_listing(store: Store) -> Store:
     """alice's published c1 and candidate c2; jobs: j1 (c1, alice), j2 (c1, bob), j3 (c2, alice),
@@ -1132,7 +1147,8 @@ def test_shipment_tables_match_the_code(sql_url: str) -> None:
     engine.dispose()
 
 
-def test_migrating_a_first_schema_keeps_its_compendia(sql_url: str) -> None:
+def migrated_to(sql_url: str, revision: str, *statements: str) -> None:
+    """The database of ``sql_url`` brought up to ``revision`` only, then ``statements`` run."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     database = sa.make_url(sql_url).database
@@ -1141,8 +1157,14 @@ def test_migrating_a_first_schema_keeps_its_compendia(sql_url: str) -> None:
     engine = sa.create_engine(sql_url)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+        command.upgrade(config, revision)
+        for statement in statements:
+            conn.execute(sa.text(statement))
     engine.dispose()
+
+
+def test_migrating_a_first_schema_keeps_its_compendia(sql_url: str) -> None:
+    migrated_to(sql_url, "0001")
     assert recorded_revision(sql_url) == "0001"
     store = open_store(sql_url)
     assert recorded_revision(sql_url) == head_revision()
@@ -1150,6 +1172,30 @@ def test_migrating_a_first_schema_keeps_its_compendia(sql_url: str) -> None:
     store.add_shipment(shipment("s1", "c1"))
     assert store.get_shipment("s1") is not None
     store.close()
+
+
+def test_jobs_from_before_the_network_grant_have_none(sql_url: str) -> None:
+    migrated_to(
+        sql_url,
+        "0003",
+        "INSERT INTO jobs (id, compendium_id, user_name, status, parameters, steps, "
+        "created, attempts, cancel_requested, reason, result) VALUES ('old', 'c1', "
+        "'alice', 'queued', '{}', '{}', 1.0, 0, false, '', '{}')",
+    )
+    store = open_store(sql_url)
+    assert recorded_revision(sql_url) == head_revision()
+    old = store.get_job("old")
+    assert old is not None and old.network_granted is False
+    store.close()
+
+
+def test_mongodb_jobs_from_before_the_network_grant_have_none() -> None:
+    store = MongoStore(mongomock.MongoClient(), "erchub_test")
+    store._jobs.insert_one(
+        {"_id": "old", "compendium_id": "c1", "user": "alice", "status": "queued", "created": 1.0}
+    )
+    old = store.get_job("old")
+    assert old is not None and old.network_granted is False
 
 
 def test_mongodb_secrets_are_unique_per_user_and_name() -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import secrets
 import stat
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -261,3 +264,90 @@ def test_review_guests_are_allowed_at_the_hub_and_the_service_together(tmp_path:
         handlers = dict(authenticator.get_handlers(None))
         assert handlers[r"/review/([^/]+)"] is ReviewLinkHandler
         assert len(handlers) > 1  # the authenticator's own login pages stay
+
+
+# -- where the hub listens (jupyterhub_config.py) ---------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+#: loads jupyterhub_config.py as `jupyterhub ARGV` does, once per case: its bind_url
+BIND_URLS = """
+import json, os, sys
+from jupyterhub.app import JupyterHub
+
+found = []
+for argv, url in json.loads(sys.argv[1]):
+    os.environ.pop("ERCHUB_BIND_URL", None)
+    if url:
+        os.environ["ERCHUB_BIND_URL"] = url
+    hub = JupyterHub.instance()
+    hub.parse_command_line(["-f", sys.argv[2], *argv])
+    hub.load_config_file(hub.config_file)
+    found.append(hub.bind_url)
+    JupyterHub.clear_instance()
+print(json.dumps(found))
+"""
+
+
+def hub_environment(tmp_path: Path) -> dict[str, str]:
+    """jupyterhub_config.py without side effects: no engine (local sessions), no service user."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ERCHUB_", "ORCID_", "DOCKER_"))
+    }
+    return {
+        **environment,
+        "ERCHUB_DATA_DIR": str(tmp_path / "data"),
+        "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+        "ERCHUB_SERVICE_USER": "",
+    }
+
+
+def test_the_command_line_and_erchub_bind_url_say_where_the_hub_listens(tmp_path: Path) -> None:
+    env_url = "http://127.0.0.2:9300/prefix/"
+    cases = [
+        # (command line, ERCHUB_BIND_URL): bind_url
+        (([], None), "http://127.0.0.1:8000"),
+        ((["--port", "9123"], None), "http://127.0.0.1:9123/"),
+        ((["--ip", "0.0.0.0"], None), "http://0.0.0.0:8000/"),
+        ((["--ip", "::1", "--port", "9124"], None), "http://[::1]:9124/"),
+        ((["--base-url", "/hub-b/"], None), "http://127.0.0.1:8000/hub-b/"),
+        ((["--url", "http://127.0.0.1:9200/x/"], None), "http://127.0.0.1:9200/x/"),
+        ((["--JupyterHub.bind_url=http://127.0.0.1:9201"], None), "http://127.0.0.1:9201"),
+        (([], env_url), env_url),
+        ((["--port", "9125"], env_url), "http://127.0.0.2:9125/prefix/"),
+        ((["--url", "http://127.0.0.1:9202/"], env_url), "http://127.0.0.1:9202/"),
+        ((["--port", "9126"], "http+unix://%2Ftmp%2Fhub.sock"), "http://127.0.0.1:9126/"),
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BIND_URLS,
+            json.dumps([case for case, _ in cases]),
+            str(REPOSITORY / "jupyterhub_config.py"),
+        ],
+        env=hub_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == [expected for _, expected in cases]
+    # no bind_url is first set and then overridden by --ip/--port
+    assert "Both bind_url and ip/port/base_url have been configured" not in result.stderr
+
+
+def test_a_bind_url_that_is_no_url_stops_the_hub_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyterhub", "-f", str(REPOSITORY / "jupyterhub_config.py")],
+        env={**hub_environment(tmp_path), "ERCHUB_BIND_URL": "8000"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "jupyterhub_config.py: ERCHUB_BIND_URL='8000' is no URL like http://HOST:PORT"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -131,6 +133,44 @@ def test_sweep_uploads_removes_only_what_nothing_changed_for_long(tmp_path: Path
     assert compendia.sweep_uploads(tmp_path / "nothing", older_than=0) == 0
 
 
+def test_sweep_uploads_removes_what_a_killed_process_left_at_once(tmp_path: Path) -> None:
+    """An entry whose maker was killed is swept however fresh it is; one this process holds
+    is kept however old it is."""
+    uploads = tmp_path / compendia.UPLOADS_DIRECTORY
+    maker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path\n"
+            "from erchub.services.compendia.files import new_entry\n"
+            "entry, _ = new_entry(Path(sys.argv[1]), 'upload-')\n"
+            "(entry / 'part').write_bytes(b'half an archive')\n"
+            "print(entry, flush=True); time.sleep(60)",
+            str(uploads),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert maker.stdout is not None
+    killed = Path(maker.stdout.readline().strip())
+    held, hold = compendia.new_entry(uploads, "staging-")
+    old = time.time() - 7200
+    os.utime(held, (old, old))
+    os.utime(held / compendia.IN_USE_FILE, (old, old))
+    try:
+        assert compendia.abandoned(killed) is False  # its maker is alive: in progress
+        assert compendia.sweep_uploads(tmp_path, older_than=3600) == 0
+        maker.kill()
+        maker.wait(timeout=30)
+        assert compendia.abandoned(killed) is True and compendia.abandoned(held) is False
+        assert compendia.sweep_uploads(tmp_path, older_than=3600) == 1
+        assert os.listdir(uploads) == [held.name]
+    finally:
+        maker.kill()
+        compendia.remove_entry(held, hold)
+    assert os.listdir(uploads) == []
+
+
 @pytest.mark.parametrize(
     ("content", "status", "message"),
     [
@@ -162,3 +202,21 @@ def test_a_result_that_is_a_link_or_a_fifo_is_never_read(tmp_path: Path) -> None
     os.mkfifo(output / "result.json")
     outcome = runtime.read_outcome(output, 1.0, 0, "")  # returns, does not block
     assert outcome.status == "failure"
+
+
+def test_an_upload_let_go_twice_closes_nothing_of_others(tmp_path: Path) -> None:
+    """A receiver's discard runs again when its request ends: the entry's lock descriptor is
+    closed once, never a file that got its number since."""
+    from erchub.services.handlers.upload import MultipartReceiver
+
+    receiver = MultipartReceiver("multipart/form-data; boundary=x", tmp_path / "uploads", 10)
+    receiver.discard()
+    reader, writer = os.pipe()  # numbers the closed lock may have freed
+    try:
+        receiver.discard()
+        os.fstat(reader)
+        os.fstat(writer)
+    finally:
+        os.close(reader)
+        os.close(writer)
+    assert os.listdir(tmp_path / "uploads") == []

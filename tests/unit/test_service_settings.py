@@ -43,6 +43,12 @@ def test_config_wins_over_the_environment(
     [
         ("ERCHUB_UPLOAD_LIMIT", "lots", "upload_limit"),
         ("ERCHUB_DB_URL", "oracle://db/erc", "oracle"),
+        ("ERCHUB_ARCHIVE_MAX_SIZE", "lots", "archive_max_size"),
+        ("ERCHUB_ARCHIVE_MAX_SIZE", "0", "archive_max_size"),
+        ("ERCHUB_ARCHIVE_MAX_RATIO", "0.5", "archive_max_ratio"),
+        ("ERCHUB_ARCHIVE_MAX_RATIO", "high", "archive_max_ratio"),
+        ("ERCHUB_ARCHIVE_MAX_MEMBERS", "-3", "archive_max_members"),
+        ("ERCHUB_ARCHIVE_MAX_DEPTH", "0", "archive_max_depth"),
     ],
 )
 def test_a_bad_setting_is_one_line_and_exit_2(
