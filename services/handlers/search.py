@@ -20,7 +20,14 @@ from typing import Any
 from tornado import web
 
 from erchub.errors import Invalid
-from erchub.services.handlers.base import MAX_PAGE, SCOPE_READ, BaseHandler, iso, needs_scope
+from erchub.services.handlers.base import (
+    MAX_PAGE,
+    MAX_START,
+    SCOPE_READ,
+    BaseHandler,
+    iso,
+    needs_scope,
+)
 from erchub.services.store import MAX_SEARCH_TEXT, CompendiumQuery, SearchHit
 
 #: o2r's names of what a search covers; erchub's index holds compendia only
@@ -88,8 +95,8 @@ def parse_search_body(body: Any) -> SearchRequest:
     if extra:
         raise Invalid(f"erchub's search does not take {', '.join(extra)}")
     start, limit = body.get("from", 0), body.get("size", DEFAULT_LIMIT)
-    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
-        raise Invalid("from must be an integer of at least 0")
+    if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start <= MAX_START:
+        raise Invalid(f"from must be an integer between 0 and {MAX_START}")
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"size must be an integer between 1 and {MAX_PAGE}")
     query = body.get("query", {"match_all": {}})

@@ -100,6 +100,7 @@ TEMPORAL = {"range": {"metadata.o2r.temporal.begin": {"from": "2015-03-01T00:00:
         ({"query": {"query_string": {"query": "   "}}}, "query_string"),
         ({"size": 0}, "size"),
         ({"from": -1}, "from"),
+        ({"from": 26188790744875406385064544567296}, "from must be an integer between 0"),
         ({"size": True}, "size"),
         ([], "JSON object"),
     ],
