@@ -64,6 +64,10 @@ elif "bind_url" not in hub_cli:
 c.JupyterHub.db_url = f"sqlite:///{os.path.join(data_dir, 'jupyterhub.sqlite')}"
 c.JupyterHub.cookie_secret_file = os.path.join(data_dir, "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = os.path.join(data_dir, "jupyterhub-proxy.pid")
+# A restart of the hub (an upgrade, a crash) leaves users' sessions running: the hub finds
+# them again at its start in its database and rebuilds the proxy's routes to them. Stop them
+# with `jupyterhub --JupyterHub.cleanup_servers=True` or from the admin page.
+c.JupyterHub.cleanup_servers = False
 # configurable-http-proxy from the project's node_modules (make installs it), else from PATH,
 # started through config/proxy/chp.mjs: that answers 400 to a URL whose path is not valid
 # percent-encoding (/hub/%c0%ae), which CHP itself answers 500 (URIError: URI malformed), and

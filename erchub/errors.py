@@ -36,6 +36,11 @@ class ExecutionError(ErchubError):
     """The notebook could not be executed."""
 
 
+class EngineUnavailable(ExecutionError):
+    """The Docker engine did not answer: it is down, or it went away (a restart, a crash)
+    during the execution."""
+
+
 # -- what an operation on compendia, jobs and shipments says to its caller ------------------
 # Domain code raises these; the erc service's BaseHandler alone turns them into HTTP answers.
 

@@ -10,7 +10,6 @@ case: ``ERCHUB_DB_URL``, ``ERCHUB_UPLOAD_LIMIT``, ...).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import secrets
@@ -31,12 +30,14 @@ from traitlets import Bool, Float, Int, Integer, List, TraitError, Unicode, defa
 from traitlets.config import Application
 from traitlets.config.loader import ArgumentError
 
-from erchub import __version__
+from erchub import __version__, safefs
 from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
 from erchub.errors import ErchubError
+from erchub.processes import end_with_parent
 from erchub.redact import install_log_redaction
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia.links import is_active
+from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY
 from erchub.services.handlers import api_handlers, page_handlers
 from erchub.services.handlers.base import MAX_JSON_BODY, NotFoundHandler
 from erchub.services.handlers.pages import NotFoundPageHandler
@@ -484,9 +485,31 @@ class ERCService(DataDirMixin, Application):
                 process.kill()
         self.workers = []
 
+    def sweep_shipments(self) -> int:
+        """Remove what shipments, downloads and bag reads left in <data_dir>/shipments (the bag
+        of a service killed while it packed or sent one: a shipment to Zenodo killed mid-upload
+        is recorded nowhere, and the user ships again). Run before the service listens: each
+        entry lives only as long as one request of the service that made it, so none is in use
+        then (the data directory is one service's). Returns how many entries went; one that
+        cannot be removed is logged and left."""
+        shipments = Path(self.data_dir) / SHIPMENTS_DIRECTORY
+        if not shipments.is_dir():
+            return 0
+        swept = 0
+        for entry in list(shipments.iterdir()):
+            try:
+                safefs.remove_tree(entry)
+            except OSError as error:
+                self.log.warning("could not remove %s: %s", entry, error.strerror or error)
+            else:
+                swept += 1
+        return swept
+
     # -- running -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if os.environ.get("JUPYTERHUB_SERVICE_NAME"):
+            _end_with_the_hub()
         asyncio.run(self.serve())
 
     async def serve(self) -> None:
@@ -508,6 +531,9 @@ class ERCService(DataDirMixin, Application):
         )
         if swept:
             self.log.info("removed %d stale entries of uploads/", swept)
+        swept = await asyncio.get_running_loop().run_in_executor(None, self.sweep_shipments)
+        if swept:
+            self.log.info("removed %d entries of shipments/ left by an earlier run", swept)
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         self.log.info(
             "erc service at %s%s (%d workers)",
@@ -533,19 +559,23 @@ class ERCService(DataDirMixin, Application):
         self.store.close()
 
 
-#: Linux's prctl option that signals a process when its parent ends
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
 def _end_with_parent() -> None:
     """In a worker, between fork and exec: SIGTERM it when the service ends, however the
     service ends (killed too), as it is when the service stops: the worker re-queues its job
     and exits, and the next service's workers take the job. Without this a killed service
-    leaves its workers running beside the next one's. Loaded before the fork, the C library
-    call takes no lock in the child."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    leaves its workers running beside the next one's."""
+    end_with_parent(signal.SIGTERM)
+
+
+def _end_with_the_hub() -> None:
+    """In a service the hub runs: SIGTERM it when the hub ends, however the hub ends. The hub
+    stops its services at an orderly end, but starts them in a session of their own, so a
+    crashed hub (SIGKILL, out of memory) would leave this service holding its port and its
+    workers, and the next hub's service could never listen. The service stops as on any
+    SIGTERM: its workers re-queue their jobs. A hub that ended before this call left the
+    service to init: it exits at once."""
+    if not end_with_parent(signal.SIGTERM):
+        sys.exit("erchub-service: the hub that started this service has ended")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,6 +50,7 @@ from urllib.parse import quote, urlencode
 import docker
 import docker.errors
 from dockerspawner import DockerSpawner
+from jupyterhub.objects import Server
 from jupyterhub.spawner import SimpleLocalProcessSpawner, Spawner
 from jupyterhub.utils import exponential_backoff, fmt_ip_url, make_ssl_context, url_path_join
 from tornado import web
@@ -701,6 +702,15 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
                 log_message=f"the Docker engine cannot be reached: {exc}",
                 status_code=500,
             ) from None
+
+    async def get_url(self) -> str:
+        """The server's URL, found from its container. JupyterHub asks this at its start of a
+        server that runs: after a restart that cut the server's start short, the hub's database
+        has no address for it yet, and the hub would wait ``http_timeout`` at a wrong one
+        before it stopped a server that works (DockerSpawner trusts the database)."""
+        ip, port = await self.get_ip_and_port()
+        found = Server(proto=self.server.proto, ip=ip, port=port, base_url=self.server.base_url)
+        return str(found.url)
 
     async def volume_missing(self) -> bool:
         try:

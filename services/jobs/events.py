@@ -4,7 +4,9 @@ The worker running a job appends to it; the API's Server-Sent Events handler tai
 event's id is its 1-based line number, so a client resumes with ``Last-Event-ID`` by asking
 for the events after that id. Several writers (a worker that lost its job and the worker that
 took it over) may append to one log: each event is one ``write`` on a file opened with
-``O_APPEND``, which the kernel never interleaves with another within a line.
+``O_APPEND``, which the kernel never interleaves with another within a line. A line left
+unfinished (the disk was full in the middle of it, or its writer died) is ended by the next
+append: it stays one unreadable line, skipped by readers, and the events after it are read.
 
 Event shapes (``kind`` an :class:`~erchub.steps.EventKind`, ``step`` a
 :class:`~erchub.steps.StepName`, ``status`` a :class:`~erchub.steps.StepStatus` or
@@ -93,13 +95,18 @@ class EventLog:
         self.path = Path(path)
 
     def append(self, event: Event) -> None:
-        """Append one event as one line, written with a single O_APPEND write."""
+        """Append one event as one line, written with a single O_APPEND write (after a line
+        break that ends an unfinished last line, if there is one). Raises OSError when the
+        disk has no room for it (ENOSPC, EDQUOT)."""
         data = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
             written = os.write(fd, data)
-            # A regular file takes the whole line unless the disk is full; finish it then, so
-            # the line at least ends and later lines stay readable.
+            # A regular file takes the whole line unless the disk is full; the rest is tried
+            # again, and when there is no room for it (OSError), the next append ends the line.
             while written < len(data):
                 written += os.write(fd, data[written:])
         finally:

@@ -23,6 +23,12 @@ child process, which is killed; it is also stopped at ``check_time_limit``) and 
 export (its response is closed). What a stopped step was writing never appears under its
 final name: ``check/`` and ``image.tar`` are written as ``check.partial/`` and
 ``image.tar.partial`` and renamed when complete, else removed.
+
+A full disk (ENOSPC, or EDQUOT: the data directory's quota used up) fails the step that needed
+room with :data:`STORAGE_FULL_REASON`. When a failed execution leaves the disk full, what the
+notebook wrote (``output/``) is removed: cut short, it is no result, and it likely filled the
+disk; removed, it leaves room to record the job's end. ``job.json`` is kept current while the
+disk has room for it; ``on_save`` gets every record all the same (the worker's store).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import pickle
 import resource
 import secrets
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -49,12 +56,15 @@ from traitlets import Bool, Float, Instance, default
 from traitlets.config import LoggingConfigurable
 
 from erchub import checker, erc, parameters, report, safefs, workspace
-from erchub.errors import ErchubError
+from erchub.errors import ErchubError, is_storage_full
+from erchub.processes import end_with_parent
 from erchub.services.jobs.runtime import (
     WORKDIR_NAME,
     DockerRuntime,
     ExecutionSpec,
     LocalRuntime,
+    engine_error_detail,
+    engine_unreachable,
 )
 from erchub.settings import DataDirMixin, env_setting
 from erchub.steps import (
@@ -79,6 +89,20 @@ REPORT_FILE = "check/report.html"
 CHECK_SUMMARY_FILE = "check/check.json"
 #: the label naming the job on its execution container (a worker removes a lost job's by it)
 JOB_LABEL = "org.erchub.job.id"
+#: why a step failed when the data directory's disk had no room for what it wrote
+STORAGE_FULL_REASON = (
+    "the disk where erchub keeps its data is full; ask the hub's operator to make room, then "
+    "run the job again"
+)
+
+
+def disk_full(path: Path) -> bool:
+    """Whether the file system of ``path`` has not a block left for an unprivileged writer
+    (where an execution's notebook writes)."""
+    try:
+        return os.statvfs(path).f_bavail == 0
+    except OSError:  # gone, or not a file system that says
+        return False
 
 
 @dataclass(frozen=True)
@@ -328,8 +352,18 @@ class _JobRun:
         self.record.update(self.job.to_json())
         path = self.directory / JOB_FILE
         staging = path.with_suffix(".json.partial")
-        staging.write_text(json.dumps(self.record, indent=2, default=str))
-        staging.replace(path)
+        try:
+            staging.write_text(json.dumps(self.record, indent=2, default=str))
+            staging.replace(path)
+        except OSError as exc:
+            if not is_storage_full(exc):
+                raise
+            # job.json stays as it was; the record still goes to on_save (the store), and the
+            # step that needs room fails saying why.
+            staging.unlink(missing_ok=True)
+            self.runner.log.warning(
+                "job %s: %s not updated: the disk is full", self.record["id"], JOB_FILE
+            )
         self.on_save(self.record)
 
     def log(self, step: StepName, line: str) -> None:
@@ -351,9 +385,16 @@ class _JobRun:
                 failure = STEP_METHODS[step.name](self)
             except ErchubError as exc:
                 failure = str(exc)
-            except Exception as exc:  # a bug or an engine fault: keep the job record honest
-                self.runner.log.exception("job %s: step %s crashed", self.record["id"], step.name)
-                failure = f"internal error: {type(exc).__name__}: {exc}"
+            except Exception as exc:
+                if is_storage_full(exc):  # a write of the step found no room
+                    failure = STORAGE_FULL_REASON
+                elif engine_unreachable(exc):  # the builder's or the runtime's engine is down
+                    failure = f"the Docker engine cannot be reached ({engine_error_detail(exc)})"
+                else:  # a bug or an engine fault: keep the job record honest
+                    self.runner.log.exception(
+                        "job %s: step %s crashed", self.record["id"], step.name
+                    )
+                    failure = f"internal error: {type(exc).__name__}: {exc}"
             if self.cancel.is_set() and step.name != ALWAYS_RUNS:
                 self.job.cancel()
             elif failure:
@@ -450,6 +491,11 @@ class _JobRun:
         else:
             runtime = self.runner.docker_runtime
         outcome = runtime.execute(spec, self._on_execution_line, self.cancel)
+        if outcome.status == "failure" and disk_full(spec.output):
+            # a result cut short, and likely what filled the disk (see the module's doc)
+            safefs.remove_tree(spec.output)
+            self.log(StepName.IMAGE_EXECUTE, f"the disk is full: {OUTPUT_DIR}/ was removed")
+            return STORAGE_FULL_REASON
         self.record.update(
             executed=f"{OUTPUT_DIR}/{executed_name}",
             display=f"{OUTPUT_DIR}/{display_name}",
@@ -616,7 +662,7 @@ class _JobRun:
         return None
 
 
-#: what a check process runs (see :func:`check_child`)
+#: what a check process runs (see :func:`check_child`); its argument: the runner's pid
 CHECK_CHILD_CODE = "from erchub.services.jobs.runner import check_child; check_child()"
 
 
@@ -626,13 +672,16 @@ class CheckProcess:
 
     The check runs apart from the worker: killed, it stops at once whatever it was doing (a
     regular expression of erc.yml can take forever, and would hold the worker's interpreter
-    lock all that time); it also limits its own CPU time to the check's time limit, so it ends
-    even when its worker died.
+    lock all that time). On Linux it ends with the thread that started it, however that ends
+    (the thread that runs the jobs: a worker's loop, the CLI's main thread): a worker killed in
+    the middle of a check leaves no comparison running beside the one of the worker that takes
+    its job over. It also limits its own CPU time to the check's time limit, so that elsewhere
+    it ends too, at the latest then.
     """
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", CHECK_CHILD_CODE],
+            [sys.executable, "-c", CHECK_CHILD_CODE, str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C of `erchub run` is the runner's to act on
@@ -698,6 +747,8 @@ class CheckProcess:
 def check_child() -> None:
     """A check process's main (:class:`CheckProcess`): the answer goes to what stdout was,
     anything the checker prints to stderr."""
+    if not _ends_with_runner(int(sys.argv[1])):
+        return  # the runner has gone already: no one waits for an answer
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     try:
@@ -709,6 +760,14 @@ def check_child() -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
     answer.write(pickle.dumps(_compare_request(request), protocol=pickle.HIGHEST_PROTOCOL))
     answer.close()
+
+
+def _ends_with_runner(runner_pid: int) -> bool:
+    """Have the kernel kill this check process when the runner's thread that started it ends
+    (PR_SET_PDEATHSIG): the comparison holds the interpreter lock, so nothing in this process
+    could notice its runner's end, and the CPU time limit may be minutes away. False when the
+    runner has ended already (this process was handed to another parent before the call)."""
+    return end_with_parent(signal.SIGKILL, runner_pid)
 
 
 def _compare_request(request: dict[str, Any]) -> tuple[str, Any]:

@@ -13,11 +13,19 @@ own bridge (:attr:`DockerRuntime.execution_network`), never Docker's default one
 starts, the network is made when missing and the host firewall that keeps it from the host's
 addresses and the ``blocked_ranges`` is checked and installed (needs root); when that fails, the
 notebook does not run.
+
+When the Docker engine goes away during an execution (it restarts, crashes or stops), the
+execution fails saying so (:class:`~erchub.errors.EngineUnavailable`): the runtime waits for the
+engine to answer again (``DockerRuntime.engine_grace``) and removes the container then, before
+the output is judged; a container it could not remove goes at its next execution. An engine that
+stops or restarts stops its containers first (SIGTERM): an execution whose container was
+stopped so fails saying that.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import os
 import shutil
@@ -36,7 +44,7 @@ from traitlets.config import LoggingConfigurable
 
 from erchub import execute, jsonlimits, safefs
 from erchub.erc import parse_memory
-from erchub.errors import ErchubError, ExecutionError
+from erchub.errors import EngineUnavailable, ErchubError, ExecutionError
 from erchub.settings import env_setting, inherited_data_dir
 
 LineCallback = Callable[[str], None]
@@ -52,6 +60,10 @@ OUTCOME_STATUSES = ("success", "failure")
 #: bytes of result.json read, and characters kept of each text in it
 MAX_RESULT_BYTES = 1024**2
 MAX_RESULT_TEXT = 4000
+#: how often an execution whose Docker engine went away asks whether it answers again (s)
+ENGINE_POLL_SECONDS = 0.5
+#: how many errors back an engine error's causes are followed (a chain may loop)
+MAX_CAUSES = 10
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,46 @@ def mirror_inputs(files: tuple[str, ...], link_root: str, workdir: Path) -> list
     return directories
 
 
+def engine_unreachable(error: BaseException) -> bool:
+    """Whether ``error``, or an error it arose from, says the Docker engine could not be
+    reached or stopped answering: no connection, a broken one, or no answer in time (the
+    docker SDK passes these on from requests and urllib3, or wraps them)."""
+    try:
+        import requests
+        import urllib3
+    except ImportError:  # no docker SDK: no engine was asked
+        return False
+    transport = (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError)
+    return any(isinstance(cause, transport) for cause in _causes(error))
+
+
+def engine_error_detail(error: BaseException) -> str:
+    """What went wrong with an engine's connection, in a few words: what the operating system
+    said (e.g. "Connection refused"), else the error's first line."""
+    for cause in _causes(error):
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"the connection to it failed: {cause.strerror}"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def engine_seconds(moment: str) -> int:
+    """Whole seconds since the epoch of a moment as the engine writes it (RFC 3339 in UTC, with
+    nanoseconds: 2024-01-02T03:04:05.123456789Z), in the engine's clock."""
+    parsed = datetime.datetime.strptime(moment[:19], "%Y-%m-%dT%H:%M:%S")
+    return int(parsed.replace(tzinfo=datetime.timezone.utc).timestamp())
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and the errors it arose from (raised from, or while handling), nearest first."""
+    causes = [error]
+    while len(causes) < MAX_CAUSES:
+        cause = causes[-1].__cause__ or causes[-1].__context__
+        if cause is None or cause in causes:
+            break
+        causes.append(cause)
+    return causes
+
+
 class LastLine:
     """Passes lines on and remembers the last non-empty one (the likely error)."""
 
@@ -232,6 +284,21 @@ class DockerRuntime(LimitsMixin):
     @default("uid")
     def _default_uid(self) -> int:
         return os.geteuid() or 1000
+
+    engine_grace = Float(
+        60,
+        min=0,
+        help="How long an execution whose Docker engine went away (a restart, a crash) waits "
+        "for it to answer again, in seconds: then its container is removed (a restarted engine "
+        "has stopped it), before the job goes on to clean up; else the container is removed "
+        "at the worker's next execution. The execution fails either way, saying the engine "
+        "went away (default: 60).",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: ids of execution containers an engine that went away kept from being removed
+        self._left_behind: set[str] = set()
 
     # -- networked executions (JobRunner.allow_network says whether there are any) -----------
 
@@ -356,6 +423,7 @@ class DockerRuntime(LimitsMixin):
         limit = self.effective_timeout(spec)
         self._prepare_output(spec)
         client = self._client()
+        self._remove_left_behind(client)
         networking: dict[str, Any] = {"network_mode": "none"}
         if spec.network:
             networking = {
@@ -400,30 +468,46 @@ class DockerRuntime(LimitsMixin):
             },
         )
         started = time.monotonic()
+        lost: EngineUnavailable | None = None
+        stopped_by: str | None = None
         try:
             container.start()
             tail = LastLine(on_line)
             reader = threading.Thread(target=self._stream_logs, args=(container, tail), daemon=True)
             reader.start()
             deadline = started + limit + 30  # the executor enforces per-cell limits itself
-            while True:
-                container.reload()
-                if container.status in ("exited", "dead"):
-                    break
-                if cancel is not None and cancel.is_set():
-                    container.kill()
-                    return ExecutionOutcome(status="canceled", message="canceled by the user")
-                if time.monotonic() > deadline:
-                    container.kill()
-                    return self.timeout_outcome(limit, time.monotonic() - started)
-                time.sleep(0.2)
-            state = container.attrs["State"]
-            reader.join(timeout=5)
+            try:
+                while True:
+                    container.reload()
+                    if container.status in ("exited", "dead"):
+                        break
+                    if cancel is not None and cancel.is_set():
+                        container.kill()
+                        return ExecutionOutcome(status="canceled", message="canceled by the user")
+                    if time.monotonic() > deadline:
+                        container.kill()
+                        return self.timeout_outcome(limit, time.monotonic() - started)
+                    time.sleep(0.2)
+                state = container.attrs["State"]
+                reader.join(timeout=5)
+                if not safefs.is_file(spec.output, execute.RESULT_FILE):
+                    stopped_by = self._stop_signal(client, container.id, state)
+            except Exception as exc:
+                if not engine_unreachable(exc):
+                    raise
+                lost = self._engine_lost(container.id, engine_error_detail(exc), cancel)
+                raise lost from None
         finally:
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
+            if lost is None:  # else it was removed (or left for later) with the engine's loss
+                self._remove(client, container.id)
             # Only now, with nothing left that could write there, is the output judged.
             contain_output(spec.output)
+        if stopped_by is not None:
+            raise ExecutionError(
+                f"the notebook's container was stopped from outside the job (signal {stopped_by})"
+                ": the Docker engine stopped or restarted, or someone stopped the container; run "
+                "the job again"
+            )
         seconds = time.monotonic() - started
         if state.get("OOMKilled"):
             return ExecutionOutcome(
@@ -449,13 +533,97 @@ class DockerRuntime(LimitsMixin):
     @staticmethod
     def _stream_logs(container: Any, on_line: LineCallback) -> None:
         buffer = b""
-        for chunk in container.logs(stream=True, follow=True):
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                on_line(line.decode("utf-8", "replace"))
+        try:
+            for chunk in container.logs(stream=True, follow=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    on_line(line.decode("utf-8", "replace"))
+        except Exception as exc:
+            if not engine_unreachable(exc):
+                raise
+            # the engine went away: the execution's loop finds so and says it
         if buffer:
             on_line(buffer.decode("utf-8", "replace"))
+
+    @staticmethod
+    def _stop_signal(client: Any, container_id: str, state: dict[str, Any]) -> str | None:
+        """The signal with which the container was stopped from outside the job while it ran,
+        from the engine's kill events, or None. An engine stops its containers when it stops,
+        and when it starts again after a crash; so does `docker stop`. (The runtime kills only
+        at a cancel or the time limit, and says so.)"""
+        import docker.errors
+
+        try:
+            events = client.events(
+                since=engine_seconds(state["StartedAt"]),
+                until=engine_seconds(state["FinishedAt"]) + 1,
+                filters={"container": container_id, "event": "kill"},
+                decode=True,
+            )
+        except (KeyError, ValueError, docker.errors.APIError):  # no times, or events refused
+            return None
+        with contextlib.closing(events):
+            for event in events:
+                return str(event.get("Actor", {}).get("Attributes", {}).get("signal", "unknown"))
+        return None
+
+    def _remove(self, client: Any, container_id: str) -> bool:
+        """Remove an execution's container, never raising: True when it is gone. When the
+        engine cannot be reached, it is left for :meth:`_remove_left_behind`."""
+        import docker.errors
+
+        try:
+            client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except Exception as exc:
+            if engine_unreachable(exc):
+                self._left_behind.add(container_id)
+            else:
+                self.log.warning("cannot remove the execution container %s: %s", container_id, exc)
+            return False
+        self._left_behind.discard(container_id)
+        return True
+
+    def _remove_left_behind(self, client: Any) -> None:
+        """Remove the containers of executions whose engine went away, now that it answers."""
+        for container_id in sorted(self._left_behind):
+            if self._remove(client, container_id):
+                self.log.info("removed the container %s that an engine restart left", container_id)
+
+    def _engine_lost(
+        self, container_id: str, detail: str, cancel: threading.Event | None
+    ) -> EngineUnavailable:
+        """The error of an execution whose engine went away, once the engine answers again
+        (then the execution's container is removed: a restarted engine has stopped it, one
+        that kept it running, with live-restore, stops it now) or :attr:`engine_grace` has
+        passed (or a cancel came: the container is left for :meth:`_remove_left_behind`; an
+        engine that crashed leaves its containers running until it is back, and such a one may
+        still write into the output after the job ended)."""
+        lost = time.monotonic()
+        message = f"the Docker engine went away during the execution ({detail})"
+        while time.monotonic() - lost < self.engine_grace:
+            if cancel is not None and cancel.is_set():
+                break
+            try:
+                client = self._client()  # a new connection: the pool's may reach the old engine
+            except Exception as exc:
+                if not engine_unreachable(exc):
+                    raise
+                time.sleep(ENGINE_POLL_SECONDS)
+                continue
+            with contextlib.closing(client):
+                self._remove(client, container_id)
+            seconds = time.monotonic() - lost
+            return EngineUnavailable(
+                f"{message} and came back {seconds:.0f} s later; run the job again"
+            )
+        self._left_behind.add(container_id)
+        return EngineUnavailable(
+            f"{message} and did not answer again within {self.engine_grace:g} s "
+            "(DockerRuntime.engine_grace); run the job again when it is back"
+        )
 
 
 class LocalRuntime(LimitsMixin):

@@ -11,7 +11,9 @@ result is dropped. Another thread watches the store for a user's cancel request 
 once (the runner kills the build, the container, the check's process or the image export), so
 a canceled job ends ``canceled`` within about a second, naming the step that was stopped.
 Step changes go to the store and every event to the job's event log (see
-:mod:`erchub.services.jobs.events`), which the API streams to clients.
+:mod:`erchub.services.jobs.events`), which the API streams to clients. An event the disk has
+no room for is dropped, with a warning, and the job goes on: the store still gets its steps and
+final status, and the API's stream ends with the store's status when the log has none.
 
 A job runs on a snapshot of its compendium, ``jobs/<id>/compendium``, made of hard links (else
 reflinks, else copies): a job sees the files as they were when it started, and starting a job
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import select
 import shutil
@@ -42,8 +45,15 @@ from traitlets import Float, Instance, Int, TraitError, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from erchub import safefs
-from erchub.errors import ErchubError
-from erchub.services.jobs.events import EVENTS_FILE, EventLog, events_path, status_event, step_event
+from erchub.errors import ErchubError, is_storage_full
+from erchub.services.jobs.events import (
+    EVENTS_FILE,
+    Event,
+    EventLog,
+    events_path,
+    status_event,
+    step_event,
+)
 from erchub.services.jobs.runner import JOB_LABEL, JobEvent, JobRunner
 from erchub.services.store import default_db_url, open_store
 from erchub.services.store.base import WORKER_LOST, JobChanges, JobRecord, Store, StoreError
@@ -145,6 +155,25 @@ def clear_job_dir(job_dir: Path) -> None:
     for entry in job_dir.iterdir():
         if entry.name != EVENTS_FILE:
             safefs.remove_tree(entry)
+
+
+class _JobEventLog(EventLog):
+    """A job's event log as its worker appends to it: an event the disk has no room for is
+    dropped with a warning, never raised, so that a full disk ends no job and no worker."""
+
+    def __init__(self, path: Path, log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+        super().__init__(path)
+        self.log = log
+
+    def append(self, event: Event) -> None:
+        try:
+            super().append(event)
+        except OSError as exc:
+            if not is_storage_full(exc):
+                raise
+            self.log.warning(
+                "job %s: %s event not logged: %s", self.path.parent.name, event["kind"], exc
+            )
 
 
 # -- the worker ------------------------------------------------------------------------------
@@ -383,7 +412,7 @@ class Worker(DataDirMixin, LoggingConfigurable):
     def _event_log(self, job_id: str) -> EventLog:
         job_dir = self.jobs_dir / job_id
         job_dir.mkdir(parents=True, exist_ok=True)
-        return EventLog(events_path(job_dir))
+        return _JobEventLog(events_path(job_dir), self.log)
 
     # -- one job -----------------------------------------------------------------------------
 

@@ -43,6 +43,9 @@ class Hub:
     log_path: Path
     manager_token: str
     tokens: dict[str, str] = field(default_factory=dict)
+    #: where the hub runs and the environment it runs with: what a restart needs
+    workdir: Path = Path()
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -157,15 +160,22 @@ c.JupyterHub.load_roles.append(
 )
 """
 
+#: a test hub that is not restarted stops its servers when it ends, so that no session
+#: outlives the test that started it (the shipped configuration leaves them running)
+STOP_SERVERS_AT_EXIT = "c.JupyterHub.cleanup_servers = True\n"
+
 
 def start_hub(
     workdir: Path,
     worker_count: int = 1,
     environment: dict[str, str] | None = None,
     extra_config: str = "",
+    restartable: bool = False,
 ) -> tuple[Hub, subprocess.Popen[bytes]]:
     """Start a hub in ``workdir`` (``environment`` overrides ERCHUB_* settings; ``extra_config``
-    is appended to the test's jupyterhub config file)."""
+    is appended to the test's jupyterhub config file). A ``restartable`` hub keeps the shipped
+    configuration's servers across a restart (`restart_hub`); any other stops them at its
+    end."""
     workdir = reachable_by_the_service(workdir)
     data_dir = workdir / "data"
     port, hub_port = free_port(), free_port()
@@ -177,10 +187,10 @@ def start_hub(
             proxy_api_port=free_port(),
             manager_token=manager_token,
         )
+        + ("" if restartable else STOP_SERVERS_AT_EXIT)
         + extra_config
     )
     env = {
-        **os.environ,
         "ERCHUB_DATA_DIR": str(data_dir),
         "ERCHUB_WORKER_COUNT": str(worker_count),
         "ERCHUB_UPLOAD_LIMIT": str(UPLOAD_LIMIT),
@@ -189,30 +199,46 @@ def start_hub(
         "ERCHUB_SERVICE_PORT": str(free_port()),
         **(environment or {}),
     }
-    log_path = workdir / "hub.log"
-    with open(log_path, "wb") as log:
+    hub = Hub(
+        f"http://127.0.0.1:{port}",
+        data_dir,
+        workdir / "hub.log",
+        manager_token,
+        workdir=workdir,
+        environment=env,
+    )
+    return hub, run_hub(hub)
+
+
+def run_hub(hub: Hub) -> subprocess.Popen[bytes]:
+    """Run ``hub``'s process (its log appended to), once it and its erc service answer."""
+    with open(hub.log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", "test_config.py", "--debug"],
-            cwd=workdir,
-            env=env,
+            cwd=hub.workdir,
+            env={**os.environ, **hub.environment},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    hub = Hub(f"http://127.0.0.1:{port}", data_dir, log_path, manager_token)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            stop_proxy(data_dir)
+            stop_proxy(hub.data_dir)
             raise RuntimeError(f"the hub exited with {process.returncode}:\n{hub.log_tail()}")
         try:
-            if httpx.get(hub.api_url + "/openapi.json", timeout=2).status_code == 200:
-                return hub, process
+            # the hub's own API first: a hub that crashed may have left its proxy (and with it
+            # the old service's routes) answering until the new hub replaces it
+            if (
+                httpx.get(hub.url + "/hub/api/", timeout=2).status_code == 200
+                and httpx.get(hub.api_url + "/openapi.json", timeout=2).status_code == 200
+            ):
+                return process
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
     stop_hub(process)
-    stop_proxy(data_dir)
+    stop_proxy(hub.data_dir)
     raise RuntimeError(f"the hub and its erc service did not answer in 90 s:\n{hub.log_tail()}")
 
 

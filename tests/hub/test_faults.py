@@ -1,7 +1,8 @@
 """The fault matrix, the cells of the erc service: each cell a fault in a real hub of its own
 (its managed erc service killed with SIGKILL, which the hub restarts), ending with nothing lost
-and nothing stuck: no compendium half-made, nothing left in uploads/, no job `running` for
-ever, no worker of the killed service left behind, and the API answering again."""
+and nothing stuck: no compendium half-made, nothing left in uploads/ or shipments/, no job
+`running` for ever, no shipment shown shipped whose deposition is half-made, no worker of the
+killed service left behind, and the API answering again."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import heading, write_notebook
+from tests.conftest import heading, write_notebook, zenodo_environment
+from tests.fakes.zenodo import FakeZenodo
 from tests.hub.conftest import Hub, require_hub, start_hub, stop_hub, zip_directory
+from tests.hub.test_shipments import publish_shipment, published, ship
 
 pytestmark = [pytest.mark.hub, pytest.mark.docker]
 
@@ -27,13 +30,19 @@ pytestmark = [pytest.mark.hub, pytest.mark.docker]
 #: a managed service's process every 30 s), and the service to answer then
 BACK_WITHIN = 90
 FINAL = {"success", "failure", "canceled"}
+#: seconds the fake Zenodo holds its answer to a shipment's upload: the service is killed
+#: meanwhile
+SLOW_UPLOAD = 30
 
 
 @pytest.fixture(scope="module")
-def fault_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """A hub of this module's own: its service is killed by the tests."""
+def fault_hub(tmp_path_factory: pytest.TempPathFactory, fake_zenodo: FakeZenodo) -> Iterator[Hub]:
+    """A hub of this module's own: its service is killed by the tests; it ships to the
+    session's fake Zenodo, as the hub of the shipment tests does."""
     require_hub()
-    hub, process = start_hub(tmp_path_factory.mktemp("faults"))
+    hub, process = start_hub(
+        tmp_path_factory.mktemp("faults"), environment=zenodo_environment(fake_zenodo)
+    )
     try:
         yield hub
     finally:
@@ -225,3 +234,78 @@ def test_a_log_stream_resumes_across_a_killed_service_and_misses_nothing(
     assert ids == list(range(1, len(ids) + 1)), "events were missed or repeated"
     job = fault_hub.wait_for_job(token, job_id, seconds=120)
     assert job["status"] == "success", job
+
+
+def depositions(zenodo: FakeZenodo) -> set[int]:
+    """The ids of the fake Zenodo's depositions."""
+    with zenodo.lock:
+        return set(zenodo.depositions)
+
+
+def bucket_uploads(zenodo: FakeZenodo) -> int:
+    """How many bucket uploads (``PUT /api/files/...``) the fake Zenodo has received."""
+    with zenodo.lock:
+        return sum(
+            1
+            for method, _, path in zenodo.requests
+            if (method, path[:11]) == ("PUT", "/api/files/")
+        )
+
+
+def test_a_service_killed_during_a_shipment_ships_nothing_half_made_and_ships_again(
+    fault_hub: Hub, fake_zenodo: FakeZenodo
+) -> None:
+    token = fault_hub.token("faultshipper")
+    compendium_id = published(fault_hub, token)
+    before = depositions(fake_zenodo)
+    uploads_before = bucket_uploads(fake_zenodo)
+    result: dict[str, Any] = {}
+
+    def shipping() -> None:
+        try:
+            response = ship(fault_hub, token, compendium_id, zenodo_token=fake_zenodo.token)
+            result["status"] = response.status_code
+        except httpx.HTTPError as error:
+            result["error"] = repr(error)
+
+    # Zenodo is slow to answer the bag's upload: the service is killed while it waits
+    fake_zenodo.delay_next(SLOW_UPLOAD, path="/api/files/")
+    try:
+        shipper = threading.Thread(target=shipping)
+        shipper.start()
+        deadline = time.monotonic() + 120
+        while bucket_uploads(fake_zenodo) == uploads_before:
+            assert shipper.is_alive(), f"the shipment ended before its upload: {result}"
+            assert time.monotonic() < deadline, "the shipment did not reach its upload"
+            time.sleep(0.2)
+        workers = kill_service(fault_hub)
+        shipper.join(120)
+        assert not shipper.is_alive(), "the shipment's request did not end with the service"
+    finally:
+        fake_zenodo.clear_hooks()
+    assert result.get("status", 0) != 201, result
+    interrupted = depositions(fake_zenodo) - before
+    assert len(interrupted) == 1, interrupted
+    assert_workers_ended(workers)
+    wait_until_answering(fault_hub, token)
+
+    # the interrupted shipment is shown nowhere as shipped nor as under way (if it is shown, it
+    # ended in error), its deposition was never published, and its bag was swept at the start
+    listed = fault_hub.request(
+        "GET", "/shipment", token, params={"compendium_id": compendium_id, "details": "true"}
+    ).json()["shipments"]
+    assert all(shipment["status"] == "error" for shipment in listed), listed
+    assert not any(fake_zenodo.deposition(number)["submitted"] for number in interrupted)
+    assert list((fault_hub.data_dir / "shipments").iterdir()) == []
+
+    # shipping again succeeds, and publishing it makes the one published deposition
+    again = ship(fault_hub, token, compendium_id, zenodo_token=fake_zenodo.token)
+    assert again.status_code == 201, again.text
+    assert again.json()["status"] == "shipped"
+    done = publish_shipment(fault_hub, token, again.json()["id"], zenodo_token=fake_zenodo.token)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "published" and done.json()["doi"]
+    made = depositions(fake_zenodo) - before
+    assert [n for n in made if fake_zenodo.deposition(n)["submitted"]] == [
+        int(done.json()["deposition_id"])
+    ]
