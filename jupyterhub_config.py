@@ -103,7 +103,7 @@ configure_spawner(
 )
 
 # As root, the erc service and its workers run as the unprivileged user ERCHUB_SERVICE_USER
-# (default erchub; README "Security").
+# (default erchub; README "Security and reliability").
 try:
     erc_service_user = service_user(data_dir)
 except ServiceUserError as error:

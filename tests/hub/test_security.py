@@ -1,4 +1,5 @@
-"""An attacker's findings, one regression test each, through the hub's proxy (README "Security").
+"""An attacker's findings, one regression test each, through the hub's proxy (README "Security
+and reliability").
 
 Two ordinary users against the repository's hub: archives whose links turn after they were
 checked, notebooks that plant links in their job's output, bodies and archives past every

@@ -1,5 +1,6 @@
-"""The security walk with a real hub's identities (README "Security"): every operation of the
-OpenAPI document the running service serves, with the hub's own tokens and cookies.
+"""The security walk with a real hub's identities (README "Security and reliability"): every
+operation of the OpenAPI document the running service serves, with the hub's own tokens and
+cookies.
 
 tests/unit/test_security_rules.py holds the rules and walks them in process with made-up
 identities; here the identities are the hub's: tokens the hub issued with fewer scopes than

@@ -1,6 +1,6 @@
-"""The security review as tests, in process (README "Security"): every operation of the API
-walked with every kind of caller, every page of the service fed hostile metadata, and the
-check report fed hostile notebooks.
+"""The security review as tests, in process (README "Security and reliability"): every
+operation of the API walked with every kind of caller, every page of the service fed hostile
+metadata, and the check report fed hostile notebooks.
 
 **The walk.** The operations come from the OpenAPI document the service serves, so a new
 route is walked as soon as it is documented, and it must declare its security there:
