@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export ERCHUB_DATA_DIR ?= $(CURDIR)/erchub-data
 EXAMPLE := examples/sine-wave
 
-.PHONY: demo test install provision provision-docker provision-service-user lint labextension-test unit bench clean
+.PHONY: demo test install provision provision-docker provision-service-user lint labextension-test unit bench clean cluster
 
 LABEXTENSION_SOURCES := $(shell find labextension -path labextension/node_modules -prune -o -type f -print)
 
@@ -79,6 +79,11 @@ unit: install
 # Loads the example ERC, prints its launch link and runs the hub at http://127.0.0.1:8000
 demo: install provision-docker provision-service-user
 	$(PY) -m erchub.hub.demo $(EXAMPLE)
+
+# A local test cluster: Docker Swarm on nested engines, with a private registry (README, "Past one
+# machine"); `.venv/bin/erchub cluster status` shows it, `.venv/bin/erchub cluster down` removes it
+cluster: install provision-docker
+	$(VENV)/bin/erchub cluster up
 
 bench: install provision
 	$(PY) bench/run.py

@@ -348,6 +348,70 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """``erchub cluster up|down|status``: the local test cluster (a Docker Swarm of nested
+    engines with a registry, erchub.services.cluster)."""
+    from traitlets import TraitError
+
+    try:
+        from erchub.services.cluster.local import LocalCluster
+    except ImportError as exc:
+        raise UsageError(f"erchub cluster needs erchub[hub] (the docker SDK): {exc}") from None
+    try:
+        cluster = LocalCluster(config=load_config(args.config))
+        if args.name:
+            cluster.name = args.name
+        if getattr(args, "nodes", None) is not None:
+            cluster.nodes = args.nodes
+    except TraitError as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+
+    def progress(line: str) -> None:
+        console.print(line, markup=False, soft_wrap=True)
+
+    try:
+        if args.action == "up":
+            print_cluster(cluster.up(progress=progress))
+            return EXIT_OK
+        if args.action == "down":
+            removed = cluster.down(progress=progress)
+            what = f"{len(removed)} containers, volumes and networks removed"
+            out.print(f"cluster {cluster.name}: {what if removed else 'nothing to remove'}")
+            return EXIT_OK
+        status = cluster.status()
+        if not status.exists:
+            out.print(f"cluster {cluster.name}: not up (erchub cluster up starts it)")
+            return EXIT_FAILED
+        print_cluster(status)
+        return EXIT_OK if status.ready else EXIT_FAILED
+    finally:
+        cluster.close()
+
+
+def print_cluster(status: Any) -> None:
+    table = Table(title=f"Cluster {status.name}")
+    for column in ("node", "roles", "engine", "swarm", "state", "availability"):
+        table.add_column(column)
+    for node in status.nodes:
+        swarm = (node.swarm_role, node.state, node.availability)
+        # the title names the cluster, which every node's (container's) name begins with
+        short_name = node.name.removeprefix(f"{status.name}-")
+        table.add_row(short_name, ", ".join(node.roles), node.engine, *(s or "-" for s in swarm))
+    out.print(table)
+    if status.manager_url:
+        out.print(f"manager engine: DOCKER_HOST={status.manager_url}", markup=False)
+    registry = status.registry
+    if registry is not None:
+        answers = "answers" if registry.answers else "does not answer"
+        repositories = ", ".join(registry.repositories) or "none"
+        where = f"{registry.address} in the cluster, {registry.url or '-'} from this machine"
+        out.print(
+            f"registry: {where}: {answers}; repositories: {repositories}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
 # -- entry point ---------------------------------------------------------------------------
 
 
@@ -430,6 +494,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     worker.set_defaults(func=cmd_worker)
+
+    cluster = sub.add_parser(
+        "cluster", help="a local test cluster: Docker Swarm on nested engines, with a registry"
+    )
+    actions = cluster.add_subparsers(dest="action", required=True, parser_class=Parser)
+    cluster_actions = {
+        "up": "build or reuse the images, start the registry and the nodes, form the swarm",
+        "down": "remove the cluster's containers, volumes and network (the images stay)",
+        "status": "nodes, roles, state and the registry; exit code 1 unless all are ready",
+    }
+    for action, help_text in cluster_actions.items():
+        action_parser = actions.add_parser(action, help=help_text)
+        action_parser.add_argument(
+            "--name", help="the cluster's name (default: LocalCluster.name, erchub-swarm-test)"
+        )
+        if action == "up":
+            action_parser.add_argument(
+                "--nodes", type=int, help="a manager and NODES-1 execution nodes (default: 3)"
+            )
+        action_parser.set_defaults(func=cmd_cluster)
     return parser
 
 

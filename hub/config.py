@@ -203,7 +203,6 @@ def configure_erc_service(
     if db_url:
         env["ERCHUB_DB_URL"] = db_url
     env.update(environment or {})
-    c.JupyterHub.custom_scopes = {**ERC_SCOPES, **dict(c.JupyterHub.get("custom_scopes", {}))}
     services = list(c.JupyterHub.get("services", []))
     services.append(
         {
@@ -219,6 +218,16 @@ def configure_erc_service(
         }
     )
     c.JupyterHub.services = services
+    configure_erc_roles(c, admin_users=admin_users)
+
+
+def configure_erc_roles(c: Any, *, admin_users: Iterable[str] = ()) -> None:
+    """The erc service's custom scopes and the roles that grant them: every user's
+    ``custom:erc:read``, ``create`` and ``run``, the service's own role, and ``erc-admin``
+    (``admin_users`` and the group of that name). Part of :func:`configure_erc_service`; alone
+    for a hub whose erc service runs elsewhere (on Kubernetes: a Deployment of its own, in
+    ``c.JupyterHub.services`` by its URL)."""
+    c.JupyterHub.custom_scopes = {**ERC_SCOPES, **dict(c.JupyterHub.get("custom_scopes", {}))}
     roles = [r for r in c.JupyterHub.get("load_roles", []) if r["name"] != "user"]
     roles.append(
         {

@@ -38,7 +38,7 @@ from erchub.redact import install_log_redaction
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia.links import is_active
 from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY
-from erchub.services.handlers import api_handlers, page_handlers
+from erchub.services.handlers import api_handlers, monitoring_handlers, page_handlers
 from erchub.services.handlers.base import MAX_JSON_BODY, NotFoundHandler
 from erchub.services.handlers.pages import NotFoundPageHandler
 from erchub.services.hub import end_review_sessions, hub_api
@@ -320,6 +320,28 @@ class ERCService(DataDirMixin, Application):
     def _default_review_sweep_interval(self) -> float:
         return self._env("review_sweep_interval", 5.0)
 
+    authenticate_prometheus = Bool(
+        help="""Whether the service's Prometheus metrics (<base_url>metrics) need the hub's
+        scope read:metrics, as JupyterHub.authenticate_prometheus guards the hub's /hub/metrics
+        (custom:erc:admin stands for it); off, whoever reaches the service reads them, without
+        a token (default: $ERCHUB_AUTHENTICATE_PROMETHEUS, else True).""",
+    ).tag(config=True)
+
+    @default("authenticate_prometheus")
+    def _default_authenticate_prometheus(self) -> bool:
+        return self._env("authenticate_prometheus", True)
+
+    metrics_step_window = Int(
+        min=1,
+        help="How many of the newest ended jobs the metrics' step durations cover: their steps "
+        "are read at every scrape, so this bounds a scrape's cost (default: "
+        "$ERCHUB_METRICS_STEP_WINDOW, else 200).",
+    ).tag(config=True)
+
+    @default("metrics_step_window")
+    def _default_metrics_step_window(self) -> int:
+        return self._env("metrics_step_window", 200)
+
     bind_url = Unicode(
         help="Where the service listens (default: $JUPYTERHUB_SERVICE_URL, set by the hub for "
         "a managed service, else http://127.0.0.1:10101)."
@@ -389,7 +411,8 @@ class ERCService(DataDirMixin, Application):
             for pattern, handler in api_handlers()
         ]
         handlers += [
-            (url_path_join(self.base_url, pattern), handler) for pattern, handler in page_handlers()
+            (url_path_join(self.base_url, pattern), handler)
+            for pattern, handler in [*monitoring_handlers(), *page_handlers()]
         ]
         handlers += [
             (url_path_join(self.base_url, "oauth_callback"), HubOAuthCallbackHandler),

@@ -8,6 +8,11 @@ image's tag. ``ImageBuilder.build(plan)`` reuses an image with that tag, or chec
 the build needs answer and builds through the buildpack with ``DockerSDKEngine``, streaming the
 build log line by line. ``ImageBuilder.save_image`` exports an image (``docker save``).
 
+With ``ImageBuilder.registry`` set (past one machine), every image built or reused is pushed
+to that registry and its repository digest returned, which execution engines pull it by; an
+image missing here that another builder pushed is pulled from there, not built again (naming
+and pulls: ``erchub.spawner.registry``).
+
 Both stop within a tenth of a second of their ``cancel`` event being set (a job's cancel): the
 engine's response is closed, so dockerd stops the build (its step's container is killed and
 removed, the image never tagged) or the export, and they raise :class:`Canceled`.
@@ -35,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -48,9 +53,10 @@ from repo2docker.app import Repo2Docker
 from repo2docker.buildpacks import CondaBuildPack, DockerBuildPack
 from repo2docker.buildpacks.base import BuildPack
 from repo2docker.engine import BuildError as EngineBuildError
+from repo2docker.engine import ImageLoadError
 from repo2docker.utils import get_platform
 from traitlets import Any as AnyTrait
-from traitlets import Dict, Float, Integer, List, Type, Unicode, default
+from traitlets import Dict, Float, Integer, List, TraitError, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 import erchub
@@ -67,6 +73,7 @@ from erchub.spawner.buildpacks import (
 from erchub.spawner.clients import docker_client
 from erchub.spawner.engine import (
     CANCEL_POLL_SECONDS,
+    BuildCanceled,
     DockerSDKEngine,
     ResponseStream,
     StreamCanceled,
@@ -79,6 +86,17 @@ from erchub.spawner.reachability import (
     registry_endpoint,
     script_urls,
     url_endpoints,
+)
+from erchub.spawner.registry import (
+    QUIET_STATUSES,
+    PullCanceled,
+    RegistryError,
+    check_registry,
+    one_line,
+    pull_image,
+    pushed_digest,
+    registry_image,
+    repository_digest,
 )
 from erchub.spawner.wheel import build_erchub_wheel, erchub_source_tree
 
@@ -149,6 +167,9 @@ class BuildResult:
     image_id: str
     cache_hit: bool
     seconds: float
+    #: the image by repository digest in ``ImageBuilder.registry`` (REGISTRY/REPO@sha256:...),
+    #: as execution engines pull it; "" without a registry
+    image_digest: str = ""
 
 
 class BuildFailed(BuildError):
@@ -185,6 +206,10 @@ def _unless_canceled(work: Callable[[], _T], cancel: threading.Event | None, wha
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def _ignore_line(line: str) -> None:
+    """A log callback that keeps nothing."""
 
 
 @contextmanager
@@ -294,6 +319,32 @@ class ImageBuilder(LoggingConfigurable):
         (default: none).""",
     ).tag(config=True)
 
+    registry = Unicode(
+        "",
+        help="""Docker registry (host:port, or a host name with a dot; no scheme) that every
+        runtime image goes to after its build or reuse, as REGISTRY/<image_prefix>:<tag>; its
+        repository digest (REGISTRY/<image_prefix>@sha256:...) is the build's result, recorded
+        with the job, and engines that lack the image pull it by that. A builder that lacks an
+        image pulls it from there by its tag before building it. Over plain HTTP every engine
+        that pushes or pulls needs --insecure-registry REGISTRY (127.0.0.0/8 is insecure by
+        default); production registries use TLS (default: empty: no registry).""",
+    ).tag(config=True)
+
+    registry_timeout = Float(
+        600,
+        min=1,
+        help="""Seconds a push to the registry, or a pull from it, may take before it is
+        stopped and the build fails (default: 600).""",
+    ).tag(config=True)
+
+    @validate("registry")
+    def _valid_registry(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        try:
+            return check_registry(value) if value else value
+        except ValueError as exc:
+            raise TraitError(f"ImageBuilder.registry: {exc}") from None
+
     docker_client = AnyTrait(
         help="""docker.DockerClient for every engine call (default: made on first use from
         tls_config, the DOCKER_* environment variables and client_kwargs
@@ -364,7 +415,9 @@ class ImageBuilder(LoggingConfigurable):
         on_log: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> BuildResult:
-        """Build ``plan.image`` unless it exists, passing each log line to ``on_log``.
+        """Build ``plan.image`` unless it exists, passing each log line to ``on_log``. With a
+        ``registry``, an image missing here is pulled from there when another builder pushed
+        it, and the image built or reused is pushed there (its result's ``image_digest``).
 
         Raises BuildError (BuildFailed, with ``log_tail``, when the build itself failed;
         Canceled when ``cancel`` was set: the build is stopped and its image not tagged).
@@ -374,10 +427,14 @@ class ImageBuilder(LoggingConfigurable):
             raise Canceled(f"building {plan.image} canceled")
         if not plan.workspace.is_dir():
             raise BuildError(f"workspace {plan.workspace} is not a directory")
+        emit = on_log or _ignore_line
         existing = self._image_attrs(plan.image)
+        if existing is None and self.registry:
+            existing = self._pull_built_elsewhere(plan, emit, cancel)
         if existing is not None:
             self.log.info("reusing image %s for %s", plan.image, plan.erc_id)
-            return BuildResult(plan.image, existing["Id"], True, time.monotonic() - started)
+            reused = BuildResult(plan.image, existing["Id"], True, time.monotonic() - started)
+            return self._publish(reused, emit, cancel)
         with _inside(plan.workspace):
             buildpack, dockerfile, env_hash = self._prepare()
             endpoints = self._endpoints(buildpack, dockerfile)
@@ -394,10 +451,7 @@ class ImageBuilder(LoggingConfigurable):
         if self.pip_env:
             redacted = {name: redact_url(value) for name, value in self.pip_env.items()}
             self.log.info("pip settings for %s: %s", plan.image, redacted)
-        engine = DockerSDKEngine(parent=self)
-        engine.client = self.docker_client
-        engine.build_timeout = self.build_timeout
-        engine.cancel = cancel
+        engine = self._engine(cancel)
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         try:
             with _inside(plan.workspace):
@@ -435,7 +489,83 @@ class ImageBuilder(LoggingConfigurable):
             raise BuildFailed(f"building {plan.image} ended without an image", tail)
         seconds = time.monotonic() - started
         self.log.info("built %s for %s in %.1f s", plan.image, plan.erc_id, seconds)
-        return BuildResult(plan.image, attrs["Id"], False, seconds)
+        return self._publish(BuildResult(plan.image, attrs["Id"], False, seconds), emit, cancel)
+
+    def _engine(self, cancel: threading.Event | None) -> DockerSDKEngine:
+        """erchub's repo2docker engine on this builder's client, stopped by ``cancel``."""
+        engine = DockerSDKEngine(parent=self)
+        engine.client = self.docker_client
+        engine.build_timeout = self.build_timeout
+        engine.push_timeout = self.registry_timeout
+        engine.cancel = cancel
+        return engine
+
+    def _in_registry(self, image: str) -> str:
+        """The name of ``image`` in ``registry``; BuildError when it names a registry itself."""
+        try:
+            return registry_image(self.registry, image)
+        except ValueError as exc:
+            raise BuildError(f"{exc} (ImageBuilder.image_prefix, with a registry set)") from None
+
+    def _pull_built_elsewhere(
+        self, plan: BuildPlan, emit: Callable[[str], None], cancel: threading.Event | None
+    ) -> dict[str, Any] | None:
+        """``plan.image`` pulled from ``registry``, where another builder pushed it, and tagged
+        so here, as the engine describes it; None when the registry lacks it."""
+        source = self._in_registry(plan.image)
+        try:
+            found = pull_image(
+                self.docker_client, source, emit, cancel, self.registry_timeout, missing_ok=True
+            )
+        except PullCanceled:
+            raise Canceled(f"building {plan.image} canceled") from None
+        except RegistryError as exc:
+            raise BuildError(str(exc)) from None
+        if not found:
+            return None
+        repository, tag = parse_repository_tag(plan.image)
+        self.docker_client.api.tag(source, repository, tag)
+        emit(f"{plan.image}: pulled from the registry {self.registry}, not built here")
+        return self._image_attrs(plan.image)
+
+    def _publish(
+        self, result: BuildResult, emit: Callable[[str], None], cancel: threading.Event | None
+    ) -> BuildResult:
+        """``result`` once its image is pushed to ``registry``, with its repository digest (as
+        it is without a registry). BuildError naming the registry when the push fails."""
+        if not self.registry:
+            return result
+        target = self._in_registry(result.image)
+        repository, tag = parse_repository_tag(target)
+        started = time.monotonic()
+        emit(f"pushing {target} to the registry {self.registry}")
+        lines: list[str] = []
+        try:
+            self.docker_client.api.tag(result.image, repository, tag)
+            for line in self._engine(cancel).push(target):
+                text = line.strip()
+                lines.append(text)
+                if text and not text.startswith(QUIET_STATUSES):
+                    emit(text)
+        except BuildCanceled:
+            raise Canceled(f"pushing {target} canceled") from None
+        except (ImageLoadError, docker.errors.APIError) as exc:
+            reason = one_line(str(getattr(exc, "explanation", None) or exc))
+            raise BuildError(
+                f"pushing {target} to the registry {self.registry} failed: {reason}"
+            ) from None
+        attrs = self._image_attrs(result.image) or {}
+        found = attrs.get("RepoDigests") or ()
+        digest = repository_digest(found, repository, pushed_digest(lines))
+        if not digest:
+            raise BuildError(
+                f"pushing {target} to the registry {self.registry}: the engine names no "
+                f"repository digest of it (it has {', '.join(found) or 'none'})"
+            )
+        seconds = time.monotonic() - started
+        emit(f"pushed in {seconds:.1f} s: {digest}")
+        self.log.info("pushed %s as %s in %.1f s", result.image, digest, seconds)
+        return replace(result, image_digest=digest)
 
     def save_image(self, image: str, out: IO[bytes], cancel: threading.Event | None = None) -> int:
         """Write ``image`` as a docker archive (``docker save``, tagged) to ``out``; returns the

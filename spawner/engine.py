@@ -80,11 +80,18 @@ class DockerSDKEngine(ContainerEngine):
         help="Seconds a build may run before it is cancelled (default: None (no limit)).",
     ).tag(config=True)
 
+    push_timeout = Float(
+        None,
+        allow_none=True,
+        help="""Seconds a push may run before it is stopped (default: None (no limit));
+        ImageBuilder hands over its own.""",
+    ).tag(config=True)
+
     cancel = Instance(
         threading.Event,
         allow_none=True,
-        help="""Set from another thread, it stops a running build within a tenth of a second
-        (the build raises BuildCanceled). ImageBuilder hands over a job's cancel event.""",
+        help="""Set from another thread, it stops a running build or push within a tenth of a
+        second (it raises BuildCanceled). ImageBuilder hands over a job's cancel event.""",
     )
 
     @default("client")
@@ -183,7 +190,8 @@ class DockerSDKEngine(ContainerEngine):
         return Image(tags=attrs.get("RepoTags") or [], config=config)
 
     def push(self, image_spec: str) -> Iterator[str]:
-        """Push ``image_spec``, yielding status lines; raise ImageLoadError on failure."""
+        """Push ``image_spec``, yielding status lines; raise ImageLoadError on failure or past
+        ``push_timeout`` (the push is stopped), BuildCanceled when ``cancel`` is set."""
         repository, tag = parse_repository_tag(image_spec)
         auth = None
         if self.registry_credentials:
@@ -191,14 +199,23 @@ class DockerSDKEngine(ContainerEngine):
                 "username": self.registry_credentials["username"],
                 "password": self.registry_credentials["password"],
             }
+        api = self.client.api
+        stream = ResponseStream(
+            api,
+            lambda: api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth),
+        )
         try:
-            for item in self.client.api.push(
-                repository, tag=tag, stream=True, decode=True, auth_config=auth
-            ):
+            for item in stream.items(self.push_timeout, self.cancel):
                 if "error" in item:
                     raise ImageLoadError(str(item["error"]).strip())
                 if "status" in item and not item.get("progress"):
                     yield _status_line(item)
+        except StreamTimedOut:
+            raise ImageLoadError(
+                f"push did not finish within {self.push_timeout:g} s and was stopped"
+            ) from None
+        except StreamCanceled:
+            raise BuildCanceled("push canceled") from None
         except docker.errors.APIError as exc:
             raise ImageLoadError(str(exc.explanation or exc)) from exc
 

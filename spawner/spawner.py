@@ -93,6 +93,9 @@ SESSION_TOKEN_SCOPES = [
 ]
 #: labels of the Docker objects of sessions
 SESSION_LABEL = "org.erchub.session"
+#: what a session's container may use by default: memory (bytes) and CPUs
+SESSION_MEM_LIMIT = 4 * 1024**3
+SESSION_CPU_LIMIT = 2.0
 #: the name (and ``erc`` label) of the authoring image's environment
 WORKSPACE_ENVIRONMENT = "erchub-workspace"
 #: erchub's authoring environment (ERCSpawner.workspace_environment's default)
@@ -471,11 +474,11 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
 
     @default("mem_limit")
     def _default_mem_limit(self) -> int:
-        return 4 * 1024**3
+        return SESSION_MEM_LIMIT
 
     @default("cpu_limit")
     def _default_cpu_limit(self) -> float:
-        return 2.0
+        return SESSION_CPU_LIMIT
 
     @default("pull_policy")
     def _default_pull_policy(self) -> str:

@@ -1,5 +1,5 @@
 """Handlers of the `erc` service, one module per resource, each ending in default_handlers:
-the API, and the pages for browsers."""
+the API, the pages for browsers, and the metrics for monitoring."""
 
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ def api_handlers() -> list[tuple[str, Any]]:
     for module in modules:
         routes.extend(module.default_handlers)
     return routes
+
+
+def monitoring_handlers() -> list[tuple[str, Any]]:
+    """Every route for monitoring, relative to the service prefix: neither API nor page, as the
+    hub serves its /hub/metrics beside /hub/api."""
+    from erchub.services.handlers import metrics
+
+    return list(metrics.default_handlers)
 
 
 def page_handlers() -> list[tuple[str, Any]]:

@@ -98,6 +98,8 @@ def job_json(job: JobRecord, *, step_details: Container[str] = ()) -> dict[str, 
         "steps": steps,
         "files": files,
         "check": job.result.get("check"),
+        "image": job.result.get("image"),
+        "image_digest": job.result.get("image_digest"),
     }
 
 

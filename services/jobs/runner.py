@@ -342,6 +342,8 @@ class _JobRun:
         self.values: dict[str, object] = {}
         self.plan: Any = None
         self.image: str | None = None
+        #: the image by repository digest, when the builder pushed it to a registry
+        self.image_digest: str | None = None
         self.raw_values: Mapping[str, object] = {}
         self.total_cells: int | None = None
         self.network_granted: bool | None = None
@@ -458,6 +460,10 @@ class _JobRun:
             result = self.runner.builder.build(self.plan, on_log=on_log, cancel=self.cancel)
         self.image = result.image
         self.record.update(image_id=result.image_id, cache_hit=result.cache_hit)
+        if result.image_digest:
+            # what an execution engine pulls and runs: the image built, whatever its tag names
+            self.image_digest = result.image_digest
+            self.record["image_digest"] = result.image_digest
         verb = "reused" if result.cache_hit else f"built in {result.seconds:.1f} s"
         self.log(StepName.IMAGE_BUILD, f"image {result.image} {verb}")
         return None
@@ -479,6 +485,7 @@ class _JobRun:
             display_name=display_name,
             files=tuple(self.workspace.files),
             image=self.image,
+            image_digest=self.image_digest,
             network=cfg.execution.network,
             timeout=cfg.execution.timeout,
             memory=cfg.execution.memory_bytes,

@@ -14,6 +14,10 @@ starts, the network is made when missing and the host firewall that keeps it fro
 addresses and the ``blocked_ranges`` is checked and installed (needs root); when that fails, the
 notebook does not run.
 
+When the build pushed the runtime image to a registry (past one machine), the container runs
+from the image's repository digest, which the engine pulls first when it lacks it: an execution
+engine never builds, and runs exactly what was built (:mod:`erchub.spawner.registry`).
+
 When the Docker engine goes away during an execution (it restarts, crashes or stops), the
 execution fails saying so (:class:`~erchub.errors.EngineUnavailable`): the runtime waits for the
 engine to answer again (``DockerRuntime.engine_grace``) and removes the container then, before
@@ -64,6 +68,11 @@ MAX_RESULT_TEXT = 4000
 ENGINE_POLL_SECONDS = 0.5
 #: how many errors back an engine error's causes are followed (a chain may loop)
 MAX_CAUSES = 10
+#: seconds an execution may run past its time limit before it is killed: the executor enforces
+#: the limit itself (per cell) and needs the moment to write its result
+DEADLINE_GRACE_SECONDS = 30
+#: the environment of the notebook's container: a home it may write to, output as it comes
+EXECUTION_ENVIRONMENT = {"HOME": "/tmp", "PYTHONUNBUFFERED": "1"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,9 @@ class ExecutionSpec:
     #: the compendium's files (POSIX paths relative to it) the notebook may read
     files: tuple[str, ...] = ()
     image: str | None = None
+    #: the runtime image by repository digest (REGISTRY/REPO@sha256:...), as the builder pushed
+    #: it: DockerRuntime pulls it when its engine lacks it, and runs it by it
+    image_digest: str | None = None
     network: bool = False
     #: the ERC's own time limit (seconds) and memory (bytes); the operator's limits cap both
     timeout: int | None = None
@@ -166,6 +178,23 @@ def executor_arguments(
         spec.display_name,
         "--timeout",
         str(timeout),
+    ]
+
+
+def container_command(spec: ExecutionSpec, timeout: int) -> list[str]:
+    """The command of the notebook's container (any runtime that runs the runtime image): the
+    executor with the job's files where the container sees them."""
+    return [
+        "python3",
+        "-m",
+        "erchub.execute",
+        *executor_arguments(
+            spec,
+            CONTAINER_NOTEBOOK,
+            f"{CONTAINER_OUTPUT}/{WORKDIR_NAME}",
+            CONTAINER_OUTPUT,
+            timeout,
+        ),
     ]
 
 
@@ -283,7 +312,9 @@ class DockerRuntime(LimitsMixin):
 
     @default("uid")
     def _default_uid(self) -> int:
-        return os.geteuid() or 1000
+        from erchub.spawner.buildpacks import NB_UID
+
+        return os.geteuid() or NB_UID
 
     engine_grace = Float(
         60,
@@ -293,6 +324,14 @@ class DockerRuntime(LimitsMixin):
         "has stopped it), before the job goes on to clean up; else the container is removed "
         "at the worker's next execution. The execution fails either way, saying the engine "
         "went away (default: 60).",
+    ).tag(config=True)
+
+    pull_timeout = Float(
+        600,
+        min=1,
+        help="Seconds the pull of a runtime image from the registry (by the digest its build "
+        "recorded, when this engine lacks it) may take before it is stopped and the execution "
+        "fails (default: 600).",
     ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -424,6 +463,9 @@ class DockerRuntime(LimitsMixin):
         self._prepare_output(spec)
         client = self._client()
         self._remove_left_behind(client)
+        image = self._runtime_image(client, spec, on_line, cancel)
+        if image is None:
+            return ExecutionOutcome(status="canceled", message="canceled by the user")
         networking: dict[str, Any] = {"network_mode": "none"}
         if spec.network:
             networking = {
@@ -435,21 +477,9 @@ class DockerRuntime(LimitsMixin):
                     "net.ipv6.conf.default.disable_ipv6": "1",
                 },
             }
-        command = [
-            "python3",
-            "-m",
-            "erchub.execute",
-            *executor_arguments(
-                spec,
-                CONTAINER_NOTEBOOK,
-                f"{CONTAINER_OUTPUT}/{WORKDIR_NAME}",
-                CONTAINER_OUTPUT,
-                limit,
-            ),
-        ]
         container = client.containers.create(
-            spec.image,
-            command=command,
+            image,
+            command=container_command(spec, limit),
             user=f"{self.uid}:{self.uid}",
             **networking,
             mem_limit=self.effective_memory(spec),
@@ -459,7 +489,7 @@ class DockerRuntime(LimitsMixin):
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             working_dir=CONTAINER_OUTPUT,
-            environment={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},
+            environment=dict(EXECUTION_ENVIRONMENT),
             labels=spec.labels,
             volumes={
                 str(spec.compendium.resolve()): {"bind": CONTAINER_COMPENDIUM, "mode": "ro"},
@@ -475,7 +505,7 @@ class DockerRuntime(LimitsMixin):
             tail = LastLine(on_line)
             reader = threading.Thread(target=self._stream_logs, args=(container, tail), daemon=True)
             reader.start()
-            deadline = started + limit + 30  # the executor enforces per-cell limits itself
+            deadline = started + limit + DEADLINE_GRACE_SECONDS
             try:
                 while True:
                     container.reload()
@@ -517,6 +547,45 @@ class DockerRuntime(LimitsMixin):
                 seconds=seconds,
             )
         return read_outcome(spec.output, seconds, state.get("ExitCode"), tail.line)
+
+    def _runtime_image(
+        self,
+        client: Any,
+        spec: ExecutionSpec,
+        on_line: LineCallback,
+        cancel: threading.Event | None,
+    ) -> str | None:
+        """The image to run: ``spec.image_digest``, pulled first when the engine lacks it, else
+        ``spec.image``; None when a cancel stopped the pull. ExecutionError naming the registry
+        when the pull fails."""
+        if not spec.image_digest:
+            return spec.image
+        from docker.errors import NotFound
+
+        from erchub.spawner.registry import (
+            PullCanceled,
+            RegistryError,
+            check_digest_reference,
+            pull_image,
+        )
+
+        try:
+            reference = check_digest_reference(spec.image_digest)
+        except ValueError as exc:
+            raise ExecutionError(str(exc)) from None
+        with contextlib.suppress(NotFound):
+            client.api.inspect_image(reference)
+            return reference
+        on_line(f"pulling {reference}: this Docker engine does not have it")
+        started = time.monotonic()
+        try:
+            pull_image(client, reference, on_line, cancel, self.pull_timeout)
+        except PullCanceled:
+            return None
+        except RegistryError as exc:
+            raise ExecutionError(str(exc)) from None
+        on_line(f"pulled in {time.monotonic() - started:.1f} s")
+        return reference
 
     def _prepare_output(self, spec: ExecutionSpec) -> None:
         spec.output.mkdir(parents=True, exist_ok=True)
@@ -697,7 +766,7 @@ class LocalRuntime(LimitsMixin):
             tail = LastLine(on_line)
             reader = threading.Thread(target=self._pump, args=(process, tail), daemon=True)
             reader.start()
-            deadline = started + limit + 30
+            deadline = started + limit + DEADLINE_GRACE_SECONDS
             while process.poll() is None:
                 if cancel is not None and cancel.is_set():
                     return ExecutionOutcome(status="canceled", message="canceled by the user")

@@ -75,6 +75,7 @@ RESULT_FIELDS = (
     "check",
     "image",
     "image_id",
+    "image_digest",
     "cache_hit",
     "buildpack",
     "execution",
@@ -177,6 +178,14 @@ class _JobEventLog(EventLog):
 
 
 # -- the worker ------------------------------------------------------------------------------
+
+
+def worker_node(worker_id: str) -> str:
+    """The host a worker runs on, as its id tells: the id without its last ``-<number>`` (the
+    default id, :attr:`Worker.worker_id`, is ``<hostname>-<pid>``); an id that does not end
+    so is taken as its host's name."""
+    host, _, pid = worker_id.rpartition("-")
+    return host if host and pid.isdigit() else worker_id
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Each fragment (``common.yaml``, ``compendium.yaml``, ``link.yaml``, ``job.yaml``,
 ``search.yaml``, ``substitution.yaml``, ``shipment.yaml``, ``user.yaml``, ``index.yaml``) holds
 ``paths`` relative to the API prefix and the ``components`` those paths use; the document lists the
-service's API prefix as its server.
+service's API prefix as its server. The paths of ``metrics.yaml`` are beside the API, relative to
+the service's prefix: each has that prefix as its own server.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ FRAGMENTS = (
     "user",
     "index",
 )
+#: fragments whose paths are relative to the service's prefix, not to the API's
+BESIDE_THE_API = ("metrics",)
+#: where the API is below the service's prefix (ERCService.api_prefix)
+API_PATH = "/api/v1"
 
 
 @functools.cache
@@ -36,7 +41,9 @@ def _fragment(name: str) -> dict[str, Any]:
 
 
 def build_document(api_prefix: str) -> dict[str, Any]:
-    """The document, with ``api_prefix`` (e.g. /services/erc/api/v1) as its server URL."""
+    """The document, with ``api_prefix`` (e.g. /services/erc/api/v1) as its server URL, and the
+    service's prefix (the API prefix without its /api/v1) as the server of the paths beside the
+    API."""
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -52,11 +59,14 @@ def build_document(api_prefix: str) -> dict[str, Any]:
         "paths": {},
         "components": {},
     }
-    for name in FRAGMENTS:
+    service_prefix = api_prefix.rstrip("/").removesuffix(API_PATH)
+    for name in (*FRAGMENTS, *BESIDE_THE_API):
         fragment = _fragment(name)
         for path, item in (fragment.get("paths") or {}).items():
             if path in document["paths"]:
                 raise ValueError(f"openapi: {path} defined twice ({name}.yaml)")
+            if name in BESIDE_THE_API:
+                item = {"servers": [{"url": service_prefix}], **item}
             document["paths"][path] = item
         for section, entries in (fragment.get("components") or {}).items():
             target = document["components"].setdefault(section, {})

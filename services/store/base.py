@@ -26,7 +26,7 @@ import abc
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from erchub.steps import JobStatus, StrEnum
+from erchub.steps import JobStatus, StepName, StepStatus, StrEnum
 
 #: the reason recorded when a job's worker stopped heartbeating too often
 WORKER_LOST = "worker lost"
@@ -177,6 +177,17 @@ class JobQuery:
     user: str | None = None
     start: int = 0
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """When one step of an ended job ran (:meth:`Store.step_timings`): POSIX seconds."""
+
+    step: StepName
+    #: how it ended: success or failure
+    status: StepStatus
+    start: float
+    end: float
 
 
 @dataclass(frozen=True)
@@ -368,6 +379,24 @@ class Store(abc.ABC):
         """Running jobs whose heartbeat is older than ``cutoff``: queued again (worker cleared)
         while ``attempts < max_attempts``, else ended ``failure`` with reason
         :data:`WORKER_LOST` (finished = now). Atomic per job; returns the jobs as changed."""
+
+    # -- what operators watch (the service's metrics read these at every scrape: each is one
+    # -- cheap query, never a whole job with its steps' text) ---------------------------------
+
+    @abc.abstractmethod
+    def count_jobs(self) -> dict[JobStatus, int]:
+        """How many jobs there are of each status; a status no job has is left out."""
+
+    @abc.abstractmethod
+    def worker_heartbeats(self) -> dict[str, float]:
+        """Every worker that holds a running job, and its newest heartbeat (POSIX seconds).
+        A worker without a job writes nothing to the store, so it is not among them."""
+
+    @abc.abstractmethod
+    def step_timings(self, last_jobs: int) -> list[StepTiming]:
+        """The steps that ran to an end (start and end recorded) in the ``last_jobs`` newest
+        jobs (by creation) that have ended, newest job first, each job's steps in o2r's order.
+        Only the steps' status, start and end are read, never their text (the build log)."""
 
     # -- shipments -----------------------------------------------------------------------------
 

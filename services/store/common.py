@@ -14,10 +14,11 @@ from typing import Any
 from erchub.services.store.base import (
     JobChanges,
     ShipmentChanges,
+    StepTiming,
     given,
     search_fields,
 )
-from erchub.steps import JobStatus
+from erchub.steps import JobStatus, StepName, StepStatus
 
 #: how much a match in each field counts: title and authors > keywords > description and files,
 #: far enough apart that a word in a better field outweighs it in all the lesser ones
@@ -70,3 +71,19 @@ def job_values(changes: JobChanges) -> dict[str, Any]:
 def shipment_values(changes: ShipmentChanges) -> dict[str, Any]:
     """The shipment's fields (columns, document keys) that ``changes`` sets."""
     return given(changes)
+
+
+#: what :meth:`~erchub.services.store.base.Store.step_timings` reads of each step
+STEP_TIMING_FIELDS = ("status", "start", "end")
+
+
+def timed_steps(steps: dict[str, dict[str, Any]]) -> list[StepTiming]:
+    """The steps of one job (step name -> its STEP_TIMING_FIELDS) that ran to an end, in
+    o2r's order."""
+    timings = []
+    for name in StepName:
+        step = steps.get(name) or {}
+        start, end = step.get("start"), step.get("end")
+        if start is not None and end is not None:
+            timings.append(StepTiming(name, StepStatus(step["status"]), float(start), float(end)))
+    return timings

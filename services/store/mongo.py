@@ -65,6 +65,7 @@ from erchub.services.store.base import (
     ShipmentChanges,
     ShipmentRecord,
     ShipmentStatus,
+    StepTiming,
     Store,
     StoreError,
     doi_of,
@@ -72,13 +73,15 @@ from erchub.services.store.base import (
 from erchub.services.store.common import (
     CANCELED_BEFORE_START,
     FIELD_WEIGHTS,
+    STEP_TIMING_FIELDS,
     field_words,
     job_values,
     page,
     query_words,
     shipment_values,
+    timed_steps,
 )
-from erchub.steps import JobStatus
+from erchub.steps import FINAL_JOB_STATUSES, JobStatus, StepName
 
 log = logging.getLogger(__name__)
 
@@ -454,6 +457,33 @@ class MongoStore(Store):
                 if doc:
                     reaped.append(_job(doc))
         return reaped
+
+    # -- what operators watch ------------------------------------------------------------------
+
+    def count_jobs(self) -> dict[JobStatus, int]:
+        with self._translate():
+            groups = list(self._jobs.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]))
+        return {JobStatus(group["_id"]): group["n"] for group in groups}
+
+    def worker_heartbeats(self) -> dict[str, float]:
+        running = {"status": JobStatus.RUNNING, "heartbeat": {"$ne": None}}
+        newest = {"_id": "$worker", "heartbeat": {"$max": "$heartbeat"}}
+        with self._translate():
+            groups = list(self._jobs.aggregate([{"$match": running}, {"$group": newest}]))
+        return {group["_id"]: group["heartbeat"] for group in groups}
+
+    def step_timings(self, last_jobs: int) -> list[StepTiming]:
+        # each step's status, start and end, projected: the steps' text (a build log) stays in
+        # the database
+        fields = {f"steps.{name}.{field}": 1 for name in StepName for field in STEP_TIMING_FIELDS}
+        if last_jobs <= 0:  # find's limit 0 means no limit
+            return []
+        with self._translate():
+            found = self._jobs.find(
+                {"status": {"$in": sorted(FINAL_JOB_STATUSES)}}, {"_id": 0, **fields}, sort=_NEWEST
+            )
+            docs = list(found.limit(last_jobs))
+        return [timing for doc in docs for timing in timed_steps(doc.get("steps") or {})]
 
     # -- shipments -----------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from erchub.services.store.base import (
     ShipmentChanges,
     ShipmentRecord,
     ShipmentStatus,
+    StepTiming,
     Store,
     StoreError,
     doi_of,
@@ -61,13 +62,15 @@ from erchub.services.store.base import (
 from erchub.services.store.common import (
     CANCELED_BEFORE_START,
     FIELD_WEIGHTS,
+    STEP_TIMING_FIELDS,
     field_words,
     job_values,
     page,
     query_words,
     shipment_values,
+    timed_steps,
 )
-from erchub.steps import JobStatus
+from erchub.steps import FINAL_JOB_STATUSES, JobStatus, StepName
 
 log = logging.getLogger(__name__)
 
@@ -560,6 +563,51 @@ class SqlStore(Store):
                 .returning(*jobs.c)
             ).all()
         return [_job(row) for row in [*requeued, *failed]]
+
+    # -- what operators watch ------------------------------------------------------------------
+
+    def count_jobs(self) -> dict[JobStatus, int]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+            ).all()
+        return {JobStatus(status): count for status, count in rows}
+
+    def worker_heartbeats(self) -> dict[str, float]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.worker, sa.func.max(jobs.c.heartbeat))
+                .where(jobs.c.status == JobStatus.RUNNING, jobs.c.heartbeat.is_not(None))
+                .group_by(jobs.c.worker)
+            ).all()
+        return {worker: heartbeat for worker, heartbeat in rows}
+
+    def step_timings(self, last_jobs: int) -> list[StepTiming]:
+        # each step's status, start and end out of the JSON in the database: the steps' text
+        # (a build log) never leaves it
+        fields = [
+            (name, field, jobs.c.steps[(name.value, field)])
+            for name in StepName
+            for field in STEP_TIMING_FIELDS
+        ]
+        columns = [
+            value.as_string() if field == "status" else value.as_float()
+            for _name, field, value in fields
+        ]
+        with self._reading() as conn:
+            rows = conn.execute(
+                sa.select(*columns)
+                .where(jobs.c.status.in_(FINAL_JOB_STATUSES))
+                .order_by(*_NEWEST_JOBS)
+                .limit(max(last_jobs, 0))
+            ).all()
+        timings = []
+        for row in rows:
+            steps: dict[str, dict[str, Any]] = {}
+            for (name, field, _value), found in zip(fields, row, strict=True):
+                steps.setdefault(name, {})[field] = found
+            timings += timed_steps(steps)
+        return timings
 
     # -- shipments -----------------------------------------------------------------------------
 

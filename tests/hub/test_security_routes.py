@@ -22,8 +22,10 @@ import pytest
 from tests.hub.conftest import ADMIN, Hub
 from tests.unit.test_security_rules import (
     ERC_SCOPES,
+    HUB_SCOPES,
     JSON,
     NOWHERE,
+    SERVICE,
     Findings,
     Operation,
     Probe,
@@ -78,9 +80,11 @@ class Callers:
     exact: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     def exactly(self, scopes: tuple[str, ...]) -> str:
-        """OTHER's token holding ``scopes`` (and access to the service), no more."""
+        """OTHER's token holding ``scopes`` (and access to the service), no more; ADMIN's for
+        a scope of the hub's own (read:metrics), which only the hub's admin role holds."""
         if scopes not in self.exact:
-            self.exact[scopes] = scoped_token(self.hub, OTHER, [ACCESS, *scopes])
+            user = ADMIN if set(scopes) & set(HUB_SCOPES) else OTHER
+            self.exact[scopes] = scoped_token(self.hub, user, [ACCESS, *scopes])
         return self.exact[scopes]
 
 
@@ -94,7 +98,7 @@ def send(
     sent = {**(headers or JSON)}
     if token:
         sent["Authorization"] = f"token {token}"
-    url = hub.api_url + probe.path
+    url = (hub.url if probe.path.startswith(SERVICE) else hub.api_url) + probe.path
     request = client.request if client is not None else httpx.request
     return request(
         probe.op.method, url, params=probe.params, headers=sent, timeout=60, **probe.send
@@ -136,7 +140,7 @@ def walk(erc_hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> tuple[World,
         outsider=scoped_token(erc_hub, CAROL, [f"read:users:name!user={CAROL}"]),
         without={
             scope: scoped_token(erc_hub, CAROL, [ACCESS, *(s for s in ERC_SCOPES if s != scope)])
-            for scope in ERC_SCOPES
+            for scope in (*ERC_SCOPES, *HUB_SCOPES)
         },
         admin=scoped_token(erc_hub, ADMIN, [ACCESS, "custom:erc:admin"]),
     )
@@ -259,3 +263,22 @@ def test_a_browsers_cookie_changes_nothing_without_the_xsrf_token(
         findings.add("cookie and its XSRF token", nothing, passed(nothing, response))
     findings.assert_none()
     assert state_of(erc_hub, callers.owner, world) == before
+
+
+def test_metrics_beside_the_hubs_own(erc_hub: Hub, document: list[Operation]) -> None:
+    """``GET /services/erc/metrics`` through the proxy, guarded as the hub's ``/hub/metrics``:
+    one token with the hub's ``read:metrics`` (and access to the service) scrapes both; a
+    user's token without it gets 403, no identity 401."""
+    (op,) = [op for op in document if op.operation_id == "getMetrics"]
+    url = erc_hub.url + op.path
+    scraper = {"Authorization": f"token {scoped_token(erc_hub, ADMIN, [ACCESS, 'read:metrics'])}"}
+    hubs = httpx.get(f"{erc_hub.url}/hub/metrics", headers=scraper, timeout=30)
+    assert hubs.status_code == 200 and "jupyterhub_" in hubs.text
+    ours = httpx.get(url, headers=scraper, timeout=30)
+    assert ours.status_code == 200, ours.text
+    assert ours.headers["content-type"].startswith("text/plain")
+    assert 'erchub_jobs{status="queued"}' in ours.text
+    assert "erchub_job_step_duration_seconds_bucket" in ours.text
+    assert refused(httpx.get(url, headers=JSON, timeout=30), 401) is None
+    user = {**JSON, "Authorization": f"token {erc_hub.token(OTHER)}"}
+    assert refused(httpx.get(url, headers=user, timeout=30), 403, "read:metrics") is None

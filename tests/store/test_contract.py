@@ -50,7 +50,7 @@ from erchub.services.store.sql import (
     shipments,
     user_secrets,
 )
-from erchub.steps import JobStatus
+from erchub.steps import JobStatus, StepName, StepStatus
 from tests.store.conftest import empty_postgres
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -617,6 +617,81 @@ def test_reap_requeues_once_then_fails(store: Store) -> None:
     assert store.heartbeat("lost", "w3", now=51.0) is None
     assert store.claim_job("w4", now=52.0) is None
     assert store.get_job("alive").status == JobStatus.RUNNING
+
+
+# -- what operators watch ----------------------------------------------------------------------
+
+
+def test_count_jobs_by_status(store: Store) -> None:
+    assert store.count_jobs() == {}
+    for n in range(5):
+        store.add_job(job(f"j{n}", created=float(n)))
+    store.claim_job("w1", now=10.0)
+    store.claim_job("w1", now=10.0)
+    store.update_job("j0", JobChanges(status=JobStatus.SUCCESS, finished=11.0))
+    store.request_cancel("j4", now=12.0)
+    counts = store.count_jobs()
+    assert counts == {JobStatus.SUCCESS: 1, JobStatus.RUNNING: 1, JobStatus.QUEUED: 2,
+                      JobStatus.CANCELED: 1}  # fmt: skip
+    assert all(type(status) is JobStatus for status in counts)
+
+
+def test_worker_heartbeats_are_those_of_running_jobs(store: Store) -> None:
+    assert store.worker_heartbeats() == {}
+    for n in range(5):
+        store.add_job(job(f"j{n}", created=float(n)))
+    store.claim_job("w1", now=10.0)  # j0
+    store.claim_job("w1", now=10.0)  # j1: a worker holding two jobs shows its newest beat
+    store.claim_job("w2", now=10.0)  # j2
+    store.claim_job("w3", now=10.0)  # j3, ended: no longer a sign of life
+    store.heartbeat("j1", "w1", now=15.0)
+    store.heartbeat("j2", "w2", now=12.0)
+    store.update_job("j3", JobChanges(status=JobStatus.SUCCESS, finished=13.0), worker="w3")
+    assert store.worker_heartbeats() == {"w1": 15.0, "w2": 12.0}
+
+
+def timed_job(id: str, created: float, status: JobStatus, **steps: dict[str, Any]) -> JobRecord:
+    """A job with the steps given (step name -> status, start, end), each with a log."""
+    records = {
+        name: {"name": name, "text": ["a line of the build log"] * 50, "reason": "", **step}
+        for name, step in steps.items()
+    }
+    return replace(job(id, created=created), status=status, steps=records)
+
+
+def test_step_timings_of_the_newest_ended_jobs(store: Store) -> None:
+    ran = {"status": "success", "start": 100.0, "end": 101.5}
+    store.add_job(timed_job("oldest", 1.0, JobStatus.SUCCESS, validate_compendium=ran))
+    store.add_job(
+        timed_job(
+            "failed",
+            2.0,
+            JobStatus.FAILURE,
+            image_build={"status": "failure", "start": 200.0, "end": 260.0},
+            validate_compendium={"status": "success", "start": 199.0, "end": 200.0},
+            check={"status": "skipped", "start": None, "end": None},
+            cleanup={"status": "success", "start": 260.0, "end": 260.25},
+        )
+    )
+    building = {"status": "running", "start": 101.5, "end": None}
+    store.add_job(
+        timed_job("running", 3.0, JobStatus.RUNNING, validate_compendium=ran, image_build=building)
+    )
+    store.add_job(timed_job("canceled", 4.0, JobStatus.CANCELED))
+    store.add_job(timed_job("newest", 5.0, JobStatus.SUCCESS, image_execute=ran))
+
+    timings = store.step_timings(last_jobs=3)
+    # newest job first, its steps in o2r's order; the oldest ended job is past the window, the
+    # running one is not counted, steps that did not run to an end are left out
+    assert [(t.step, t.status, t.start, t.end) for t in timings] == [
+        (StepName.IMAGE_EXECUTE, StepStatus.SUCCESS, 100.0, 101.5),
+        (StepName.VALIDATE_COMPENDIUM, StepStatus.SUCCESS, 199.0, 200.0),
+        (StepName.IMAGE_BUILD, StepStatus.FAILURE, 200.0, 260.0),
+        (StepName.CLEANUP, StepStatus.SUCCESS, 260.0, 260.25),
+    ]
+    assert all(type(t.step) is StepName and type(t.status) is StepStatus for t in timings)
+    assert len(store.step_timings(last_jobs=10)) == 5
+    assert store.step_timings(last_jobs=0) == []
 
 
 # -- concurrency -------------------------------------------------------------------------------

@@ -104,6 +104,7 @@ ROOMS = {
     "jobs": f"{SERVICES}.jobs",
     "exchange": f"{SERVICES}.exchange",
     "handlers": f"{SERVICES}.handlers",
+    "cluster": f"{SERVICES}.cluster",
 }
 
 
@@ -142,8 +143,29 @@ ROOMS = {
             (f"{SERVICES}.app", "tornado.web"),
             "rooms below the handlers know nothing of the web application",
         ),
+        (
+            (ROOMS["cluster"],),
+            (ROOMS["store"], ROOMS["compendia"], ROOMS["exchange"], ROOMS["handlers"]),
+            "the cluster imports the core, the spawner and the jobs' names only",
+        ),
+        (
+            (ROOMS["store"], ROOMS["compendia"], ROOMS["jobs"], ROOMS["exchange"]),
+            (ROOMS["cluster"],),
+            "no room of the service imports the cluster (operators and the CLI use it)",
+        ),
     ],
-    ids=["core", "spawner", "extensions", "store", "compendia", "jobs", "exchange", "web"],
+    ids=[
+        "core",
+        "spawner",
+        "extensions",
+        "store",
+        "compendia",
+        "jobs",
+        "exchange",
+        "web",
+        "cluster",
+        "above-cluster",
+    ],
 )
 def test_rooms_import_downward_only(
     importers: tuple[str, ...], forbidden: tuple[str, ...], rule: str

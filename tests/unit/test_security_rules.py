@@ -68,6 +68,8 @@ from tests.unit.test_reader_pages import PageHubAuth
 PREFIX = "/services/erc/api/v1"
 SERVICE = "/services/erc/"
 ERC_SCOPES = (SCOPE_READ, SCOPE_CREATE, SCOPE_RUN)
+#: the hub's own scopes an operation may need: the metrics', as the hub's /hub/metrics
+HUB_SCOPES = ("read:metrics",)
 METHODS = ("get", "put", "post", "delete", "patch")
 #: what a browser sends when it navigates, and what a script (or a client) sends
 NAVIGATE = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
@@ -123,7 +125,8 @@ def schema_fields(document: dict[str, Any], schema: Any) -> set[str]:
 @dataclass(frozen=True)
 class Operation:
     method: str
-    #: the document's path, relative to the API prefix (``/job/{job_id}``)
+    #: the document's path, relative to the API prefix (``/job/{job_id}``); absolute for a
+    #: path beside the API, with a server of its own (``/services/erc/metrics``)
     path: str
     operation_id: str
     #: the scopes it needs; None: public (``security: []``)
@@ -169,7 +172,7 @@ def declared_scopes(operation: dict[str, Any]) -> tuple[str, ...] | None:
         raise ValueError(f"the schemes must be hubToken and hubCookie, got {sorted(roles)}")
     if roles["hubToken"] != roles["hubCookie"]:
         raise ValueError(f"the schemes need different scopes: {roles}")
-    unknown = set(roles["hubToken"]) - set(ERC_SCOPES)
+    unknown = set(roles["hubToken"]) - set(ERC_SCOPES) - set(HUB_SCOPES)
     if unknown:
         raise ValueError(f"unknown scopes {sorted(unknown)} (admin stands for every scope)")
     return roles["hubToken"]
@@ -217,7 +220,7 @@ def operations(document: dict[str, Any]) -> list[Operation]:
             found.append(
                 Operation(
                     method=method.upper(),
-                    path=path,
+                    path=(item["servers"][0]["url"] if "servers" in item else "") + path,
                     operation_id=operation["operationId"],
                     scopes=declared_scopes(operation),
                     statuses=frozenset(operation["responses"]),

@@ -1,0 +1,311 @@
+"""The local test cluster, planned: node names and roles, labels, and the options of every
+container, as pure functions of the cluster's settings (:mod:`.local` carries them out).
+
+A cluster named NAME is made of, on this machine's engine:
+
+- the network NAME (a user-defined bridge: its containers find each other by name);
+- the nodes, each a container running a Docker engine on a volume of its own: NAME-manager
+  (the Swarm manager; roles ``app`` and ``data``) and NAME-execution-1, -2, ... (Swarm workers;
+  role ``execution``);
+- the registry NAME-registry, at ``NAME-registry:5000`` inside the network, on a volume.
+
+Every one of them carries the label ``org.erchub.cluster=NAME``, which is how ``down`` and
+``status`` find them. Only two ports reach the host, both on 127.0.0.1: the manager's engine
+API and the registry (the host pushes there).
+
+Roles are Swarm node labels. ``erchub.role`` lists a node's roles, comma-separated
+(``app,data``); since a Swarm constraint can only test a label for equality, each role is also a
+label of its own, ``erchub.role.<role>=true``, and services are placed by those
+(``node.labels.erchub.role.data == true``). An execution node holds no other role: its
+``erchub.role`` is ``execution``, so ``node.labels.erchub.role == execution`` selects exactly the
+execution nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("app", "data", "execution")
+#: the roles of the manager node, and of every other node
+MANAGER_ROLES = ("app", "data")
+WORKER_ROLES = ("execution",)
+
+#: Swarm node label: the node's roles, comma-separated; and its prefix for one label per role
+ROLE_LABEL = "erchub.role"
+#: labels of the Docker objects on this machine's engine: which cluster, which part of it, and
+#: (nodes) their roles, so that status can name them when the swarm does not answer
+CLUSTER_LABEL = "org.erchub.cluster"
+PART_LABEL = "org.erchub.cluster.part"
+ROLES_LABEL = "org.erchub.cluster.roles"
+#: image label: the digest of the files (and the base image) an image was built from
+SOURCE_LABEL = "org.erchub.cluster.source"
+
+NODE, REGISTRY, NETWORK = "node", "registry", "network"
+#: the images' build files, in config/swarm/: the Dockerfile first
+IMAGE_FILES = {
+    NODE: ("node.Dockerfile",),
+    REGISTRY: ("registry.Dockerfile", "registry.yml"),
+}
+
+LOOPBACK = "127.0.0.1"
+ENGINE_PORT = 2375
+SWARM_PORT = 2377
+REGISTRY_PORT = 5000
+#: a node's engine socket, which the host reaches through the node container
+ENGINE_SOCKET = "unix:///var/run/docker.sock"
+ENGINE_DATA = "/var/lib/docker"
+REGISTRY_DATA = "/var/lib/docker-registry"
+
+#: what a Docker engine inside a container needs on this machine kind: --privileged fails here
+#: (the host lacks CAP_SYS_RESOURCE), so every other capability, no seccomp or AppArmor
+#: profile, /proc/sys and friends writable (systempaths=unconfined: no masked or read-only
+#: paths), every device, and the host's cgroup tree to make its containers' cgroups in
+NESTED_ENGINE_CAP_ADD = ("ALL",)
+NESTED_ENGINE_CAP_DROP = ("SYS_RESOURCE",)
+NESTED_ENGINE_SECURITY_OPT = ("seccomp=unconfined", "apparmor=unconfined")
+NESTED_ENGINE_DEVICE_RULES = ("a *:* rwm",)
+CGROUP_TREE = "/sys/fs/cgroup"
+NESTED_CGROUP_PARENT = "docker"
+
+#: a cluster's name becomes a prefix of container, volume and network names, and a DNS name
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One container of the cluster on this machine's engine: what ``docker run`` is told."""
+
+    name: str
+    image: str
+    command: tuple[str, ...]
+    network: str
+    labels: Mapping[str, str]
+    #: named volume -> mount point
+    volumes: Mapping[str, str]
+    #: host paths -> mount point (read-write)
+    binds: Mapping[str, str] = field(default_factory=dict)
+    #: container port -> host port on 127.0.0.1 (0: one the engine picks)
+    published: Mapping[int, int] = field(default_factory=dict)
+    hostname: str = ""
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    device_cgroup_rules: tuple[str, ...] = ()
+    #: no masked or read-only paths under /proc and /sys (the CLI's systempaths=unconfined)
+    unconfined_system_paths: bool = False
+
+    def port_bindings(self) -> dict[int, tuple[str, int | None]]:
+        """The published ports as the engine API binds them: on 127.0.0.1 only, never on
+        every address (None: a port the engine picks)."""
+        return {port: (LOOPBACK, host_port or None) for port, host_port in self.published.items()}
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    roles: tuple[str, ...]
+    manager: bool
+    volume: str
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    name: str
+    network: str
+    registry: str
+    registry_volume: str
+    nodes: tuple[NodePlan, ...]
+
+    @property
+    def registry_address(self) -> str:
+        """The registry as the cluster's engines name it (host:port, the image prefix)."""
+        return f"{self.registry}:{REGISTRY_PORT}"
+
+    @property
+    def manager(self) -> NodePlan:
+        return next(node for node in self.nodes if node.manager)
+
+    def labels(self, part: str) -> dict[str, str]:
+        return {CLUSTER_LABEL: self.name, PART_LABEL: part}
+
+
+def check_name(name: str) -> str:
+    """``name`` when it can name a cluster, else ValueError saying what it may be."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"cluster name {name!r}: 1 to 40 of a-z, 0-9 and '-', starting with a letter or digit"
+        )
+    return name
+
+
+def plan_cluster(name: str, nodes: int) -> ClusterPlan:
+    """The cluster ``name`` of ``nodes`` nodes: one manager (app, data), the others execution
+    nodes. ValueError for a bad name, or fewer than two nodes (nothing could execute)."""
+    check_name(name)
+    if nodes < 2:
+        raise ValueError(
+            f"a cluster needs 2 nodes at least (a manager, an execution node): {nodes}"
+        )
+    manager = NodePlan(f"{name}-manager", MANAGER_ROLES, True, f"{name}-manager-engine")
+    workers = tuple(
+        NodePlan(f"{name}-execution-{i}", WORKER_ROLES, False, f"{name}-execution-{i}-engine")
+        for i in range(1, nodes)
+    )
+    return ClusterPlan(
+        name=name,
+        network=name,
+        registry=f"{name}-registry",
+        registry_volume=f"{name}-registry-data",
+        nodes=(manager, *workers),
+    )
+
+
+def swarm_labels(roles: Iterable[str]) -> dict[str, str]:
+    """The Swarm node labels of a node with ``roles`` (see the module's docstring)."""
+    roles = tuple(roles)
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown or not roles:
+        raise ValueError(f"roles must be some of {', '.join(ROLES)}: {', '.join(roles)}")
+    if "execution" in roles and len(roles) > 1:
+        raise ValueError("an execution node holds no other role")
+    return {ROLE_LABEL: ",".join(roles), **{f"{ROLE_LABEL}.{role}": "true" for role in roles}}
+
+
+def roles_of(labels: Mapping[str, str], key: str = ROLE_LABEL) -> tuple[str, ...]:
+    """The roles that the label ``key`` of ``labels`` lists (none when it is missing)."""
+    return tuple(role for role in labels.get(key, "").split(",") if role)
+
+
+def engine_command(plan: ClusterPlan, node: NodePlan) -> tuple[str, ...]:
+    """The node's ``dockerd`` command line. Every engine, the manager too, pulls from the
+    registry over plain HTTP (else the manager cannot resolve an image's digest when a service
+    is created); the manager alone also listens on TCP, which is published on 127.0.0.1.
+
+    The node's containers get their cgroups inside the node container's (``docker``, relative:
+    under the engine's own cgroup), not beside this machine's own containers: what they use
+    counts as the node's, and this machine's engine removes them with the node container, also
+    when the node's engine was killed and could not. (In a cgroup v2 tree mounted beside v1
+    controllers, where the node container has no cgroup of its own, they land in ``docker``
+    beside this machine's containers; a killed node's engine leaves empty ones there.)"""
+    command = [
+        "dockerd",
+        "--storage-driver=overlay2",
+        f"--cgroup-parent={NESTED_CGROUP_PARENT}",
+        f"--insecure-registry={plan.registry_address}",
+        f"--host={ENGINE_SOCKET}",
+    ]
+    if node.manager:
+        # --tls=false says that plain TCP is meant: dockerd 20.10 waits 15 s otherwise, to warn
+        command += [f"--host=tcp://0.0.0.0:{ENGINE_PORT}", "--tls=false"]
+    return tuple(command)
+
+
+def node_spec(
+    plan: ClusterPlan, node: NodePlan, image: str, manager_port: int = 0
+) -> ContainerSpec:
+    """The container of ``node``; ``manager_port`` is the manager engine's port on 127.0.0.1
+    (0: one the engine picks)."""
+    return ContainerSpec(
+        name=node.name,
+        hostname=node.name,  # the node's hostname in the swarm
+        image=image,
+        command=engine_command(plan, node),
+        network=plan.network,
+        labels={**plan.labels(NODE), ROLES_LABEL: ",".join(node.roles)},
+        volumes={node.volume: ENGINE_DATA},
+        binds={CGROUP_TREE: CGROUP_TREE},
+        published={ENGINE_PORT: manager_port} if node.manager else {},
+        cap_add=NESTED_ENGINE_CAP_ADD,
+        cap_drop=NESTED_ENGINE_CAP_DROP,
+        security_opt=NESTED_ENGINE_SECURITY_OPT,
+        device_cgroup_rules=NESTED_ENGINE_DEVICE_RULES,
+        unconfined_system_paths=True,
+    )
+
+
+def registry_spec(plan: ClusterPlan, image: str, port: int = 0) -> ContainerSpec:
+    """The registry's container; ``port`` is its port on 127.0.0.1 (0: one the engine picks)."""
+    return ContainerSpec(
+        name=plan.registry,
+        image=image,
+        command=(),  # the image's: docker-registry serve with the test config
+        network=plan.network,
+        labels=plan.labels(REGISTRY),
+        volumes={plan.registry_volume: REGISTRY_DATA},
+        published={REGISTRY_PORT: port},
+    )
+
+
+def image_source_digest(files: Mapping[str, bytes], base_image_id: str) -> str:
+    """A digest of an image's build files and of the image it is built on: an image labelled
+    with it is what a build would make now, and is reused."""
+    digest = hashlib.sha256(base_image_id.encode())
+    for name in sorted(files):
+        content = files[name]
+        digest.update(f"\0{name}\0{len(content)}\0".encode())
+        digest.update(content)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def registry_repository(image: str) -> tuple[str, str]:
+    """Repository and tag that ``image`` (``name[:tag]``, no registry host) has in the registry."""
+    name, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:  # no tag, or the colon was a port's
+        name, tag = image, "latest"
+    if "@" in name or not name:
+        raise ValueError(f"push a tagged image, not {image!r}")
+    return name, tag
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A node as this machine's engine and the swarm see it."""
+
+    name: str
+    roles: tuple[str, ...]
+    #: the node container's state (running, exited, ...)
+    engine: str
+    #: manager or worker; "" when the swarm does not know the node
+    swarm_role: str = ""
+    #: ready, down, unknown, ... (the swarm's view); "" when the swarm does not know the node
+    state: str = ""
+    availability: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.engine == "running" and self.state == "ready"
+
+
+def node_statuses(
+    containers: Iterable[tuple[str, str, Mapping[str, str]]],
+    swarm_nodes: Iterable[Mapping[str, Any]],
+) -> list[NodeStatus]:
+    """Each node container (name, state, labels) with what the swarm says of it (the engine
+    API's node objects, matched by hostname; a node that joined twice counts by its ready
+    entry), the manager first."""
+    by_host: dict[str, Mapping[str, Any]] = {}
+    for entry in swarm_nodes:
+        host = entry.get("Description", {}).get("Hostname", "")
+        known = by_host.get(host)
+        if known is None or known.get("Status", {}).get("State") != "ready":
+            by_host[host] = entry
+    statuses = []
+    for name, state, labels in containers:
+        entry = by_host.get(name, {})
+        spec = entry.get("Spec", {})
+        roles = roles_of(spec.get("Labels") or {}) or roles_of(labels, ROLES_LABEL)
+        statuses.append(
+            NodeStatus(
+                name=name,
+                roles=roles,
+                engine=state,
+                swarm_role=spec.get("Role", ""),
+                state=entry.get("Status", {}).get("State", ""),
+                availability=spec.get("Availability", ""),
+            )
+        )
+    return sorted(statuses, key=lambda node: ("execution" in node.roles, node.name))
