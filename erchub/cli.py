@@ -349,8 +349,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    """``erchub cluster up|down|status``: the local test cluster (a Docker Swarm of nested
-    engines with a registry, erchub.services.cluster)."""
+    """``erchub cluster up|deploy|status|down``: the local test cluster (a Docker Swarm of
+    nested engines with a registry, erchub.services.cluster) and erchub's stack on it."""
     from traitlets import TraitError
 
     try:
@@ -372,6 +372,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     try:
         if args.action == "up":
             print_cluster(cluster.up(progress=progress))
+            return EXIT_OK
+        if args.action == "deploy":
+            print_cluster(cluster.deploy(progress=progress))
             return EXIT_OK
         if args.action == "down":
             removed = cluster.down(progress=progress)
@@ -398,6 +401,16 @@ def print_cluster(status: Any) -> None:
         short_name = node.name.removeprefix(f"{status.name}-")
         table.add_row(short_name, ", ".join(node.roles), node.engine, *(s or "-" for s in swarm))
     out.print(table)
+    if status.services:
+        services = Table(title=f"Stack {status.name}")
+        for column in ("service", "mode", "running", "nodes"):
+            services.add_column(column)
+        for service in status.services:
+            nodes = ", ".join(node.removeprefix(f"{status.name}-") for node in service.nodes)
+            running = f"{service.running}/{service.desired}"
+            services.add_row(service.name, service.mode, running, nodes or "-")
+        out.print(services)
+        out.print(f"hub: {status.hub_url}/", markup=False)
     if status.manager_url:
         out.print(f"manager engine: DOCKER_HOST={status.manager_url}", markup=False)
     registry = status.registry
@@ -501,8 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     actions = cluster.add_subparsers(dest="action", required=True, parser_class=Parser)
     cluster_actions = {
         "up": "build or reuse the images, start the registry and the nodes, form the swarm",
-        "down": "remove the cluster's containers, volumes and network (the images stay)",
-        "status": "nodes, roles, state and the registry; exit code 1 unless all are ready",
+        "deploy": "build or reuse the app and PostgreSQL images, push them to the registry, "
+        "deploy erchub's stack (config/swarm/stack.yml) and wait until the hub answers",
+        "down": "remove the stack, the cluster's containers, volumes, network and shared "
+        "directory (the images stay)",
+        "status": "nodes, roles, state, the registry and the stack's services; exit code 1 "
+        "unless all are ready",
     }
     for action, help_text in cluster_actions.items():
         action_parser = actions.add_parser(action, help=help_text)

@@ -1,14 +1,20 @@
-"""The local test cluster on this machine's Docker engine: ``erchub cluster up|down|status``.
+"""The local test cluster on this machine's Docker engine: ``erchub cluster
+up|deploy|status|down``.
 
 :class:`LocalCluster` carries out :mod:`.plan`: it builds (or reuses) the node and registry
 images from ``config/swarm/``, starts the registry and the nodes on a network of their own,
 pushes the base image to the registry, makes the manager's engine a Swarm manager, joins the
 other nodes' engines to it (through :mod:`.tunnel`: only the manager's engine is published) and
-labels every node with its roles. ``down`` removes all of it, volumes included; the images
-stay, for the next ``up``.
+labels every node with its roles. ``deploy`` builds (or reuses) the app image (from a wheel of
+the checkout) and the PostgreSQL image, pushes both to the registry and deploys
+``config/swarm/stack.yml`` as the stack of the cluster's name, with fresh secrets, through the
+manager's own Docker CLI; it waits until every service runs and the hub and the erc service
+answer through the hub's port on 127.0.0.1. ``down`` removes the stack and all the rest,
+volumes and the shared directory included; the images stay, for the next ``up``.
 
-Every wait is bounded (``ready_timeout``); a failed or interrupted ``up`` removes what it had
-started. Errors are :class:`ClusterError`, one line each.
+Every wait is bounded (``ready_timeout``, ``deploy_timeout``); a failed or interrupted ``up``
+removes what it had started, a failed ``deploy`` the stack. Errors are :class:`ClusterError`,
+one line each.
 """
 
 from __future__ import annotations
@@ -16,12 +22,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import secrets
+import shutil
+import sys
 import tarfile
 import time
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +41,33 @@ from docker.models.containers import Container
 from traitlets import Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from erchub.errors import ErchubError
+from erchub.errors import BuildError, ErchubError
 from erchub.services.cluster.plan import (
+    APP,
+    APP_BUILD_VARIABLES,
+    APP_CHECKOUT_FILES,
+    APP_REQUIREMENTS,
+    APP_WHEEL_DIRECTORY,
     CLUSTER_LABEL,
     ENGINE_PORT,
+    HUB_PORT,
     IMAGE_FILES,
     LOOPBACK,
     NETWORK,
     NODE,
     PART_LABEL,
+    POSTGRES,
     REGISTRY,
     REGISTRY_PORT,
     SOURCE_LABEL,
+    STACK_FILE,
+    STACK_LABEL,
     SWARM_PORT,
     ClusterPlan,
     ContainerSpec,
     NodeStatus,
+    ServiceStatus,
+    app_requirements,
     check_name,
     image_source_digest,
     node_spec,
@@ -54,10 +75,19 @@ from erchub.services.cluster.plan import (
     plan_cluster,
     registry_repository,
     registry_spec,
+    service_statuses,
+    stack_secrets,
+    stack_variables,
     swarm_labels,
 )
 from erchub.services.cluster.tunnel import EngineTunnel
 from erchub.spawner.clients import docker_client
+from erchub.spawner.wheel import build_erchub_wheel, erchub_source_tree
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # repo2docker depends on tomli there
+    import tomli as tomllib
 
 Progress = Callable[[str], None]
 
@@ -68,6 +98,15 @@ ENGINE_TIMEOUT = 60
 STOP_TIMEOUT = 30
 POLL_INTERVAL = 0.5
 UP_STEPS = 6
+DEPLOY_STEPS = 5
+#: the services of config/swarm/stack.yml: a deploy is done when each of them runs
+STACK_SERVICES = ("erc", "hub", "postgres", "worker")
+#: where the manager's CLI reads the stack file and the secrets at deploy time (removed after)
+DEPLOY_DIRECTORY = "/tmp"
+ENDPOINT_MODE_REASONS = {
+    "vip": "each service's name is a virtual IP, balanced by the kernel's IPVS",
+    "dnsrr": "the nodes' kernel has no IPVS: each service's name resolves to its tasks",
+}
 
 
 def quiet(line: str) -> None:
@@ -95,6 +134,10 @@ class ClusterStatus:
     #: the manager's engine from this machine (tcp://127.0.0.1:PORT, for DOCKER_HOST)
     manager_url: str
     registry: RegistryStatus | None
+    #: the services of the stack, when it is deployed
+    services: list[ServiceStatus] = field(default_factory=list)
+    #: the hub from this machine (http://127.0.0.1:PORT), "" when the manager does not run
+    hub_url: str = ""
 
     @property
     def exists(self) -> bool:
@@ -102,12 +145,14 @@ class ClusterStatus:
 
     @property
     def ready(self) -> bool:
-        """Every node's engine runs and is ready in the swarm, and the registry answers."""
+        """Every node's engine runs and is ready in the swarm, the registry answers, and every
+        service of the stack (when deployed) runs all its tasks."""
         return (
             bool(self.nodes)
             and all(node.ready for node in self.nodes)
             and self.registry is not None
             and self.registry.answers
+            and all(service.ready for service in self.services)
         )
 
 
@@ -178,6 +223,41 @@ def registry_get(url: str) -> Any:
         return json.loads(answer.read() or b"{}")
 
 
+def answers(url: str) -> Callable[[], bool]:
+    """A check (for :func:`wait_for`) whether a GET of ``url`` answers 200."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=REQUEST_TIMEOUT) as answer:
+                return int(answer.status) == 200
+        except (OSError, ValueError):
+            return False
+
+    return check
+
+
+def deploy_archive(directory: str, files: dict[str, bytes]) -> bytes:
+    """A tar of ``files`` (relative name -> content) in ``directory``, readable by its owner
+    only: the stack file and the secrets, as ``docker stack deploy`` reads them."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folders = {directory} | {
+            f"{directory}/{parent}"
+            for name in files
+            for parent in map(str, Path(name).parents)
+            if parent != "."
+        }
+        for folder in sorted(folders):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o700
+            tar.addfile(info)
+        for name, content in files.items():
+            info = tarfile.TarInfo(f"{directory}/{name}")
+            info.size, info.mode = len(content), 0o600
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
 def registry_answers(url: str) -> bool:
     try:
         registry_get(f"{url}/v2/")
@@ -244,6 +324,20 @@ class LocalCluster(LoggingConfigurable):
         "missing or older than its files (default: erchub-swarm-test/registry:2.8).",
     ).tag(config=True)
 
+    app_image = Unicode(
+        "erchub-swarm-test/app:latest",
+        help="Tag of the app image (config/swarm/app.Dockerfile: erchub[hub] from a wheel of "
+        "the checkout, configurable-http-proxy), built by deploy when missing or older than its "
+        "files, and pushed to the registry (default: erchub-swarm-test/app:latest).",
+    ).tag(config=True)
+
+    postgres_image = Unicode(
+        "erchub-swarm-test/postgres:bookworm",
+        help="Tag of the stack's PostgreSQL image (config/swarm/postgres.Dockerfile: Debian's "
+        "postgresql), built by deploy when missing or older than its files, and pushed to the "
+        "registry (default: erchub-swarm-test/postgres:bookworm).",
+    ).tag(config=True)
+
     manager_port = Int(
         0,
         min=0,
@@ -259,6 +353,14 @@ class LocalCluster(LoggingConfigurable):
         "picks (default: 0).",
     ).tag(config=True)
 
+    hub_port = Int(
+        0,
+        min=0,
+        max=65535,
+        help="Port on 127.0.0.1 of the hub, which the manager's container publishes (the stack "
+        "publishes the hub on the manager's port 8000); 0: one the engine picks (default: 0).",
+    ).tag(config=True)
+
     ready_timeout = Float(
         120.0,
         min=1.0,
@@ -266,10 +368,27 @@ class LocalCluster(LoggingConfigurable):
         "engine answering, every node ready in the swarm (default: 120).",
     ).tag(config=True)
 
-    config_dir = Unicode(
-        help="The folder of node.Dockerfile, registry.Dockerfile and registry.yml (default: "
-        "config/swarm of the erchub checkout this module is in)."
+    deploy_timeout = Float(
+        600.0,
+        min=1.0,
+        help="Seconds that deploy may wait for the stack: every service running (the nodes "
+        "pull the images first), then the hub and the erc service answering (default: 600).",
     ).tag(config=True)
+
+    config_dir = Unicode(
+        help="The folder of the images' build files and of stack.yml (default: config/swarm "
+        "of the erchub checkout this module is in)."
+    ).tag(config=True)
+
+    cache_dir = Unicode(
+        help="Directory of the erchub wheels the app image is built from (default: "
+        "$XDG_CACHE_HOME/erchub, else ~/.cache/erchub, as ImageBuilder.cache_dir)."
+    ).tag(config=True)
+
+    @default("cache_dir")
+    def _default_cache_dir(self) -> str:
+        cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        return os.path.join(cache_home, "erchub")
 
     @default("config_dir")
     def _default_config_dir(self) -> str:
@@ -354,11 +473,17 @@ class LocalCluster(LoggingConfigurable):
         self._start_registry(plan, steps)
 
         steps.start(f"{len(plan.nodes)} nodes")
+        # the nodes' shared directory (see plan): it stands for an NFS share
+        try:
+            os.makedirs(plan.shared_dir, exist_ok=True)
+        except OSError as exc:
+            raise ClusterError(f"cannot make {plan.shared_dir}: {exc.strerror}") from None
+        steps.detail(f"{plan.shared_dir}: shared by every node (stands for NFS)")
         containers = {}
         for node in plan.nodes:
             self.host.volumes.create(node.volume, labels=plan.labels(NODE))
             containers[node.name] = self._run(
-                node_spec(plan, node, self.node_image, self.manager_port)
+                node_spec(plan, node, self.node_image, self.manager_port, self.hub_port)
             )
             steps.detail(f"{node.name}: started ({', '.join(node.roles)})")
 
@@ -395,8 +520,8 @@ class LocalCluster(LoggingConfigurable):
         )
         steps.detail(f"answers at {registry_url} (from this machine)")
 
-    def _ensure_image(self, kind: str, tag: str, steps: Steps) -> None:
-        """Build the image ``kind`` as ``tag``, unless an image of the same files is there."""
+    def _config_files(self, kind: str) -> dict[str, bytes]:
+        """The build files of the image ``kind`` in ``config_dir``: name -> content."""
         files = {}
         for name in IMAGE_FILES[kind]:
             path = Path(self.config_dir) / name
@@ -404,6 +529,20 @@ class LocalCluster(LoggingConfigurable):
                 files[name] = path.read_bytes()
             except OSError as exc:
                 raise ClusterError(f"cannot read {path}: {exc.strerror}") from None
+        return files
+
+    def _ensure_image(
+        self,
+        kind: str,
+        tag: str,
+        steps: Steps,
+        files: dict[str, bytes] | None = None,
+        buildargs: dict[str, str] | None = None,
+    ) -> None:
+        """Build the image ``kind`` as ``tag`` from ``files`` (the build context; default: its
+        files in ``config_dir``), unless an image of the same files is there."""
+        if files is None:
+            files = self._config_files(kind)
         try:
             base_id = self.host.images.get(self.base_image).id
         except docker.errors.ImageNotFound:
@@ -411,10 +550,13 @@ class LocalCluster(LoggingConfigurable):
                 f"base image {self.base_image} missing; run config/provision/base-image.sh"
             ) from None
         source = image_source_digest(files, base_id)
+        replaced = None
         with contextlib.suppress(docker.errors.ImageNotFound):
-            if self.host.images.get(tag).labels.get(SOURCE_LABEL) == source:
+            existing = self.host.images.get(tag)
+            if existing.labels.get(SOURCE_LABEL) == source:
                 steps.detail(f"{tag}: reused")
                 return
+            replaced = existing.id
         steps.detail(f"{tag}: building from {IMAGE_FILES[kind][0]}")
         started = time.monotonic()
         output = self.host.api.build(
@@ -422,11 +564,13 @@ class LocalCluster(LoggingConfigurable):
             custom_context=True,
             dockerfile=IMAGE_FILES[kind][0],
             tag=tag,
-            buildargs={"BASE_IMAGE": self.base_image},
+            buildargs={**(buildargs or {}), "BASE_IMAGE": self.base_image},
             labels={SOURCE_LABEL: source},
             rm=True,
             forcerm=True,
             decode=True,
+            # a step may print nothing for a while (npm ci, pip resolving): the build's bound
+            timeout=int(self.deploy_timeout),
         )
         last_lines: deque[str] = deque(maxlen=1)
         for chunk in output:
@@ -439,6 +583,13 @@ class LocalCluster(LoggingConfigurable):
                 if line.startswith("Step "):
                     steps.detail(line[:100])
         steps.detail(f"{tag}: built in {time.monotonic() - started:.0f} s")
+        if replaced is not None:
+            # the image this build replaced, untagged now: each change of the checkout would
+            # leave one behind (an app image is some 800 MB); kept while a container or
+            # another tag uses it
+            with contextlib.suppress(docker.errors.APIError):
+                self.host.images.remove(replaced)
+                steps.detail(f"{replaced[:19]}: the image it replaced, removed")
 
     def _run(self, spec: ContainerSpec) -> Container:
         """Create and start the container ``spec`` describes."""
@@ -542,6 +693,218 @@ class LocalCluster(LoggingConfigurable):
             log = container.logs(tail=1).decode(errors="replace").strip()
             raise ClusterError(f"{container.name} exited ({container.status}): {log}")
 
+    # -- the stack -----------------------------------------------------------------------
+
+    def deploy(self, progress: Progress = quiet) -> ClusterStatus:
+        """Deploy erchub's stack (config/swarm/stack.yml) on the cluster, which must be up and
+        not have it yet; its status once the hub and the erc service answer. A failed deploy
+        removes the stack (ClusterError naming the services that did not start, and why)."""
+        plan = self.plan
+        status = self.status()
+        if status.services:
+            # a stack's secrets cannot change in place, and each deploy makes new ones
+            raise ClusterError(
+                f"stack {self.name} is deployed already; erchub cluster down removes it with "
+                "the cluster"
+            )
+        if not status.ready:
+            raise ClusterError(
+                f"cluster {self.name} is not up and ready (erchub cluster status); "
+                "erchub cluster up starts it"
+            )
+        steps = Steps(progress, DEPLOY_STEPS)
+        try:
+            with cluster_errors("cluster deploy"):
+                self._deploy(plan, steps)
+        except BaseException as exc:
+            reason = describe(exc) if isinstance(exc, Exception) else "interrupted"
+            progress(f"deploy failed ({reason}): removing the stack")
+            with contextlib.suppress(ClusterError):
+                self.remove_stack()
+            raise
+        progress(f"stack {plan.name} deployed ({steps.seconds():.0f} s): hub at {self.hub_url()}")
+        return self.status()
+
+    def _deploy(self, plan: ClusterPlan, steps: Steps) -> None:
+        steps.start("images")
+        self._ensure_image(APP, self.app_image, steps, self._app_files(steps), self._app_args())
+        self._ensure_image(POSTGRES, self.postgres_image, steps)
+
+        steps.start("push the images to the registry")
+        app = self.push(self.app_image)
+        steps.detail(app.reference)
+        postgres = self.push(self.postgres_image)
+        steps.detail(postgres.reference)
+
+        steps.start(f"docker stack deploy {plan.name}")
+        mode = self._endpoint_mode(plan)
+        steps.detail(f"endpoint mode {mode}: {ENDPOINT_MODE_REASONS[mode]}")
+        variables = stack_variables(plan, app.reference, postgres.reference, mode)
+        self._stack_deploy(plan, variables, steps)
+
+        steps.start(f"services {', '.join(STACK_SERVICES)}")
+        self._wait_services(plan, steps)
+
+        steps.start("the hub and the erc service answer")
+        hub = self.hub_url()
+        for url in (f"{hub}/hub/api", f"{hub}/services/erc/api/v1/openapi.json"):
+            wait_for(url, answers(url), self.deploy_timeout)
+            steps.detail(f"{url}: 200")
+
+    def _app_files(self, steps: Steps) -> dict[str, bytes]:
+        """The app image's build context: its files in ``config_dir``, the checkout's npm lock
+        and proxy guard, the requirements of erchub[hub] from its pyproject.toml, and a wheel of
+        the checkout (built, or reused from ``cache_dir``)."""
+        files = self._config_files(APP)
+        root = erchub_source_tree()
+        if root is None:
+            raise ClusterError(
+                "the app image is built from a checkout of erchub, and erchub is not installed "
+                "from one (pip install -e)"
+            )
+        for source, name in APP_CHECKOUT_FILES.items():
+            try:
+                files[name] = (root / source).read_bytes()
+            except OSError as exc:
+                raise ClusterError(f"cannot read {root / source}: {exc.strerror}") from None
+        try:
+            pyproject = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ClusterError(f"cannot read {root / 'pyproject.toml'}: {exc}") from None
+        files[APP_REQUIREMENTS] = app_requirements(pyproject).encode()
+        started = time.monotonic()
+        try:
+            wheel = build_erchub_wheel(root, Path(self.cache_dir))
+        except BuildError as exc:
+            raise ClusterError(str(exc)) from None
+        files[f"{APP_WHEEL_DIRECTORY}/{wheel.name}"] = wheel.read_bytes()
+        steps.detail(f"{wheel.name} ({time.monotonic() - started:.0f} s)")
+        return files
+
+    def _endpoint_mode(self, plan: ClusterPlan) -> str:
+        """vip when the nodes' kernel has IPVS (the manager's network namespace shows
+        /proc/net/ip_vs), else dnsrr: a virtual IP would lead nowhere."""
+        manager = self._node_container(plan.manager.name)
+        return (
+            "vip" if manager.exec_run(["test", "-e", "/proc/net/ip_vs"]).exit_code == 0 else "dnsrr"
+        )
+
+    @staticmethod
+    def _app_args() -> dict[str, str]:
+        """The app image's build arguments: how pip and npm reach their indexes here."""
+        return {name: os.environ[name] for name in APP_BUILD_VARIABLES if os.environ.get(name)}
+
+    def _stack_deploy(self, plan: ClusterPlan, variables: dict[str, str], steps: Steps) -> None:
+        """``docker stack deploy`` of the stack file by the manager's own CLI, with ``variables``
+        in its environment and fresh secrets as files beside the stack file, which are removed
+        afterwards (the swarm keeps the secrets, encrypted in its store)."""
+        try:
+            stack = (Path(self.config_dir) / STACK_FILE).read_bytes()
+        except OSError as exc:
+            raise ClusterError(f"cannot read {STACK_FILE}: {exc.strerror}") from None
+        values = stack_secrets(*(secrets.token_hex(32) for _ in range(4)))
+        directory = f"{plan.name}-stack"
+        archive = deploy_archive(
+            directory,
+            {STACK_FILE: stack, **{f"secrets/{k}": v.encode() for k, v in values.items()}},
+        )
+        manager = self._node_container(plan.manager.name)
+        manager.put_archive(DEPLOY_DIRECTORY, archive)
+        where = f"{DEPLOY_DIRECTORY}/{directory}"
+        try:
+            result = manager.exec_run(
+                ["docker", "stack", "deploy", "--compose-file", f"{where}/{STACK_FILE}", plan.name],
+                environment=variables,
+                workdir=where,
+            )
+        finally:
+            manager.exec_run(["rm", "-rf", where])
+        output = result.output.decode(errors="replace").strip()
+        if result.exit_code != 0:
+            last = output.splitlines()[-1] if output else f"exit code {result.exit_code}"
+            raise ClusterError(f"docker stack deploy {plan.name}: {last}")
+        for line in output.splitlines():
+            steps.detail(line)
+
+    def _wait_services(self, plan: ClusterPlan, steps: Steps) -> None:
+        """Wait until every service of the stack runs all its tasks; a line whenever what runs
+        changes. ClusterError after ``deploy_timeout`` naming what did not start and why."""
+        shown = ""
+        with contextlib.closing(self.manager_client()) as manager:
+
+            def running() -> bool:
+                nonlocal shown
+                statuses = self._services(manager)
+                line = ", ".join(f"{s.name} {s.running}/{s.desired}" for s in statuses)
+                if line != shown:
+                    steps.detail(f"{line} ({steps.seconds():.0f} s)")
+                    shown = line
+                ready = {status.name for status in statuses if status.ready}
+                return ready >= set(STACK_SERVICES)
+
+            try:
+                wait_for("the stack's services", running, self.deploy_timeout)
+            except ClusterError as exc:
+                raise ClusterError(f"{exc}: {self._task_errors(manager)}") from None
+
+    def _services(self, manager: docker.DockerClient) -> list[ServiceStatus]:
+        """The stack's services, as the manager ``manager`` sees them."""
+        label = {"label": f"{STACK_LABEL}={self.name}"}
+        services = [service.attrs for service in manager.services.list(filters=label)]
+        if not services:
+            return []
+        return service_statuses(
+            self.name,
+            services,
+            manager.api.tasks(filters=label),
+            [node.attrs for node in manager.nodes.list()],
+        )
+
+    def _task_errors(self, manager: docker.DockerClient) -> str:
+        """What the stack's tasks that do not run say of themselves (the newest of each
+        service), in one line."""
+        newest: dict[str, dict[str, Any]] = {}
+        for task in manager.api.tasks(filters={"label": f"{STACK_LABEL}={self.name}"}):
+            service = task.get("ServiceID", "")
+            if task.get("CreatedAt", "") >= newest.get(service, {}).get("CreatedAt", ""):
+                newest[service] = task
+        names = {s.id: s.name for s in manager.services.list()}
+        said = []
+        for service, task in sorted(newest.items()):
+            state = task.get("Status", {})
+            if state.get("State") != "running":
+                why = state.get("Err") or state.get("Message") or ""
+                said.append(f"{names.get(service, service)} {state.get('State')}: {why}")
+        return "; ".join(said) or "every task runs"
+
+    def remove_stack(self, progress: Progress = quiet) -> bool:
+        """``docker stack rm`` of the stack, by the manager's CLI; whether there was one. Waits
+        (``ready_timeout``) until its services and networks are gone."""
+        manager = self._node_container(self.plan.manager.name)
+        with contextlib.closing(self.manager_client()) as client:
+            label = {"label": f"{STACK_LABEL}={self.name}"}
+            if not client.services.list(filters=label):
+                return False
+            result = manager.exec_run(["docker", "stack", "rm", self.name])
+            if result.exit_code != 0:
+                output = result.output.decode(errors="replace").strip()
+                raise ClusterError(f"docker stack rm {self.name}: {output or result.exit_code}")
+            wait_for(
+                f"the removal of stack {self.name}",
+                lambda: (
+                    not client.services.list(filters=label)
+                    and not client.networks.list(filters=label)
+                ),
+                self.ready_timeout,
+            )
+        progress(f"stack {self.name}: removed")
+        return True
+
+    def hub_url(self) -> str:
+        """The hub from this machine: http://127.0.0.1:PORT."""
+        manager = self._node_container(self.plan.manager.name)
+        return f"http://{LOOPBACK}:{self._published(manager, HUB_PORT)}"
+
     # -- the registry --------------------------------------------------------------------
 
     def push(self, image: str, progress: Progress = quiet) -> PushedImage:
@@ -610,20 +973,25 @@ class LocalCluster(LoggingConfigurable):
         containers = self._containers()
         nodes = [c for c in containers if c.labels.get(PART_LABEL) == NODE]
         registry = next((c for c in containers if c.labels.get(PART_LABEL) == REGISTRY), None)
-        manager_url, swarm_nodes = "", []
+        manager_url, hub_url, swarm_nodes, services = "", "", [], []
         manager = next((c for c in nodes if c.name == plan.manager.name), None)
         if manager is not None and manager.status == "running":
             manager_url = self._manager_url(manager)
+            with contextlib.suppress(ClusterError):  # a cluster made before it had a hub port
+                hub_url = self.hub_url()
             client = connect(manager_url, REQUEST_TIMEOUT)
             # a manager that is no swarm manager (yet) says so: its nodes are not in the swarm
             if client is not None:
                 with contextlib.closing(client), contextlib.suppress(docker.errors.APIError):
                     swarm_nodes = [node.attrs for node in client.nodes.list()]
+                    services = self._services(client)
         return ClusterStatus(
             name=plan.name,
             nodes=node_statuses(((c.name, c.status, c.labels) for c in nodes), swarm_nodes),
             manager_url=manager_url,
             registry=self._registry_status(plan, registry),
+            services=services,
+            hub_url=hub_url,
         )
 
     def _registry_status(
@@ -644,9 +1012,14 @@ class LocalCluster(LoggingConfigurable):
     # -- down ----------------------------------------------------------------------------
 
     def down(self, progress: Progress = quiet) -> list[str]:
-        """Remove the cluster: its containers, volumes and network; the names removed."""
+        """Remove the cluster: its stack, containers, volumes, network and shared directory;
+        the names removed."""
         containers = self._containers()
         nodes = [c for c in containers if c.labels.get(PART_LABEL) == NODE]
+        # the stack first, while the swarm runs: its services end as on any removal (a worker
+        # hands its job back); a manager that does not answer takes the stack with it
+        with contextlib.suppress(ClusterError, docker.errors.DockerException):
+            self.remove_stack(progress)
         # SIGTERM first: a node's engine then stops its own containers and removes their
         # cgroups from every tree; killed, it leaves some behind (see plan.engine_command)
         for container in nodes:
@@ -669,6 +1042,14 @@ class LocalCluster(LoggingConfigurable):
                 network.remove()
                 removed.append(network.name)
                 progress(f"network {network.name}: removed")
+        shared = self.plan.shared_dir
+        if os.path.lexists(shared):
+            try:
+                shutil.rmtree(shared)
+            except OSError as exc:
+                raise ClusterError(f"cannot remove {shared}: {exc.strerror}") from None
+            removed.append(shared)
+            progress(f"directory {shared}: removed")
         return removed
 
     # -- what this machine's engine knows --------------------------------------------------

@@ -7,11 +7,20 @@ A cluster named NAME is made of, on this machine's engine:
 - the nodes, each a container running a Docker engine on a volume of its own: NAME-manager
   (the Swarm manager; roles ``app`` and ``data``) and NAME-execution-1, -2, ... (Swarm workers;
   role ``execution``);
-- the registry NAME-registry, at ``NAME-registry:5000`` inside the network, on a volume.
+- the registry NAME-registry, at ``NAME-registry:5000`` inside the network, on a volume;
+- the shared directory, a directory of this machine bound into every node at the same path
+  (:data:`SHARED_PATH`): it stands for the NFS share that erchub's services and workers keep
+  compendia and jobs on.
 
-Every one of them carries the label ``org.erchub.cluster=NAME``, which is how ``down`` and
-``status`` find them. Only two ports reach the host, both on 127.0.0.1: the manager's engine
-API and the registry (the host pushes there).
+Every container, volume and network carries the label ``org.erchub.cluster=NAME``, which is how
+``down`` and ``status`` find them. Only three ports reach the host, all on 127.0.0.1: the
+manager's engine API, the hub's port on the manager (where the stack publishes the hub) and
+the registry (the host pushes there).
+
+The erchub stack on the cluster (``config/swarm/stack.yml``, deployed as the stack NAME) is
+planned here too: the variables ``docker stack deploy`` substitutes in the stack file, and its
+secrets (:func:`stack_variables`, :func:`stack_secrets`), and what the swarm says of its
+services (:func:`service_statuses`).
 
 Roles are Swarm node labels. ``erchub.role`` lists a node's roles, comma-separated
 (``app,data``); since a Swarm constraint can only test a label for equality, each role is also a
@@ -44,21 +53,53 @@ ROLES_LABEL = "org.erchub.cluster.roles"
 #: image label: the digest of the files (and the base image) an image was built from
 SOURCE_LABEL = "org.erchub.cluster.source"
 
-NODE, REGISTRY, NETWORK = "node", "registry", "network"
+NODE, REGISTRY, NETWORK, APP, POSTGRES = "node", "registry", "network", "app", "postgres"
 #: the images' build files, in config/swarm/: the Dockerfile first
 IMAGE_FILES = {
     NODE: ("node.Dockerfile",),
     REGISTRY: ("registry.Dockerfile", "registry.yml"),
+    APP: ("app.Dockerfile", "app-entrypoint.sh", "jupyterhub_config.py", "erchub_config.py"),
+    POSTGRES: ("postgres.Dockerfile", "postgres-entrypoint.sh"),
 }
+#: the app image's files from elsewhere in the checkout: path there -> name in the build
+#: context (configurable-http-proxy's npm lock, and the proxy's guard that JupyterHub runs)
+APP_CHECKOUT_FILES = {
+    "package.json": "package.json",
+    "package-lock.json": "package-lock.json",
+    "config/proxy/chp.mjs": "chp.mjs",
+}
+#: the folder of the build context that holds the erchub wheel the app image installs
+APP_WHEEL_DIRECTORY = "wheel"
+#: the build context's file of the requirements of erchub[hub] (from pyproject.toml): the app
+#: image installs them in a layer of their own, so that a change of erchub's code, which makes
+#: a new wheel, reinstalls erchub alone
+APP_REQUIREMENTS = "requirements.txt"
+#: the environment variables passed to the app image's build as build arguments (never as
+#: ENV): how pip and npm reach their indexes. Docker passes HTTP(S)_PROXY and NO_PROXY itself.
+APP_BUILD_VARIABLES = (
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_TRUSTED_HOST",
+    "PIP_DEFAULT_TIMEOUT",
+    "NPM_CONFIG_REGISTRY",
+)
+STACK_FILE = "stack.yml"
 
 LOOPBACK = "127.0.0.1"
 ENGINE_PORT = 2375
+#: the hub's port: where the stack publishes it on its node, and what the manager's container
+#: publishes on 127.0.0.1
+HUB_PORT = 8000
 SWARM_PORT = 2377
 REGISTRY_PORT = 5000
 #: a node's engine socket, which the host reaches through the node container
 ENGINE_SOCKET = "unix:///var/run/docker.sock"
 ENGINE_DATA = "/var/lib/docker"
 REGISTRY_DATA = "/var/lib/docker-registry"
+#: where every node, and every service of the stack, sees the shared directory
+SHARED_PATH = "/srv/erchub-shared"
+#: where the shared directory of the cluster NAME is on this machine: NAME-shared in it
+SHARED_PARENT = "/var/tmp"
 
 #: what a Docker engine inside a container needs on this machine kind: --privileged fails here
 #: (the host lacks CAP_SYS_RESOURCE), so every other capability, no seccomp or AppArmor
@@ -119,6 +160,8 @@ class ClusterPlan:
     registry: str
     registry_volume: str
     nodes: tuple[NodePlan, ...]
+    #: this machine's directory that every node sees at SHARED_PATH
+    shared_dir: str
 
     @property
     def registry_address(self) -> str:
@@ -133,6 +176,14 @@ class ClusterPlan:
         return {CLUSTER_LABEL: self.name, PART_LABEL: part}
 
 
+def app_requirements(pyproject: Mapping[str, Any], extra: str = "hub") -> str:
+    """The requirements of erchub with ``extra`` that a pyproject.toml (parsed) declares, one a
+    line, in its order: a requirements.txt."""
+    project = pyproject["project"]
+    lines = [*project.get("dependencies", []), *project["optional-dependencies"][extra]]
+    return "".join(f"{line}\n" for line in lines)
+
+
 def check_name(name: str) -> str:
     """``name`` when it can name a cluster, else ValueError saying what it may be."""
     if not NAME_PATTERN.fullmatch(name):
@@ -144,7 +195,8 @@ def check_name(name: str) -> str:
 
 def plan_cluster(name: str, nodes: int) -> ClusterPlan:
     """The cluster ``name`` of ``nodes`` nodes: one manager (app, data), the others execution
-    nodes. ValueError for a bad name, or fewer than two nodes (nothing could execute)."""
+    nodes, sharing SHARED_PARENT/NAME-shared (named by the cluster alone: ``down`` removes
+    it). ValueError for a bad name, or fewer than two nodes (nothing could execute)."""
     check_name(name)
     if nodes < 2:
         raise ValueError(
@@ -161,6 +213,7 @@ def plan_cluster(name: str, nodes: int) -> ClusterPlan:
         registry=f"{name}-registry",
         registry_volume=f"{name}-registry-data",
         nodes=(manager, *workers),
+        shared_dir=f"{SHARED_PARENT}/{name}-shared",
     )
 
 
@@ -205,10 +258,12 @@ def engine_command(plan: ClusterPlan, node: NodePlan) -> tuple[str, ...]:
 
 
 def node_spec(
-    plan: ClusterPlan, node: NodePlan, image: str, manager_port: int = 0
+    plan: ClusterPlan, node: NodePlan, image: str, manager_port: int = 0, hub_port: int = 0
 ) -> ContainerSpec:
-    """The container of ``node``; ``manager_port`` is the manager engine's port on 127.0.0.1
-    (0: one the engine picks)."""
+    """The container of ``node``; ``manager_port`` and ``hub_port`` are the ports on 127.0.0.1
+    of the manager's engine and of the hub (0: one the engine picks). The hub's port reaches
+    the port that the stack publishes the hub on, in host mode, on the manager (its one app
+    node): the swarm's ingress would publish it on every address of every node container."""
     return ContainerSpec(
         name=node.name,
         hostname=node.name,  # the node's hostname in the swarm
@@ -217,8 +272,8 @@ def node_spec(
         network=plan.network,
         labels={**plan.labels(NODE), ROLES_LABEL: ",".join(node.roles)},
         volumes={node.volume: ENGINE_DATA},
-        binds={CGROUP_TREE: CGROUP_TREE},
-        published={ENGINE_PORT: manager_port} if node.manager else {},
+        binds={CGROUP_TREE: CGROUP_TREE, plan.shared_dir: SHARED_PATH},
+        published={ENGINE_PORT: manager_port, HUB_PORT: hub_port} if node.manager else {},
         cap_add=NESTED_ENGINE_CAP_ADD,
         cap_drop=NESTED_ENGINE_CAP_DROP,
         security_opt=NESTED_ENGINE_SECURITY_OPT,
@@ -309,3 +364,127 @@ def node_statuses(
             )
         )
     return sorted(statuses, key=lambda node: ("execution" in node.roles, node.name))
+
+
+# -- the erchub stack --------------------------------------------------------------------------
+
+#: the stack's PostgreSQL service, which the others reach by this name; its role of erchub,
+#: which owns the databases of the erc service and of the hub
+POSTGRES_SERVICE = "postgres"
+POSTGRES_PORT = 5432
+DATABASE_USER = "erchub"
+ERC_DATABASE = "erchub"
+HUB_DATABASE = "jupyterhub"
+#: the stack's secrets, each a file of its name next to the stack file at deploy time
+STACK_SECRETS = (
+    "postgres_password",
+    "erc_db_url",
+    "hub_db_url",
+    "erc_api_token",
+    "hub_cookie_secret",
+    "crypt_key",
+)
+#: Swarm's label of the services, networks and secrets of a stack: the stack's name
+STACK_LABEL = "com.docker.stack.namespace"
+
+
+def database_url(password: str, database: str) -> str:
+    """The URL the stack's services open ``database`` of the stack's PostgreSQL with."""
+    return (
+        f"postgresql+psycopg://{DATABASE_USER}:{password}"
+        f"@{POSTGRES_SERVICE}:{POSTGRES_PORT}/{database}"
+    )
+
+
+def stack_secrets(
+    postgres_password: str, erc_api_token: str, hub_cookie_secret: str, crypt_key: str
+) -> dict[str, str]:
+    """The content of each of the stack's secrets (STACK_SECRETS), from the random values: the
+    database URLs carry the password. Hex values only: none needs quoting anywhere."""
+    for value in (postgres_password, erc_api_token, hub_cookie_secret, crypt_key):
+        if not re.fullmatch(r"[0-9a-f]{32,}", value):
+            raise ValueError("the stack's secrets are 32 hex digits or more")
+    return {
+        "postgres_password": postgres_password,
+        "erc_db_url": database_url(postgres_password, ERC_DATABASE),
+        "hub_db_url": database_url(postgres_password, HUB_DATABASE),
+        "erc_api_token": erc_api_token,
+        "hub_cookie_secret": hub_cookie_secret,
+        "crypt_key": crypt_key,
+    }
+
+
+#: how a service's name leads to its tasks: its virtual IP, which the kernel's IPVS balances, or
+#: DNS round robin over its tasks' addresses (kernels without IPVS: no virtual IP works there)
+ENDPOINT_MODES = ("vip", "dnsrr")
+
+
+def stack_variables(
+    plan: ClusterPlan, app_image: str, postgres_image: str, endpoint_mode: str
+) -> dict[str, str]:
+    """What ``docker stack deploy`` substitutes in config/swarm/stack.yml on this cluster: the
+    images by the digests the registry named, the registry, the shared directory's path on the
+    nodes, and the services' endpoint mode (one of ENDPOINT_MODES)."""
+    if endpoint_mode not in ENDPOINT_MODES:
+        raise ValueError(f"endpoint mode {endpoint_mode!r}: one of {', '.join(ENDPOINT_MODES)}")
+    return {
+        "ERCHUB_APP_IMAGE": app_image,
+        "ERCHUB_POSTGRES_IMAGE": postgres_image,
+        "ERCHUB_REGISTRY": plan.registry_address,
+        "ERCHUB_SHARED_PATH": SHARED_PATH,
+        "ERCHUB_HUB_PORT": str(HUB_PORT),
+        "ERCHUB_ENDPOINT_MODE": endpoint_mode,
+    }
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """A service of the stack as the swarm sees it."""
+
+    #: its name in the stack file (hub, erc, worker, postgres)
+    name: str
+    #: replicated or global
+    mode: str
+    #: the tasks it should run (replicas; for a global service, one per node it fits)
+    desired: int
+    running: int
+    #: the nodes (hostnames) of its running tasks, sorted
+    nodes: tuple[str, ...]
+
+    @property
+    def ready(self) -> bool:
+        return self.desired > 0 and self.running == self.desired
+
+
+def service_statuses(
+    stack: str,
+    services: Iterable[Mapping[str, Any]],
+    tasks: Iterable[Mapping[str, Any]],
+    swarm_nodes: Iterable[Mapping[str, Any]],
+) -> list[ServiceStatus]:
+    """Each service of ``stack`` (the engine API's service objects) with its tasks that are to
+    run, by name. A task counts as running when the swarm says it runs; a global service
+    desires as many tasks as the swarm gave it."""
+    hostnames = {
+        node["ID"]: node.get("Description", {}).get("Hostname", "") for node in swarm_nodes
+    }
+    live: dict[str, list[Mapping[str, Any]]] = {}
+    for task in tasks:
+        if task.get("DesiredState") == "running":
+            live.setdefault(task.get("ServiceID", ""), []).append(task)
+    statuses = []
+    for service in services:
+        spec = service["Spec"]
+        replicated = "Replicated" in spec.get("Mode", {})
+        own = live.get(service["ID"], [])
+        running = [task for task in own if task.get("Status", {}).get("State") == "running"]
+        statuses.append(
+            ServiceStatus(
+                name=spec["Name"].removeprefix(f"{stack}_"),
+                mode="replicated" if replicated else "global",
+                desired=spec["Mode"]["Replicated"].get("Replicas", 1) if replicated else len(own),
+                running=len(running),
+                nodes=tuple(sorted(hostnames.get(task.get("NodeID", ""), "?") for task in running)),
+            )
+        )
+    return sorted(statuses, key=lambda status: status.name)

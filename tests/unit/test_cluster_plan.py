@@ -1,19 +1,37 @@
 """The local test cluster's plan (erchub.services.cluster.plan): names, roles and labels, every
-container's options, image reuse, and the status of nodes; no Docker engine needed."""
+container's options, image reuse, the status of nodes, and erchub's stack on the cluster (the
+stack file's services, networks, variables and secrets, and the status of its services); no
+Docker engine needed."""
 
 from __future__ import annotations
 
+import io
+import re
+import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from erchub.services.cluster.local import STACK_SERVICES, deploy_archive
 from erchub.services.cluster.plan import (
+    APP_CHECKOUT_FILES,
     CLUSTER_LABEL,
+    DATABASE_USER,
     ENGINE_PORT,
+    ERC_DATABASE,
+    HUB_DATABASE,
+    HUB_PORT,
+    IMAGE_FILES,
     LOOPBACK,
     PART_LABEL,
     REGISTRY_PORT,
     ROLES_LABEL,
+    SHARED_PATH,
+    STACK_FILE,
+    STACK_SECRETS,
+    app_requirements,
     image_source_digest,
     node_spec,
     node_statuses,
@@ -21,8 +39,14 @@ from erchub.services.cluster.plan import (
     registry_repository,
     registry_spec,
     roles_of,
+    service_statuses,
+    stack_secrets,
+    stack_variables,
     swarm_labels,
 )
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "config" / "swarm"
 
 
 def test_a_default_cluster_is_one_manager_for_app_and_data_and_two_execution_nodes() -> None:
@@ -87,12 +111,16 @@ def test_every_engine_pulls_from_the_registry_and_only_the_manager_listens_on_tc
         assert ("--tls=false" in command) == node.manager
 
 
-def test_only_the_manager_engine_is_published_and_only_on_loopback() -> None:
+def test_only_the_manager_engine_and_hub_are_published_and_only_on_loopback() -> None:
     plan = plan_cluster("c", 3)
-    manager, *workers = (node_spec(plan, node, "node-image", 2400) for node in plan.nodes)
-    assert manager.port_bindings() == {ENGINE_PORT: (LOOPBACK, 2400)}
+    manager, *workers = (node_spec(plan, node, "node-image", 2400, 2401) for node in plan.nodes)
+    assert manager.port_bindings() == {
+        ENGINE_PORT: (LOOPBACK, 2400),
+        HUB_PORT: (LOOPBACK, 2401),
+    }
     assert node_spec(plan, plan.manager, "node-image").port_bindings() == {
-        ENGINE_PORT: (LOOPBACK, None)  # a port the engine picks
+        ENGINE_PORT: (LOOPBACK, None),  # a port the engine picks
+        HUB_PORT: (LOOPBACK, None),
     }
     assert [worker.port_bindings() for worker in workers] == [{}, {}]
     registry = registry_spec(plan, "registry-image")
@@ -110,7 +138,11 @@ def test_a_node_container_has_what_a_nested_engine_needs_here() -> None:
     assert set(spec.security_opt) == {"seccomp=unconfined", "apparmor=unconfined"}
     assert spec.unconfined_system_paths
     assert spec.device_cgroup_rules == ("a *:* rwm",)
-    assert spec.binds == {"/sys/fs/cgroup": "/sys/fs/cgroup"}
+    # the shared directory (NFS's stand-in) at the same path on every node
+    assert spec.binds == {"/sys/fs/cgroup": "/sys/fs/cgroup", "/var/tmp/c-shared": SHARED_PATH}
+    assert {node_spec(plan, node, "i").binds["/var/tmp/c-shared"] for node in plan.nodes} == {
+        SHARED_PATH
+    }
     assert spec.volumes == {"c-execution-1-engine": "/var/lib/docker"}
     assert spec.labels == {CLUSTER_LABEL: "c", PART_LABEL: "node", ROLES_LABEL: "execution"}
 
@@ -186,3 +218,161 @@ def test_a_node_the_swarm_does_not_know_is_not_ready() -> None:
         "",
         False,
     )
+
+
+# -- the stack ---------------------------------------------------------------------------------
+
+
+def stack_file() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((CONFIG / STACK_FILE).read_text())
+    return loaded
+
+
+def test_every_build_file_of_the_images_is_there() -> None:
+    for names in IMAGE_FILES.values():
+        for name in names:
+            assert (CONFIG / name).is_file(), name
+    for source in APP_CHECKOUT_FILES:
+        assert (REPO / source).is_file(), source
+
+
+def test_the_stack_places_each_service_by_its_role() -> None:
+    services = stack_file()["services"]
+    assert sorted(services) == list(STACK_SERVICES)
+    constraints = {name: s["deploy"]["placement"]["constraints"] for name, s in services.items()}
+    assert constraints == {
+        "hub": ["node.labels.erchub.role.app == true"],
+        "erc": ["node.labels.erchub.role.app == true"],
+        "postgres": ["node.labels.erchub.role.data == true"],
+        # an execution node holds no other role: equality selects exactly them
+        "worker": ["node.labels.erchub.role == execution"],
+    }
+    assert services["hub"]["deploy"]["replicas"] == 1
+    assert services["erc"]["deploy"]["replicas"] == 2
+    assert services["worker"]["deploy"]["mode"] == "global"
+    # the hub on its node alone, not on every address of every node through the ingress mesh
+    [port] = services["hub"]["ports"]
+    assert (port["target"], port["mode"]) == (HUB_PORT, "host")
+    assert not any("ports" in s for name, s in services.items() if name != "hub")
+
+
+def test_workers_reach_the_store_and_the_service_only() -> None:
+    stack = stack_file()
+    assert stack["networks"]["workers"] == {"driver": "overlay", "internal": True}
+    assert stack["networks"]["app"] == {"driver": "overlay"}
+    networks = {name: set(s["networks"]) for name, s in stack["services"].items()}
+    assert networks == {
+        "hub": {"app"},
+        "erc": {"app", "workers"},
+        "postgres": {"app", "workers"},
+        "worker": {"workers"},
+    }
+
+
+def test_the_stack_reads_the_variables_and_secrets_the_deploy_gives() -> None:
+    text = (CONFIG / STACK_FILE).read_text()
+    # comments name the variables too: only the YAML's values count
+    used = set(re.findall(r"\$\{([A-Z_]+)\}", yaml.safe_dump(yaml.safe_load(text))))
+    plan = plan_cluster("c", 3)
+    variables = stack_variables(plan, "r:5000/app@sha256:1", "r:5000/pg@sha256:2", "dnsrr")
+    assert used == set(variables)
+    assert variables["ERCHUB_ENDPOINT_MODE"] == "dnsrr"
+    with pytest.raises(ValueError):
+        stack_variables(plan, "a", "p", "ingress")
+    # every service reaches the others the same way
+    modes = {s["deploy"]["endpoint_mode"] for s in stack_file()["services"].values()}
+    assert modes == {"${ERCHUB_ENDPOINT_MODE}"}
+    assert variables["ERCHUB_REGISTRY"] == "c-registry:5000"
+    assert variables["ERCHUB_SHARED_PATH"] == SHARED_PATH
+    stack = stack_file()
+    assert set(stack["secrets"]) == set(STACK_SECRETS)
+    assert {s["file"] for s in stack["secrets"].values()} == {
+        f"./secrets/{name}" for name in STACK_SECRETS
+    }
+    used_secrets = {name for s in stack["services"].values() for name in s.get("secrets", [])}
+    assert used_secrets == set(STACK_SECRETS)
+    # each secret a variable names (the app image's entrypoint reads it) is the service's
+    for name, service in stack["services"].items():
+        for variable, value in service.get("environment", {}).items():
+            if str(value).startswith("/run/secrets/"):
+                assert variable.endswith("_FILE"), (name, variable)
+                assert value.removeprefix("/run/secrets/") in service["secrets"], (name, variable)
+    postgres = stack["services"]["postgres"]["environment"]
+    assert postgres["ERCHUB_DATABASE_USER"] == DATABASE_USER
+    assert postgres["ERCHUB_DATABASES"].split() == [ERC_DATABASE, HUB_DATABASE]
+
+
+def test_the_secrets_are_fresh_hex_and_the_database_urls_carry_the_password() -> None:
+    password, token, cookie, key = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
+    values = stack_secrets(password, token, cookie, key)
+    assert set(values) == set(STACK_SECRETS)
+    assert values["erc_db_url"] == f"postgresql+psycopg://erchub:{password}@postgres:5432/erchub"
+    assert values["hub_db_url"].endswith(f":{password}@postgres:5432/jupyterhub")
+    assert (values["erc_api_token"], values["hub_cookie_secret"]) == (token, cookie)
+    with pytest.raises(ValueError):
+        stack_secrets("pass'word" + "a" * 32, token, cookie, key)
+    with pytest.raises(ValueError):
+        stack_secrets("a" * 16, token, cookie, key)
+
+
+def test_the_deploy_archive_keeps_the_secrets_to_their_owner() -> None:
+    archive = deploy_archive("s", {"stack.yml": b"version: '3.8'", "secrets/token": b"t"})
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = {m.name: (m.isdir(), m.mode) for m in tar.getmembers()}
+        token = tar.extractfile("s/secrets/token")
+        assert token is not None and token.read() == b"t"
+    assert members == {
+        "s": (True, 0o700),
+        "s/secrets": (True, 0o700),
+        "s/stack.yml": (False, 0o600),
+        "s/secrets/token": (False, 0o600),
+    }
+
+
+def task(service: str, node: str, state: str, desired: str = "running") -> dict[str, Any]:
+    return {
+        "ServiceID": service,
+        "NodeID": node,
+        "DesiredState": desired,
+        "Status": {"State": state},
+    }
+
+
+def test_a_service_is_ready_when_all_its_tasks_run() -> None:
+    services = [
+        {"ID": "1", "Spec": {"Name": "s_erc", "Mode": {"Replicated": {"Replicas": 2}}}},
+        {"ID": "2", "Spec": {"Name": "s_worker", "Mode": {"Global": {}}}},
+        {"ID": "3", "Spec": {"Name": "s_hub", "Mode": {"Replicated": {"Replicas": 1}}}},
+    ]
+    tasks = [
+        task("1", "m", "running"),
+        task("1", "m", "preparing"),
+        task("1", "m", "failed", desired="shutdown"),  # an ended one counts for nothing
+        task("2", "e1", "running"),
+        task("2", "e2", "running"),
+        task("3", "m", "running"),
+    ]
+    nodes = [
+        {"ID": "m", "Description": {"Hostname": "s-manager"}},
+        {"ID": "e1", "Description": {"Hostname": "s-execution-1"}},
+        {"ID": "e2", "Description": {"Hostname": "s-execution-2"}},
+    ]
+    statuses = service_statuses("s", services, tasks, nodes)
+    assert [(s.name, s.mode, s.running, s.desired, s.nodes, s.ready) for s in statuses] == [
+        ("erc", "replicated", 1, 2, ("s-manager",), False),
+        ("hub", "replicated", 1, 1, ("s-manager",), True),
+        ("worker", "global", 2, 2, ("s-execution-1", "s-execution-2"), True),
+    ]
+    # a global service that the swarm gave no task yet is not ready
+    [worker] = service_statuses("s", services[1:2], [], nodes)
+    assert (worker.desired, worker.ready) == (0, False)
+
+
+def test_the_app_image_installs_the_requirements_of_erchub_with_its_hub_extra() -> None:
+    pyproject = {
+        "project": {
+            "dependencies": ["nbformat>=5.9", "pyyaml>=6"],
+            "optional-dependencies": {"hub": ["jupyterhub>=6,<7"], "test": ["pytest>=8"]},
+        }
+    }
+    assert app_requirements(pyproject) == "nbformat>=5.9\npyyaml>=6\njupyterhub>=6,<7\n"
