@@ -250,7 +250,8 @@ def erc_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
         # users' repository tokens are encrypted with the hub's auth_state key
         secret_variable("JUPYTERHUB_CRYPT_KEY", Z2JH_HUB_SECRET, "hub.config.CryptKeeper.keys"),
     ]
-    probe = {"httpGet": {"path": f"{SERVICE_PREFIX}api", "port": "http"}}
+    # the API's OpenAPI document: served without identity, as `erchub cluster deploy` waits on it
+    probe = {"httpGet": {"path": f"{SERVICE_PREFIX}api/v1/openapi.json", "port": "http"}}
     container = {
         "name": ERC,
         "image": settings.image("app"),

@@ -7,6 +7,7 @@ them it skips saying what is missing, and fails instead in CI.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -15,8 +16,9 @@ import pytest
 from erchub.services.cluster.local import LocalCluster
 from tests.conftest import docker_problem, require_tier
 
-#: apart from `make cluster`'s (erchub-swarm-test), so that both can run on one machine
-CLUSTER_NAME = "erchub-swarm-test-tier"
+#: apart from `make cluster`'s (erchub-swarm-test), so that both can run on one machine; another
+#: name (ERCHUB_TEST_CLUSTER_NAME) lets two checkouts run the tier side by side
+CLUSTER_NAME = os.environ.get("ERCHUB_TEST_CLUSTER_NAME", "erchub-swarm-test-tier")
 
 
 def swarm_problem() -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from kubernetes import client
@@ -40,6 +41,7 @@ from erchub.services.jobs.runtime import (
 from erchub.spawner.buildpacks import NB_UID
 from erchub.spawner.network import DEFAULT_BLOCKED_RANGES
 from erchub.spawner.spawner import SESSION_TOKEN_SCOPES
+from tests.unit.test_api_rules import serving
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "kubernetes"
@@ -428,3 +430,13 @@ def test_settings_are_changed_by_name() -> None:
         deployment.settings_with(["hub=x"])
     with pytest.raises(ValueError, match="namespace"):
         deployment.settings_with(["namespace=Not_A_Label"])
+
+
+async def test_the_erc_services_probes_ask_a_path_it_serves_to_anyone(tmp_path: Path) -> None:
+    [erc] = [d for d in objects_of("Deployment") if d["metadata"]["name"] == "erc"]
+    [container] = erc["spec"]["template"]["spec"]["containers"]
+    paths = {container[probe]["httpGet"]["path"] for probe in ("readinessProbe", "livenessProbe")}
+    assert len(paths) == 1
+    async with serving(tmp_path) as (origin, _service), httpx.AsyncClient() as http:
+        answer = await http.get(origin + paths.pop())
+    assert answer.status_code == 200, answer.text
