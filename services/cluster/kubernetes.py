@@ -169,6 +169,23 @@ def metadata(name: str, settings: KubernetesSettings, component: str) -> dict[st
     return {"name": name, "namespace": settings.namespace, "labels": app_labels(component)}
 
 
+def api_object(
+    api_version: str,
+    kind: str,
+    name: str,
+    settings: KubernetesSettings,
+    component: str,
+    **fields: Any,
+) -> dict[str, Any]:
+    """An object of ``kind`` named ``name`` in the namespace, labelled as ``component``'s."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": metadata(name, settings, component),
+        **fields,
+    }
+
+
 def secret_value(secret: str, key: str) -> dict[str, Any]:
     """An environment variable's ``valueFrom``: the value of ``key`` in the Secret ``secret``."""
     return {"secretKeyRef": {"name": secret, "key": key}}
@@ -226,12 +243,14 @@ def erc_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
     }
     if settings.shared_storage_class:
         claim_spec["storageClassName"] = settings.shared_storage_class
-    claim = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": metadata("erchub-data", settings, ERC),
-        "spec": claim_spec,
-    }
+    claim = api_object(
+        "v1",
+        "PersistentVolumeClaim",
+        "erchub-data",
+        settings,
+        ERC,
+        spec=claim_spec,
+    )
     environment = [
         {"name": "ERCHUB_DATA_DIR", "value": SERVICE_DATA_DIR},
         # the workers are the DaemonSet's, on the execution nodes, not the service's children
@@ -271,11 +290,13 @@ def erc_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
             "topologyKey": "kubernetes.io/hostname",
         },
     }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(ERC, settings, ERC),
-        "spec": {
+    deployment = api_object(
+        "apps/v1",
+        "Deployment",
+        ERC,
+        settings,
+        ERC,
+        spec={
             "replicas": settings.erc_replicas,
             "selector": {"matchLabels": labels},
             "template": {
@@ -297,22 +318,26 @@ def erc_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
                 },
             },
         },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(ERC, settings, ERC),
-        "spec": {
+    )
+    service = api_object(
+        "v1",
+        "Service",
+        ERC,
+        settings,
+        ERC,
+        spec={
             "selector": labels,
             "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}],
         },
-    }
-    budget = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(ERC, settings, ERC),
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}},
-    }
+    )
+    budget = api_object(
+        "policy/v1",
+        "PodDisruptionBudget",
+        ERC,
+        settings,
+        ERC,
+        spec={"minAvailable": 1, "selector": {"matchLabels": labels}},
+    )
     return [claim, deployment, service, budget]
 
 
@@ -322,16 +347,20 @@ def erc_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
 def worker_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
     """The workers: their service account (they create their executions' Jobs) and DaemonSet."""
     labels = app_labels(WORKER)
-    account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": metadata(WORKER_NAME, settings, WORKER),
-    }
-    role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": metadata(WORKER_NAME, settings, WORKER),
-        "rules": [
+    account = api_object(
+        "v1",
+        "ServiceAccount",
+        WORKER_NAME,
+        settings,
+        WORKER,
+    )
+    role = api_object(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        WORKER_NAME,
+        settings,
+        WORKER,
+        rules=[
             {
                 "apiGroups": ["batch"],
                 "resources": ["jobs"],
@@ -340,16 +369,16 @@ def worker_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         ],
-    }
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": metadata(WORKER_NAME, settings, WORKER),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": WORKER_NAME},
-        "subjects": [
-            {"kind": "ServiceAccount", "name": WORKER_NAME, "namespace": settings.namespace}
-        ],
-    }
+    )
+    binding = api_object(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        WORKER_NAME,
+        settings,
+        WORKER,
+        roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": WORKER_NAME},
+        subjects=[{"kind": "ServiceAccount", "name": WORKER_NAME, "namespace": settings.namespace}],
+    )
     node_directory = {"path": settings.node_data_dir, "type": "DirectoryOrCreate"}
     data_mount = {"name": "data", "mountPath": settings.node_data_dir}
     # the node's directory is made by the kubelet as root: the worker (non-root) is given it
@@ -383,11 +412,13 @@ def worker_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
         # at the same path as on the node: the paths the worker gives its Jobs are the node's
         "volumeMounts": [data_mount],
     }
-    daemon_set = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": metadata(WORKER_NAME, settings, WORKER),
-        "spec": {
+    daemon_set = api_object(
+        "apps/v1",
+        "DaemonSet",
+        WORKER_NAME,
+        settings,
+        WORKER,
+        spec={
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
@@ -402,7 +433,7 @@ def worker_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
                 },
             },
         },
-    }
+    )
     return [account, role, binding, daemon_set]
 
 
@@ -412,22 +443,26 @@ def worker_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
 def postgres_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
     """PostgreSQL on a data node: the store's database, and the hub's (made at first start)."""
     labels = app_labels(POSTGRES)
-    init = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata("postgres-init", settings, POSTGRES),
-        "data": {"hub-database.sql": f"CREATE DATABASE {HUB_DATABASE};\n"},
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(POSTGRES, settings, POSTGRES),
-        "spec": {
+    init = api_object(
+        "v1",
+        "ConfigMap",
+        "postgres-init",
+        settings,
+        POSTGRES,
+        data={"hub-database.sql": f"CREATE DATABASE {HUB_DATABASE};\n"},
+    )
+    service = api_object(
+        "v1",
+        "Service",
+        POSTGRES,
+        settings,
+        POSTGRES,
+        spec={
             "clusterIP": "None",
             "selector": labels,
             "ports": [{"name": "postgres", "port": DATABASE_PORT, "targetPort": "postgres"}],
         },
-    }
+    )
     ready = {"exec": {"command": ["pg_isready", "-U", DATABASE_USER, "-d", STORE_DATABASE]}}
     container = {
         "name": POSTGRES,
@@ -447,11 +482,13 @@ def postgres_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
             {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
         ],
     }
-    stateful_set = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata(POSTGRES, settings, POSTGRES),
-        "spec": {
+    stateful_set = api_object(
+        "apps/v1",
+        "StatefulSet",
+        POSTGRES,
+        settings,
+        POSTGRES,
+        spec={
             "serviceName": POSTGRES,
             "replicas": 1,
             "selector": {"matchLabels": labels},
@@ -474,7 +511,7 @@ def postgres_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
                 }
             ],
         },
-    }
+    )
     return [init, service, stateful_set]
 
 
@@ -501,22 +538,26 @@ def registry_config() -> dict[str, Any]:
 
 def registry_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
     labels = app_labels(REGISTRY)
-    config = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata("registry-config", settings, REGISTRY),
-        "data": {"config.yml": to_yaml([registry_config()])},
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(REGISTRY, settings, REGISTRY),
-        "spec": {
+    config = api_object(
+        "v1",
+        "ConfigMap",
+        "registry-config",
+        settings,
+        REGISTRY,
+        data={"config.yml": to_yaml([registry_config()])},
+    )
+    service = api_object(
+        "v1",
+        "Service",
+        REGISTRY,
+        settings,
+        REGISTRY,
+        spec={
             "clusterIP": "None",
             "selector": labels,
             "ports": [{"name": "registry", "port": REGISTRY_PORT, "targetPort": "registry"}],
         },
-    }
+    )
     probe = {"httpGet": {"path": "/", "port": "registry"}}
     container = {
         "name": REGISTRY,
@@ -534,11 +575,13 @@ def registry_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
             {"name": "htpasswd", "mountPath": REGISTRY_AUTH_DIR, "readOnly": True},
         ],
     }
-    stateful_set = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata(REGISTRY, settings, REGISTRY),
-        "spec": {
+    stateful_set = api_object(
+        "apps/v1",
+        "StatefulSet",
+        REGISTRY,
+        settings,
+        REGISTRY,
+        spec={
             "serviceName": REGISTRY,
             "replicas": 1,
             "selector": {"matchLabels": labels},
@@ -564,7 +607,7 @@ def registry_objects(settings: KubernetesSettings) -> list[dict[str, Any]]:
                 }
             ],
         },
-    }
+    )
     return [config, service, stateful_set]
 
 
@@ -622,11 +665,13 @@ def network_policies(settings: KubernetesSettings) -> list[dict[str, Any]]:
         "to": [{"ipBlock": {"cidr": cidr}} for cidr in settings.api_server_cidrs],
         "ports": [{"protocol": "TCP", "port": settings.api_server_port}],
     }
-    workers = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata(WORKER_NAME, settings, WORKER),
-        "spec": {
+    workers = api_object(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        WORKER_NAME,
+        settings,
+        WORKER,
+        spec={
             "podSelector": {"matchLabels": app_labels(WORKER)},
             "policyTypes": ["Ingress", "Egress"],
             "egress": [
@@ -637,7 +682,7 @@ def network_policies(settings: KubernetesSettings) -> list[dict[str, Any]]:
                 api_server,
             ],
         },
-    }
+    )
     return [workers, *execution_network_policies(settings.namespace, DEFAULT_BLOCKED_RANGES)]
 
 

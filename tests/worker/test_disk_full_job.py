@@ -10,6 +10,7 @@ end in the store; its worker goes on serving, and the next job, with room again,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -60,17 +61,22 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(data_dir)], check=True)
 
 
+@contextlib.contextmanager
+def running_site(site: Site) -> Iterator[Site]:
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
 @pytest.fixture
 def small_disk_site(
     small_disk: Path, tmp_path: Path, runtime_wheel: str, docker_client: Any
 ) -> Iterator[Site]:
     """A site on the small disk, its SQLite store in the data directory (the default)."""
     store = open_store(f"sqlite:///{small_disk / 'erchub.sqlite'}")
-    site = Site(tmp_path, runtime_wheel, store, docker_client)
-    try:
+    with running_site(Site(tmp_path, runtime_wheel, store, docker_client)) as site:
         yield site
-    finally:
-        site.stop()
 
 
 @pytest.fixture
@@ -79,11 +85,8 @@ def outside_store_site(
 ) -> Iterator[Site]:
     """A site on the small disk, its store elsewhere."""
     store = open_store(f"sqlite:///{tmp_path / 'erchub.sqlite'}")
-    site = SiteWithOutsideStore(tmp_path, runtime_wheel, store, docker_client)
-    try:
+    with running_site(SiteWithOutsideStore(tmp_path, runtime_wheel, store, docker_client)) as site:
         yield site
-    finally:
-        site.stop()
 
 
 def wait_ended(site: Site, job_id: str) -> JobRecord:
