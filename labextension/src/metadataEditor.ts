@@ -169,6 +169,8 @@ export class MetadataEditor {
         .querySelectorAll<HTMLInputElement | HTMLTextAreaElement>('input, textarea')
         .forEach(control => {
           control.readOnly = true;
+          // an example in an empty read-only field reads as the compendium's value
+          control.placeholder = '';
         });
       this.node
         .querySelectorAll<HTMLButtonElement>('.erchub-add-author, .erchub-remove-author')

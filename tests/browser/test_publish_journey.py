@@ -203,6 +203,11 @@ def test_an_author_publishes_their_own_folder_from_a_launched_session(
     metadata = page.locator("#erchub-panel .erchub-metadata-area")
     expect(metadata.locator(".erchub-read-only-note")).to_contain_text("Read-only")
     expect(metadata.locator(".erchub-metadata-save")).to_have_count(0)
+    # no example values in empty fields: nothing there is the compendium's but what it holds
+    shown_examples = (
+        "input[placeholder]:not([placeholder='']), textarea[placeholder]:not([placeholder=''])"
+    )
+    expect(metadata.locator(shown_examples)).to_have_count(0)
     screenshot(page, "6-launched-read-only")
 
     stop(erc_hub, token, author, server)
