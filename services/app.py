@@ -26,7 +26,7 @@ from jupyterhub.services.auth import HubAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import httpserver, ioloop, web
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Float, Int, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 from traitlets.config.loader import ArgumentError
 
@@ -38,6 +38,7 @@ from erchub.redact import install_log_redaction
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia.links import is_active
 from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY
+from erchub.services.exchange.sources import DEFAULT_GIT_HOSTS
 from erchub.services.handlers import api_handlers, monitoring_handlers, page_handlers
 from erchub.services.handlers.base import MAX_JSON_BODY, NotFoundHandler
 from erchub.services.handlers.pages import NotFoundPageHandler
@@ -253,6 +254,50 @@ class ERCService(DataDirMixin, Application):
     @default("loader_timeout")
     def _default_loader_timeout(self) -> float:
         return self._env("loader_timeout", 600.0)
+
+    loader_git_hosts = Dict(
+        value_trait=Unicode(),
+        key_trait=Unicode(),
+        help="Short forms of git launch links, as Binder's /v2/gh/ORG/REPO/REF: a prefix "
+        "(launch/PREFIX/ORG/REPO/REF) mapped to a repository URL template with {org} and "
+        "{repo}; the hosts of the templates are allowed to the loader. Prefixes 'doi' and "
+        "'git' are taken by other launch links (default: $ERCHUB_LOADER_GIT_HOSTS as JSON, "
+        "else gh, gl and cb for github.com, gitlab.com and codeberg.org).",
+    ).tag(config=True)
+
+    @default("loader_git_hosts")
+    def _default_loader_git_hosts(self) -> dict[str, str]:
+        return dict(self._env("loader_git_hosts", DEFAULT_GIT_HOSTS))
+
+    @validate("loader_git_hosts")
+    def _validate_loader_git_hosts(self, proposal: Any) -> dict[str, str]:
+        hosts = dict(proposal["value"])
+        for prefix, template in hosts.items():
+            if prefix in ("doi", "git") or not prefix.isalnum():
+                raise TraitError(f"loader_git_hosts: {prefix!r} cannot be a prefix")
+            if "{org}" not in template or "{repo}" not in template:
+                raise TraitError(f"loader_git_hosts: {template!r} needs {{org}} and {{repo}}")
+        return hosts
+
+    loader_git_max_files = Integer(
+        min=1,
+        help="Most files a git repository's commit (submodules included) may hold; more are "
+        "413 (default: $ERCHUB_LOADER_GIT_MAX_FILES, else 50000).",
+    ).tag(config=True)
+
+    @default("loader_git_max_files")
+    def _default_loader_git_max_files(self) -> int:
+        return self._env("loader_git_max_files", 50_000)
+
+    loader_git_submodules = Bool(
+        help="Whether the loader fetches a git repository's submodules (from the hosts it "
+        "allows, within the same limits); if not, a commit with submodules is refused with "
+        "400 naming them (default: $ERCHUB_LOADER_GIT_SUBMODULES, else false).",
+    ).tag(config=True)
+
+    @default("loader_git_submodules")
+    def _default_loader_git_submodules(self) -> bool:
+        return bool(self._env("loader_git_submodules", False))
 
     worker_count = Int(
         min=0,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import mimetypes
@@ -31,7 +32,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -412,14 +413,23 @@ class ArchiveStream:
     The writer thread hands chunks of about :data:`CHUNK_BYTES` to the reader through a queue
     of at most :data:`QUEUED_CHUNKS`, so memory stays flat whatever the compendium's size.
     Files sit below a top-level folder ``prefix`` (the compendium id); symbolic links are
-    stored as links. :meth:`next_chunk` blocks (call it in an executor); :meth:`close` stops
-    the writer when the reader gives up early.
+    stored as links. ``extra``: files made for the archive (path -> content, e.g. metadata
+    exports), written after the compendium's and in place of its files of the same path.
+    :meth:`next_chunk` blocks (call it in an executor); :meth:`close` stops the writer when
+    the reader gives up early.
     """
 
-    def __init__(self, root: Path, archive_format: ArchiveFormat, prefix: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        archive_format: ArchiveFormat,
+        prefix: str,
+        extra: Mapping[str, bytes] | None = None,
+    ) -> None:
         if archive_format not in ARCHIVE_FORMATS:
             raise ValueError(f"unknown archive format {archive_format!r}")
         self._root = root
+        self._extra = dict(extra or {})
         self._format = archive_format
         self._prefix = prefix
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUED_CHUNKS)
@@ -463,9 +473,9 @@ class ArchiveStream:
     def _write(self) -> None:
         try:
             if self._format == "zip":
-                _write_zip(self._root, self._prefix, self)
+                _write_zip(self._root, self._prefix, self, self._extra)
             else:
-                _write_tar_gz(self._root, self._prefix, self)
+                _write_tar_gz(self._root, self._prefix, self, self._extra)
             self.flush()
             self._put(None)
         except _DownloadCanceled:
@@ -515,10 +525,12 @@ def _raise(error: OSError) -> None:
     raise error
 
 
-def _write_zip(root: Path, prefix: str, sink: ArchiveStream) -> None:
+def _write_zip(root: Path, prefix: str, sink: ArchiveStream, extra: Mapping[str, bytes]) -> None:
     # A sink without seek() makes zipfile write data descriptors after each member.
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as bundle:
         for path, relative in _walk(root):
+            if relative in extra:
+                continue
             name = f"{prefix}/{relative}"
             info = os.lstat(path)
             member = zipfile.ZipInfo(name, time.gmtime(max(info.st_mtime, 315532800))[:6])
@@ -538,12 +550,20 @@ def _write_zip(root: Path, prefix: str, sink: ArchiveStream) -> None:
                 member.file_size = info.st_size
                 with bundle.open(member, "w") as target:
                     _copy_file(path, target.write)
+        for relative, content in sorted(extra.items()):
+            member = zipfile.ZipInfo(f"{prefix}/{relative}", time.gmtime()[:6])
+            member.create_system = 3
+            member.external_attr = (stat.S_IFREG | 0o644) << 16
+            member.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(member, content)
 
 
-def _write_tar_gz(root: Path, prefix: str, sink: ArchiveStream) -> None:
+def _write_tar_gz(root: Path, prefix: str, sink: ArchiveStream, extra: Mapping[str, bytes]) -> None:
     # "w|gz": a stream, never seeking in the sink
     with tarfile.open(fileobj=sink, mode="w|gz", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         for path, relative in _walk(root):
+            if relative in extra:
+                continue
             member = tar.gettarinfo(str(path), arcname=f"{prefix}/{relative}")
             # The service's user and group mean nothing to the downloader.
             member.uid = member.gid = 0
@@ -553,6 +573,10 @@ def _write_tar_gz(root: Path, prefix: str, sink: ArchiveStream) -> None:
                     tar.addfile(member, source)
             elif member.isdir() or member.issym():
                 tar.addfile(member)
+        for relative, content in sorted(extra.items()):
+            made = tarfile.TarInfo(f"{prefix}/{relative}")
+            made.size, made.mode, made.mtime = len(content), 0o644, int(time.time())
+            tar.addfile(made, io.BytesIO(content))
 
 
 def _copy_file(path: Path, write: Callable[[bytes], Any]) -> None:

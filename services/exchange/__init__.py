@@ -1,6 +1,7 @@
 """Exchange with the world outside the hub, o2r's names kept:
 
-- ``loader``: compendia from a share URL, a DOI or a Zenodo record (o2r's loader);
+- ``loader``: compendia from a share URL, a DOI or a Zenodo record (o2r's loader); ``git``:
+  from a git repository's commit;
 - ``packaging``: BagIt bags with RO-Crate metadata, Zenodo/DataCite metadata;
 - ``shipper``: shipments to Zenodo and downloads (o2r's shipper), recipients and their tokens.
 

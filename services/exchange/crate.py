@@ -22,6 +22,7 @@ from rocrate.rocrate import ROCrate
 from erchub.erc import LICENSE_NOT_SPECIFIED
 from erchub.metadata import METADATA_PATH, dependency_files, license_files
 from erchub.services.compendia.files import mime_type
+from erchub.services.exchange.citation import PACKAGE_FILES
 from erchub.services.exchange.deposit import ZENODO_METADATA_PATH
 from erchub.services.exchange.o2r import (
     creators_of,
@@ -76,7 +77,8 @@ def describe_crate(
     - runtime manifest (repo2docker files, :func:`erchub.metadata.dependency_files`): named
       so, and the ``softwareRequirements`` of a ``SoftwareApplication`` ``#runtime`` (the
       container image built from them);
-    - license files, ``erc.yml``, ``.erc/metadata_*_1.json``: named so.
+    - license files, ``erc.yml``, ``.erc/metadata_*_1.json``, the metadata exports
+      (:data:`.citation.PACKAGE_FILES`): named so.
 
     Authors (``creators``): ``Person`` entities, ``@id`` the ORCID iD URL
     (``https://orcid.org/<iD>``) when they have one, else ``#author-<n>``; affiliations as
@@ -128,6 +130,7 @@ def _add_files(crate: ROCrate, o2r: Mapping[str, Any], files: Mapping[str, int])
     display = text_of(o2r.get("displayfile"))
     runtime = set(dependency_files(files))
     licenses = set(license_files(files))
+    exports = {path: str(kind) for kind, path in PACKAGE_FILES.items()}
     entities = {}
     for path in sorted(files):
         if path == CRATE_METADATA:
@@ -155,6 +158,8 @@ def _add_files(crate: ROCrate, o2r: Mapping[str, Any], files: Mapping[str, int])
             properties["description"] = "o2r metadata of the compendium."
         elif path == ZENODO_METADATA_PATH:
             properties["description"] = "Zenodo deposit metadata of the compendium."
+        elif path in exports:
+            properties["description"] = f"Metadata of the compendium ({exports[path]})."
         entities[path] = crate.add_file(dest_path=path, properties=properties)
     return entities
 

@@ -1,7 +1,8 @@
-"""Zenodo deposit metadata: :func:`zenodo_metadata`, the one mapping of erchub's o2r metadata
+"""Zenodo deposit metadata: :func:`zenodo_metadata`, the mapping of erchub's o2r metadata
 to Zenodo's (and DataCite's) deposit metadata (its docstring is the table of fields), used for
 a shipment's deposit and stored in a bag as o2r's secondary metadata
-(``.erc/metadata_zenodo_1.json``). Pure.
+(``.erc/metadata_zenodo_1.json``). Pure. The fields it shares with every other export (names,
+ORCID iDs, licenses, related compendia) follow the rules of :mod:`.citation`, the one mapping.
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from erchub.erc import LICENSE_NOT_SPECIFIED
-from erchub.metadata import is_orcid_id
+from erchub.services.exchange.citation import licenses_of, person_of, related_compendia
 from erchub.services.exchange.o2r import (
     creators_of,
     doi_of,
     fallback_description,
     keywords_of,
     o2r_of,
-    orcid_of,
     text_of,
 )
 
-__all__ = ["ZENODO_METADATA_PATH", "family_given", "zenodo_metadata"]
+__all__ = ["ZENODO_METADATA_PATH", "zenodo_metadata"]
 
 #: the Zenodo deposit metadata, stored with the payload as o2r's secondary metadata
 ZENODO_METADATA_PATH = ".erc/metadata_zenodo_1.json"
@@ -41,12 +41,6 @@ DEPRECATED_SPDX = {
 }
 #: the license kinds, in the order in which one is chosen as the deposit's single license
 ZENODO_LICENSE_ORDER = ("code", "text", "data")
-#: lower-case words that begin a family name ("van Rossum", "de la Cruz")
-NAME_PARTICLES = frozenset(
-    {"al", "bin", "da", "das", "de", "degli", "dei", "del", "della", "der", "des", "di", "dos"}
-    | {"du", "el", "la", "le", "lo", "ten", "ter", "van", "von", "zu"}
-)
-NAME_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 
 
 def zenodo_metadata(
@@ -74,8 +68,9 @@ def zenodo_metadata(
                                                       (main notebook <mainfile>)."
     ``creators``            ``creators``              ``[{name, affiliation?, orcid?}]`` in order;
                                                       ``name`` as "Family, Given"
-                                                      (:func:`family_given`); ``affiliation`` when
-                                                      not blank; ``orcid`` (bare iD) only when its
+                                                      (:func:`.citation.family_given`);
+                                                      ``affiliation`` when not blank; ``orcid``
+                                                      (bare iD) only when its
                                                       check character is right (Zenodo refuses
                                                       others). Omitted when there are none
                                                       (Zenodo then refuses naming ``creators``)
@@ -132,7 +127,7 @@ def _deposit_fields(
         "description": _html_paragraphs(text_of(o2r.get("description"))) or _fallback_html(o2r),
         "creators": [_zenodo_creator(c) for c in creators_of(o2r)],
         "access_right": "open",
-        "license": _zenodo_license(o2r.get("license")),
+        "license": _zenodo_license(o2r),
         "publication_date": text_of(o2r.get("publication_date")),
         "keywords": keywords_of(o2r),
         "related_identifiers": _related_identifiers(o2r, compendium_url),
@@ -144,29 +139,6 @@ def _deposit_fields(
 def _communities(communities: Sequence[str]) -> list[dict[str, str]]:
     chosen = [c.strip() for c in communities if isinstance(c, str) and c.strip()]
     return [{"identifier": c} for c in dict.fromkeys(chosen)]
-
-
-def family_given(name: str) -> str:
-    """A person's name as "Family, Given" (Zenodo's and DataCite's form).
-
-    A name with a comma is taken as already in that form; a single word stays as it is.
-    Otherwise the last word is the family name, together with lower-case particles before it
-    ("Guido van Rossum" -> "van Rossum, Guido") and with a generational suffix kept at the end
-    ("Martin Luther King Jr." -> "King, Martin Luther, Jr."). A heuristic: names that do not
-    put the family name last come out wrong, and the author can write "Family, Given".
-    """
-    name = " ".join(name.split())
-    words = name.split(" ")
-    if "," in name or len(words) < 2:
-        return name
-    suffix = ""
-    if words[-1].lower() in NAME_SUFFIXES and len(words) > 2:
-        suffix = words.pop()
-    start = len(words) - 1
-    while start > 1 and words[start - 1] in NAME_PARTICLES:
-        start -= 1
-    family, given = " ".join(words[start:]), " ".join(words[:start])
-    return f"{family}, {given}, {suffix}" if suffix else f"{family}, {given}"
 
 
 def _html_paragraphs(text: str | None) -> str | None:
@@ -181,42 +153,23 @@ def _fallback_html(o2r: Mapping[str, Any]) -> str:
 
 
 def _zenodo_creator(creator: Mapping[str, Any]) -> dict[str, str]:
-    result = {"name": family_given(str(text_of(creator.get("name"))))}
-    affiliation = text_of(creator.get("affiliation"))
-    if affiliation:
-        result["affiliation"] = affiliation
-    orcid = orcid_of(creator.get("orcid"))
-    if orcid and is_orcid_id(orcid):
-        result["orcid"] = orcid
+    person = person_of(creator)
+    result = {"name": person.inverted}
+    if person.affiliation:
+        result["affiliation"] = person.affiliation
+    if person.orcid:
+        result["orcid"] = person.orcid
     return result
 
 
-def _single_licenses(licenses: object) -> dict[str, str]:
-    """kind -> license id, for the kinds that name one license (not NOASSERTION)."""
-    if not isinstance(licenses, Mapping):
-        return {}
-    result = {}
-    for kind, value in licenses.items():
-        text = text_of(value)
-        if text and text.upper() != LICENSE_NOT_SPECIFIED:
-            result[str(kind)] = text
-    return result
-
-
-def _zenodo_license(licenses: object) -> str | None:
-    single = _single_licenses(licenses)
+def _zenodo_license(o2r: Mapping[str, Any]) -> str | None:
+    licenses = licenses_of(o2r)
     for kind in ZENODO_LICENSE_ORDER:
-        if kind in single:
-            identifier = single[kind]
-            return DEPRECATED_SPDX.get(identifier, identifier).lower()
+        for license_ in licenses:
+            if kind in license_.kinds:
+                identifier = license_.identifier
+                return DEPRECATED_SPDX.get(identifier, identifier).lower()
     return None
-
-
-#: o2r fields naming the compendium this one came from, and their DataCite relation types
-RELATED_COMPENDIUM_RELATIONS = {
-    "is_new_version_of": "isNewVersionOf",
-    "derived_from": "isDerivedFrom",
-}
 
 
 def _related_identifiers(o2r: Mapping[str, Any], url: str | None) -> list[dict[str, str]]:
@@ -226,13 +179,11 @@ def _related_identifiers(o2r: Mapping[str, Any], url: str | None) -> list[dict[s
         derived = isinstance(o2r.get("substitution"), Mapping)
         relation = "isDerivedFrom" if derived else "isIdenticalTo"
         related.append({"identifier": doi, "relation": relation})
-    # the compendium it is a new version of, or was derived from (recorded at its upload),
-    # when that one has a DOI: DataCite's relation types
-    for field, relation in RELATED_COMPENDIUM_RELATIONS.items():
-        original = o2r.get(field)
-        original_doi = text_of(original.get("doi")) if isinstance(original, Mapping) else None
-        if original_doi:
-            related.append({"identifier": original_doi, "relation": relation})
+    # the compendium it is a new version of, or was derived from, when that one has a DOI:
+    # DataCite's relation types, spelt as Zenodo spells them (lower camel case)
+    for original in related_compendia(o2r):
+        relation = original.relation[0].lower() + original.relation[1:]
+        related.append({"identifier": original.doi, "relation": relation})
     if url and url.strip():
         related.append({"identifier": url.strip(), "relation": "isSupplementedBy"})
     return related

@@ -25,6 +25,9 @@ The bag (o2r ERC spec v1, "Archival bundle"; RO-Crate 1.1, "Adding RO-Crate to B
                                          no .erc/jobs/, .git, checkpoints, .ercignore'd paths)
         .erc/metadata_o2r_1.json         the o2r metadata given to write_bag
         .erc/metadata_zenodo_1.json      zenodo_metadata() of it (o2r's secondary metadata)
+        .erc/metadata_datacite_4.xml,    the exports of citation.export(), given the landing
+        .erc/codemeta.json, ...          page: DataCite XML, codemeta, schema.org JSON-LD,
+                                         CSL-JSON, BibTeX (citation.PACKAGE_FILES)
         ro-crate-metadata.json           the RO-Crate metadata file
 
 The RO-Crate sits inside the payload, as RO-Crate's BagIt convention says, because the o2r
@@ -57,6 +60,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import bagit
 
@@ -64,6 +68,13 @@ from erchub import __version__, safefs
 from erchub.errors import ErchubError
 from erchub.metadata import METADATA_PATH
 from erchub.services.compendia.files import ArchiveStream
+from erchub.services.exchange.citation import (
+    PACKAGE_FILES,
+    describe,
+    package_exports,
+    publication_year,
+    publisher_of,
+)
 from erchub.services.exchange.crate import CRATE_METADATA, describe_crate
 from erchub.services.exchange.deposit import ZENODO_METADATA_PATH, zenodo_metadata
 from erchub.services.exchange.o2r import (
@@ -161,6 +172,7 @@ def write_bag(
     job_dir: Path | None = None,
     bag_info: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
+    landing_url: str | None = None,
 ) -> Path:
     """Make ``target_dir`` (absent or an empty directory) a BagIt bag of the compendium at
     ``compendium_dir``, with RO-Crate metadata; return its path. Blocking: call it in an
@@ -174,7 +186,10 @@ def write_bag(
     ``.erc/metadata_zenodo_1.json``, :func:`describe_crate` as ``ro-crate-metadata.json``.
     ``last_job`` becomes the crate's CreateAction; given its directory ``job_dir``, a
     successful job's display file (``result.display`` / ``files.display``) is added at the
-    ERC's display path when the compendium has none there. ``bag_info``: extra bag-info.txt
+    ERC's display path when the compendium has none there. Given the compendium's
+    ``landing_url``, the metadata's exports (:func:`.citation.package_exports`: DataCite XML,
+    codemeta, schema.org, CSL-JSON, BibTeX) go into ``.erc/`` too; the year they cite without a
+    ``publication_date`` is the year of ``now``. ``bag_info``: extra bag-info.txt
     tags (:func:`bag_info_tags`). The bag is checked with ``bagit.Bag(...).validate(fast=True)``
     (structure and Payload-Oxum; the checksums were just computed).
 
@@ -194,6 +209,8 @@ def write_bag(
     target.mkdir(parents=True, exist_ok=True)
     try:
         files = _place_payload(source, target, o2r, last_job, job_dir)
+        if landing_url is not None:
+            files.update(_place_exports(target, o2r, files, source.name, landing_url, now))
         crate = describe_crate(o2r, files, last_job=last_job, now=now)
         crate.metadata.write(target)
         tags = bag_info_tags(o2r, files, compendium_id=source.name, extra=bag_info)
@@ -213,7 +230,7 @@ def _place_payload(
     job_dir: Path | None,
 ) -> dict[str, int]:
     """Put the payload into ``target``; return its files and sizes (the crate file aside)."""
-    replaced = {CRATE_METADATA, METADATA_PATH, ZENODO_METADATA_PATH}
+    replaced = {CRATE_METADATA, METADATA_PATH, ZENODO_METADATA_PATH, *PACKAGE_FILES.values()}
     placed = [file for file in list_files(source) if file not in replaced]
     for file in placed:
         # list_files keeps only files inside; resolving them inside keeps it so
@@ -232,6 +249,31 @@ def _place_payload(
         _link_or_copy(display, target / wanted)
         placed.append(wanted)
     return {file: (target / file).stat().st_size for file in placed}
+
+
+def _place_exports(
+    target: Path,
+    o2r: Mapping[str, Any],
+    files: Mapping[str, int],
+    compendium_id: str,
+    landing_url: str,
+    now: dt.datetime,
+) -> dict[str, int]:
+    """Write the metadata's exports into the payload; return their files and sizes."""
+    description = describe(
+        o2r,
+        compendium_id=compendium_id,
+        landing_url=landing_url,
+        publisher=publisher_of(o2r, urlsplit(landing_url).netloc),
+        year=publication_year(o2r, now.timestamp()),
+        files=list(files),
+    )
+    placed = {}
+    for path, content in package_exports(description).items():
+        (target / path).parent.mkdir(parents=True, exist_ok=True)
+        (target / path).write_bytes(content)
+        placed[path] = len(content)
+    return placed
 
 
 def _job_display(job: Mapping[str, Any] | None, job_dir: Path | None) -> Path | None:

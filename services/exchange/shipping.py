@@ -80,9 +80,11 @@ def make_bag_zip(
     compendium_dir: Path,
     work_dir: Path,
     job_dir: Callable[[str], Path],
+    landing_url: str,
 ) -> Path:
-    """The compendium as a BagIt bag with RO-Crate metadata (its members below a folder named
-    as the compendium), zipped into ``work_dir``; blocking. Invalid when it cannot be packed."""
+    """The compendium as a BagIt bag with RO-Crate metadata and the metadata's exports (its
+    members below a folder named as the compendium; ``landing_url`` its landing page), zipped
+    into ``work_dir``; blocking. Invalid when it cannot be packed."""
     last_job = last_successful_job(store, record.id)
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -92,6 +94,7 @@ def make_bag_zip(
             metadata=record.metadata,
             last_job=last_job,
             job_dir=job_dir(last_job["id"]) if last_job else None,
+            landing_url=landing_url,
         )
         return packaging.write_zip(bag, work_dir / f"{compendium_dir.name}.zip")
     except ErchubError as error:
@@ -144,6 +147,7 @@ class Shipping:
         root: Path,
         user: str,
         deposit_metadata: dict[str, Any],
+        landing_url: str,
     ) -> ShipmentRecord:
         """A deposition with the bag and the metadata: the shipment, ``shipped``. When Zenodo
         refuses a step after the deposition exists, the shipment is kept with status
@@ -152,7 +156,7 @@ class Shipping:
         work = self._work(shipment_id)
         try:
             bag_zip = await self._blocking(
-                make_bag_zip, self.store, record, root, work, self.job_dir
+                make_bag_zip, self.store, record, root, work, self.job_dir, landing_url
             )
             deposition = await client.create_deposition()
             now = time.time()
@@ -187,7 +191,7 @@ class Shipping:
         return shipment
 
     async def bag_for_download(
-        self, record: CompendiumRecord, root: Path, user: str
+        self, record: CompendiumRecord, root: Path, user: str, landing_url: str
     ) -> tuple[Path, Path]:
         """The bag zip of a download (its shipment recorded) and its work folder: the caller
         streams the zip, then removes the folder with :func:`erchub.safefs.remove_tree`."""
@@ -195,7 +199,7 @@ class Shipping:
         work = self._work(shipment_id)
         try:
             bag_zip = await self._blocking(
-                make_bag_zip, self.store, record, root, work, self.job_dir
+                make_bag_zip, self.store, record, root, work, self.job_dir, landing_url
             )
             now = time.time()
             shipment = ShipmentRecord(

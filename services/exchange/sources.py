@@ -12,7 +12,7 @@ import re
 import tarfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from erchub.archive import DEFAULT_LIMITS
 from erchub.erc import ERC_FILENAME
 from erchub.errors import ErchubError
 
-SOURCE_FIELDS = ("share_url", "doi", "zenodo_record_id")
+SOURCE_FIELDS = ("share_url", "doi", "zenodo_record_id", "git_url")
 #: the JSON body of POST /compendium that loads (exactly one of SOURCE_FIELDS)
 LOAD_BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -39,6 +39,8 @@ LOAD_BODY_SCHEMA: dict[str, Any] = {
         "sandbox": {"type": "boolean"},
         "filename": {"type": "string", "minLength": 1, "maxLength": 1000},
         "content_type": {"enum": ["workspace", "compendium"]},
+        "git_url": {"type": "string", "minLength": 1, "maxLength": 4096},
+        "ref": {"type": "string", "minLength": 1, "maxLength": 255},
     },
 }
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S{1,1000}$")
@@ -54,6 +56,12 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".ta
 #: hosts of the DOI system's resolver, whose URLs name a DOI in their path
 RESOLVER_HOSTS = ("doi.org", "dx.doi.org", "www.doi.org")
 DEFAULT_ALLOWED_HOSTS = ("zenodo.org", "www.zenodo.org", "sandbox.zenodo.org", "doi.org")
+#: the short forms of git launch links (``launch/gh/ORG/REPO/REF``, as Binder's ``/v2/gh/``)
+DEFAULT_GIT_HOSTS = {
+    "gh": "https://github.com/{org}/{repo}.git",
+    "gl": "https://gitlab.com/{org}/{repo}.git",
+    "cb": "https://codeberg.org/{org}/{repo}.git",
+}
 #: characters of a repository's message quoted to the client
 MAX_QUOTED_CHARS = 300
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._+ -]")
@@ -82,6 +90,8 @@ class Source:
     filename: str | None = None
     #: workspace or compendium; None: compendium when the archive holds an erc.yml
     content_type: str | None = None
+    #: a git_url's branch, tag or commit SHA (None: the default branch)
+    ref: str | None = None
 
 
 def parse_source(body: Mapping[str, Any]) -> Source:
@@ -89,7 +99,7 @@ def parse_source(body: Mapping[str, Any]) -> Source:
     unless it names exactly one source, and a valid one."""
     named = [name for name in SOURCE_FIELDS if name in body]
     if len(named) != 1:
-        raise LoadError(400, "send exactly one of share_url, doi or zenodo_record_id")
+        raise LoadError(400, "send exactly one of share_url, doi, zenodo_record_id or git_url")
     kind = named[0]
     raw = body[kind]
     if kind == "doi":
@@ -99,17 +109,26 @@ def parse_source(body: Mapping[str, Any]) -> Source:
         value = doi
     elif kind == "zenodo_record_id":
         value = str(int(raw))
+    elif kind == "git_url":
+        # the git rules (https, the ref) are checked by the git fetcher (.git)
+        value = str(raw).strip()
+        check_url(value, "git_url")
     else:
         value = str(raw).strip()
         check_url(value, "share_url")
     if "sandbox" in body and kind != "zenodo_record_id":
         raise LoadError(400, "sandbox: only with zenodo_record_id")
+    if "ref" in body and kind != "git_url":
+        raise LoadError(400, "ref: only with git_url")
+    if "filename" in body and kind == "git_url":
+        raise LoadError(400, "filename: not with git_url")
     return Source(
         kind,
         value,
         sandbox=bool(body.get("sandbox", False)),
         filename=body.get("filename"),
         content_type=body.get("content_type"),
+        ref=body.get("ref"),
     )
 
 
@@ -364,6 +383,9 @@ class ServiceSettings(Protocol):
     loader_allowed_hosts: list[str]
     loader_download_limit: int
     loader_timeout: float
+    loader_git_hosts: dict[str, str]
+    loader_git_max_files: int
+    loader_git_submodules: bool
 
 
 @dataclass(frozen=True)
@@ -374,6 +396,10 @@ class LoaderSettings:
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
     download_limit: int = 2 * 1024**3
     timeout: float = 600.0
+    #: short forms of git launch links: prefix -> URL template with {org} and {repo}
+    git_hosts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_GIT_HOSTS))
+    git_max_files: int = 50_000
+    git_submodules: bool = False
 
     @classmethod
     def of(cls, service: ServiceSettings) -> LoaderSettings:
@@ -385,6 +411,9 @@ class LoaderSettings:
             allowed_hosts=tuple(service.loader_allowed_hosts),
             download_limit=int(service.loader_download_limit),
             timeout=float(service.loader_timeout),
+            git_hosts=dict(service.loader_git_hosts),
+            git_max_files=int(service.loader_git_max_files),
+            git_submodules=bool(service.loader_git_submodules),
         )
 
     @property
@@ -392,9 +421,8 @@ class LoaderSettings:
         return self.zenodo_url, self.zenodo_sandbox_url
 
     def allows(self, host: str) -> bool:
-        """Allowed: the configured hosts, and those of the configured services."""
-        configured = [
-            urlsplit(url).hostname or ""
-            for url in (self.zenodo_url, self.zenodo_sandbox_url, self.doi_resolver_url)
-        ]
+        """Allowed: the configured hosts, and those of the configured services and git hosts
+        (of the short forms of launch links)."""
+        services = (self.zenodo_url, self.zenodo_sandbox_url, self.doi_resolver_url)
+        configured = [urlsplit(url).hostname or "" for url in (*services, *self.git_hosts.values())]
         return host_allowed(host, [*self.allowed_hosts, *configured])

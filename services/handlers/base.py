@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import jsonschema
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
+from jupyterhub.utils import url_path_join
 from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
@@ -45,8 +46,18 @@ from erchub.errors import (
 from erchub.reviewers import is_guest, is_guest_of
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia import links
+from erchub.services.exchange.citation import (
+    Description,
+    ExportFormat,
+    describe,
+    export,
+    package_exports,
+    publication_year,
+    publisher_of,
+)
 from erchub.services.jobs.worker import link_tree
 from erchub.services.store import CompendiumRecord, LinkMode, LinkRecord, Store, StoreError
+from erchub.workspace import list_files
 
 if TYPE_CHECKING:
     from erchub.services.app import ERCService
@@ -153,6 +164,46 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def log(self) -> logging.Logger:
         return self.service.log
+
+    def landing_url(self, compendium_id: str) -> str:
+        """The compendium's landing page, as the caller reaches this service: what its
+        metadata exports cite when it has no DOI."""
+        page = url_path_join(self.service.base_url, "compendium", compendium_id)
+        return f"{self.request.protocol}://{self.request.host}{page}"
+
+    async def described(self, record: CompendiumRecord, root: Path) -> Description:
+        """The compendium (its files at ``root``) as its metadata exports describe it."""
+        metadata = record.metadata
+        return describe(
+            metadata,
+            compendium_id=record.id,
+            landing_url=self.landing_url(record.id),
+            publisher=publisher_of(metadata, self.request.host),
+            year=publication_year(metadata, record.created),
+            files=await self.blocking(list_files, root),
+        )
+
+    def export_format(self) -> ExportFormat | None:
+        """The ``format`` argument of a metadata export (None without one); 400 for another."""
+        name = self.text_argument("format")
+        if name is None:
+            return None
+        try:
+            return ExportFormat(name)
+        except ValueError:
+            known = ", ".join(str(f) for f in ExportFormat)
+            raise web.HTTPError(400, f"format must be one of {known}, not {name[:40]!r}") from None
+
+    async def send_export(self, record: CompendiumRecord, export_format: ExportFormat) -> None:
+        """Send the compendium's metadata (as the caller sees it) in ``export_format``, as a
+        file to save."""
+        root = await self.compendium_files(record)
+        exported = export(await self.described(record, root), export_format)
+        self.set_header("Content-Type", f"{exported.media_type}; charset=UTF-8")
+        filename = f"{record.id}.{exported.extension}"
+        self.set_header("Content-Disposition", f'inline; filename="{filename}"')
+        untrusted_content_headers(self)
+        self.finish(exported.body)
 
     def compendium_dir(self, compendium_id: str) -> Path:
         """Where a compendium's files are (``data_dir/compendia/<id>``)."""
@@ -501,30 +552,38 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     async def send_compendium(
         self, record: CompendiumRecord, archive_format: compendia.ArchiveFormat
     ) -> None:
-        """Send a visible compendium as a download (:meth:`send_archive`); through a blind link
-        (:attr:`blinded`), a snapshot of it with its ``.erc/`` metadata blinded."""
+        """Send a visible compendium as a download (:meth:`send_archive`) with its metadata's
+        exports in ``.erc/`` (:func:`~erchub.services.exchange.citation.package_exports`);
+        through a blind link (:attr:`blinded`), a snapshot of it with its ``.erc/`` metadata
+        blinded, the exports made of the blinded metadata."""
         root = await self.compendium_files(record)
+        exports = package_exports(await self.described(record, root))
         if not self.blinded:
-            await self.send_archive(root, archive_format, record.id)
+            await self.send_archive(root, archive_format, record.id, exports)
             return
         snapshot = Path(self.service.data_dir) / BLIND_DIRECTORY / uuid.uuid4().hex
         try:
             await self.blocking(snapshot.parent.mkdir, parents=True, exist_ok=True)
             await self.blocking(link_tree, root, snapshot)
             await self.blocking(links.blind_files, snapshot, record.metadata)
-            await self.send_archive(snapshot, archive_format, record.id)
+            await self.send_archive(snapshot, archive_format, record.id, exports)
         finally:
             await self.blocking(safefs.remove_tree, snapshot)
 
     async def send_archive(
-        self, root: Path, archive_format: compendia.ArchiveFormat, name: str
+        self,
+        root: Path,
+        archive_format: compendia.ArchiveFormat,
+        name: str,
+        extra: dict[str, bytes] | None = None,
     ) -> None:
-        """Send the files at ``root`` as a ``name``.zip or .tar.gz download, streamed as it is
-        made, and finish; a client that goes away ends it quietly."""
+        """Send the files at ``root`` (and the made files ``extra``, path -> content) as a
+        ``name``.zip or .tar.gz download, streamed as it is made, and finish; a client that
+        goes away ends it quietly."""
         media_type = "application/zip" if archive_format == "zip" else "application/gzip"
         self.set_header("Content-Type", media_type)
         self.set_header("Content-Disposition", f'attachment; filename="{name}.{archive_format}"')
-        stream = compendia.ArchiveStream(root, archive_format, name)
+        stream = compendia.ArchiveStream(root, archive_format, name, extra)
         try:
             while (chunk := await self.blocking(stream.next_chunk)) is not None:
                 self.write(chunk)

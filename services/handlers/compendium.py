@@ -11,7 +11,11 @@
   loader, :mod:`erchub.services.exchange.loader`): ``{"share_url"}``, ``{"doi"}`` or
   ``{"zenodo_record_id"}`` (optional ``sandbox``, ``filename``, ``content_type``); the
   download then takes exactly the path of an upload, and the metadata records its ``origin``
-  (and ``identifier.doi``). The loader's errors keep their status (400, 403, 404, 413, 502).
+  (and ``identifier.doi``). ``{"git_url", "ref"}`` loads a git repository's commit
+  (:mod:`erchub.services.exchange.git`): a compendium of that commit the caller can see is
+  reused (200 ``{"id"}``), another commit is a new compendium (201), a new version of the
+  caller's newest of that repository. The loader's errors keep their status (400, 403, 404,
+  413, 502).
 - ``GET /compendium``: ``{"results": [ids], "total"}`` as o2r (newest first); filters
   ``user``, ``doi``, ``candidate=true`` (the caller's own candidates), o2r's ``job_id`` (a
   comma-separated list of job ids: the compendia those jobs ran), ``start``, ``limit``;
@@ -21,7 +25,11 @@
 - ``DELETE /compendium/{id}``: the author deletes a candidate, an administrator anything;
   others get 403 on what they can see. 409 while one of its jobs runs. Removes the record,
   its jobs, and their files: 204.
-- ``GET|PUT /compendium/{id}/metadata``: PUT ``{"o2r": {...}}`` is validated against
+- ``GET|PUT /compendium/{id}/metadata``: GET gives the o2r metadata, or with ``format`` one of
+  its exports (:mod:`erchub.services.exchange.citation`: ``datacite`` XML, ``codemeta``,
+  ``schemaorg`` JSON-LD, ``csl`` JSON, ``bibtex``) in that format's media type, as the
+  compendium is seen (through a blind review link without its creators); another format is
+  a 400. PUT ``{"o2r": {...}}`` is validated against
   ``schemas/metadata_o2r.schema.json`` (400 naming every failing field), allowed to the author
   and administrators, written to ``.erc/metadata_o2r_1.json`` and the store; sent by the
   author, it publishes a candidate (``candidate`` false) unless ``publish=false``.
@@ -53,8 +61,14 @@ from erchub.services.compendia.operations import (
     relation_metadata,
     save_metadata,
 )
-from erchub.services.exchange.loading import load_compendium
-from erchub.services.exchange.sources import LOAD_BODY_SCHEMA, LoaderSettings, parse_source
+from erchub.services.exchange.git import GIT_KIND
+from erchub.services.exchange.loading import load_compendium, load_git_compendium, resolve_git
+from erchub.services.exchange.sources import (
+    LOAD_BODY_SCHEMA,
+    LoaderSettings,
+    Source,
+    parse_source,
+)
 from erchub.services.handlers.base import (
     SCOPE_CREATE,
     SCOPE_READ,
@@ -215,6 +229,9 @@ class CompendiaHandler(UploadHandler):
         """POST of a JSON body: load the source it names (see the module's docstring)."""
         body = self.json_body(LOAD_BODY_SCHEMA)
         source = parse_source(body)
+        if source.kind == GIT_KIND:
+            await self.load_git(source, user)
+            return
         compendium_id = await load_compendium(
             LoaderSettings.of(self.service),
             self.store,
@@ -227,9 +244,29 @@ class CompendiaHandler(UploadHandler):
         self.log.info("compendium %s loaded by %s (%s)", compendium_id, user, source.kind)
         self.created(compendium_id)
 
-    def created(self, compendium_id: str) -> None:
+    async def load_git(self, source: Source, user: str) -> None:
+        """A git repository's commit: the compendium of it the caller can see (200), else a
+        new one (201)."""
+        settings = LoaderSettings.of(self.service)
+        resolved = await resolve_git(settings, source, self.log)
+        compendium_id, reused = await load_git_compendium(
+            settings,
+            self.store,
+            self.service.data_dir,
+            resolved,
+            user,
+            content_type=source.content_type,
+            limits=self.service.archive_limits,
+            log=self.log,
+        )
+        action = "reused" if reused else "loaded"
+        self.log.info("compendium %s %s by %s (%s at %s)", compendium_id, action, user,
+                      resolved.git_url, resolved.commit)  # fmt: skip
+        self.created(compendium_id, status=200 if reused else 201)
+
+    def created(self, compendium_id: str, status: int = 201) -> None:
         self.set_header("Location", f"{self.service.api_prefix}/compendium/{compendium_id}")
-        self.write_json({"id": compendium_id}, status=201)
+        self.write_json({"id": compendium_id}, status=status)
 
 
 class CompendiumHandler(BaseHandler):
@@ -272,9 +309,13 @@ class MetadataHandler(BaseHandler):
 
     @needs_scope(SCOPE_READ)
     async def get(self, compendium_id: str) -> None:
-        self.check_arguments()
+        self.check_arguments(["format"])
+        export_format = self.export_format()
         record = await self.visible_compendium(compendium_id)
-        self.write_json({"id": record.id, "metadata": {"o2r": record.metadata}})
+        if export_format is None:
+            self.write_json({"id": record.id, "metadata": {"o2r": record.metadata}})
+            return
+        await self.send_export(record, export_format)
 
     @needs_scope(SCOPE_CREATE)
     async def put(self, compendium_id: str) -> None:

@@ -3,7 +3,10 @@
 - ``GET compendium/{id}``: title, authors (ORCID links), abstract, keywords, licences, the
   display HTML (the paper's figures) in a sandboxed frame, the last check's verdict, "Launch in
   JupyterLab", "Check", downloads, "Cite" (BibTeX and DataCite, :mod:`~.exchange.citation`),
-  the files with their sizes, the job history and related versions.
+  the files with their sizes, the job history and related versions; its schema.org JSON-LD
+  (a ``Dataset``, for search engines) in a ``<script type="application/ld+json">``.
+- ``GET compendium/{id}/metadata?format=``: the metadata's exports, as the API's (the Cite
+  box's downloads: BibTeX, CSL-JSON, DataCite XML, codemeta, schema.org);
 - ``GET compendium/{id}.zip``: the compendium as a zip (as the API's download);
 - ``GET compendium/{id}/bag.zip``: the compendium as a BagIt bag with RO-Crate metadata, zipped
   (as a ``download`` shipment makes it, but nothing is recorded: a GET changes nothing);
@@ -35,7 +38,7 @@ from erchub.checker import Verdict as CheckerVerdict
 from erchub.erc import LICENSE_NOT_SPECIFIED
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia import links
-from erchub.services.exchange.citation import cite, publication_year
+from erchub.services.exchange.citation import bibtex, datacite_attributes, schema_org
 from erchub.services.exchange.o2r import doi_of, keywords_of, text_of
 from erchub.services.exchange.packaging import human_size
 from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY, doi_url, make_bag_zip
@@ -53,9 +56,6 @@ from erchub.steps import JobStatus, StrEnum
 
 #: jobs the history shows, newest first
 JOB_HISTORY = 20
-#: the publisher of a compendium with a DOI: erchub mints DOIs through Zenodo only (shipments;
-#: the loader loads Zenodo records)
-DOI_PUBLISHER = "Zenodo"
 #: o2r fields linking other versions (written by publishing a new version or a derived
 #: compendium), the relation each names, in the order the page lists them
 RELATIONS = (("is_new_version_of", "A new version of"), ("derived_from", "Derived from"))
@@ -270,15 +270,8 @@ class LandingPageHandler(CompendiumReading):
             self.store.list_jobs,
             JobQuery(viewer=self.viewer, compendium_id=record.id, limit=JOB_HISTORY),
         )
-        landing_url = f"{self.request.protocol}://{self.request.host}{self.request.path}"
         metadata = record.metadata
-        citation = cite(
-            metadata,
-            compendium_id=record.id,
-            landing_url=landing_url,
-            publisher=DOI_PUBLISHER if doi_of(metadata) else f"erchub ({self.request.host})",
-            year=publication_year(metadata, record.created),
-        )
+        description = await self.described(record, root)
         page = self.service_url("compendium", record.id)
         link_query = self.link_query()
         check = await self.verdict(record)
@@ -308,8 +301,9 @@ class LandingPageHandler(CompendiumReading):
             has_display=await self.display(record, root) is not None,
             check=check,
             check_date=day_of(check.job.finished) if check.job else None,
-            bibtex=citation.bibtex,
-            datacite=json.dumps(citation.datacite, indent=2, ensure_ascii=False),
+            bibtex=bibtex(description),
+            datacite=json.dumps(datacite_attributes(description), indent=2, ensure_ascii=False),
+            json_ld=schema_org(description),
             files=files_of(tree),
             jobs=jobs,
             jobs_total=history_total,
@@ -388,7 +382,13 @@ class BagHandler(CompendiumReading):
         work = Path(self.service.data_dir) / SHIPMENTS_DIRECTORY / f"read-{uuid.uuid4()}"
         try:
             bag_zip = await self.blocking(
-                make_bag_zip, self.store, record, root, work, self.job_dir
+                make_bag_zip,
+                self.store,
+                record,
+                root,
+                work,
+                self.job_dir,
+                self.landing_url(record.id),
             )
             self.set_header("Content-Type", "application/zip")
             self.set_header("Content-Length", await self.blocking(lambda: bag_zip.stat().st_size))
@@ -396,6 +396,18 @@ class BagHandler(CompendiumReading):
             await self.stream_file(bag_zip)
         finally:
             await self.blocking(safefs.remove_tree, work)
+
+
+class MetadataExportHandler(CompendiumReading):
+    """The metadata in a ``format`` (the Cite box's downloads), as the API sends it."""
+
+    async def get(self, compendium_id: str) -> None:
+        self.check_arguments(["format"])
+        record = await self.readable_compendium(compendium_id)
+        export_format = self.export_format()
+        if export_format is None:
+            raise web.HTTPError(400, "format is required")
+        await self.send_export(record, export_format)
 
 
 class ReviewLinkHandler(PageHandler):
@@ -425,6 +437,7 @@ default_handlers = [
     (rf"compendium/{_ID}\.zip", ZipHandler),
     (rf"compendium/{_ID}/bag\.zip", BagHandler),
     (rf"compendium/{_ID}/display", DisplayHandler),
+    (rf"compendium/{_ID}/metadata", MetadataExportHandler),
     (rf"compendium/{_ID}/job/(?P<job_id>[^/]+)/report", ReportHandler),
     (r"link/(?P<link_id>[^/]+)", ReviewLinkHandler),
 ]

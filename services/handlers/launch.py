@@ -10,6 +10,12 @@
   launches the same compendium instead of loading it again. One load per DOI runs at a time
   in the service; the loader's errors are pages of their status (403 host not allowed, 404
   unknown DOI or record, 400 no archive, 413 too large, 502 unreachable).
+- ``GET launch/git?url=URL&ref=REF`` and the short forms ``GET launch/PREFIX/ORG/REPO[/REF]``
+  of the hosts in ``loader_git_hosts`` (as Binder's ``/v2/gh/ORG/REPO/REF``; gh, gl and cb by
+  default): the ref (default: the default branch) is resolved to its commit; a compendium of
+  that commit visible to the caller is launched, else the commit is loaded
+  (:mod:`erchub.services.exchange.git`, which needs ``custom:erc:create``) into a new public
+  compendium of the caller, as for a DOI. The loader's errors are pages of their status.
 
 A browser without identity goes through the hub's login and comes back. The compendium must be
 visible to the caller (else the 404 page; nothing is spawned). The service then starts the
@@ -30,7 +36,13 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from erchub.errors import ErchubError, Unavailable
-from erchub.services.exchange.loading import load_compendium
+from erchub.services.exchange.git import GIT_KIND, short_form_url
+from erchub.services.exchange.loading import (
+    find_git_compendium,
+    load_compendium,
+    load_git_compendium,
+    resolve_git,
+)
 from erchub.services.exchange.sources import LoaderSettings, Source, normalize_doi
 from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, domain_status, needs_scope
 from erchub.services.handlers.pages import PageHandler
@@ -41,6 +53,10 @@ from erchub.sessions import server_name_for
 #: one load per DOI at a time: a second reviewer waits and launches what the first loaded
 _doi_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 _SPACES = re.compile(r"\s+")
+#: the longest repository URL of a launch link
+MAX_GIT_URL = 4096
+#: launch/PREFIX/ORG/REPO (then /REF, or the default branch): a group/sub ORG comes encoded
+_SHORT_FORM = r"launch/(?P<prefix>[A-Za-z0-9]+)/(?P<org>[^/]+)/(?P<repo>[^/]+)"
 
 
 def display_name_of(record: CompendiumRecord) -> str | None:
@@ -166,7 +182,69 @@ class DOILaunchHandler(BaseLaunchHandler):
         return record
 
 
+class GitLaunchHandler(BaseLaunchHandler):
+    """``launch/git?url=URL&ref=REF``: a git repository's commit."""
+
+    @needs_scope(SCOPE_READ)
+    async def get(self) -> None:
+        self.check_arguments(["url", "ref"])
+        url = self.get_query_argument("url", "").strip()
+        if not url or len(url) > MAX_GIT_URL:
+            raise web.HTTPError(400, f"url: a git repository's URL of at most {MAX_GIT_URL} "
+                                "characters is needed")  # fmt: skip
+        await self.launch_git(url, self.text_argument("ref"))
+
+    async def launch_git(self, url: str, ref: str | None) -> None:
+        """Launch the compendium of the commit ``ref`` names, loaded first if there is none."""
+        settings = LoaderSettings.of(self.service)
+        try:
+            resolved = await resolve_git(settings, Source(GIT_KIND, url, ref=ref), self.log)
+            record = await self.blocking(find_git_compendium, self.store, self.viewer, resolved)
+            if record is None:
+                user = self.require(SCOPE_CREATE)
+                compendium_id, _reused = await load_git_compendium(
+                    settings,
+                    self.store,
+                    self.service.data_dir,
+                    resolved,
+                    user,
+                    limits=self.service.archive_limits,
+                    candidate=False,
+                    log=self.log,
+                )
+                self.log.info("compendium %s of %s at %s for %s", compendium_id,
+                              resolved.git_url, resolved.commit, user)  # fmt: skip
+                record = await self.blocking(self.store.get_compendium, compendium_id)
+        except ErchubError as error:
+            status = domain_status(error) or 400
+            reason = self.error_message(status, (type(error), error, None))
+            raise web.HTTPError(
+                status, "the git repository %s cannot be launched: %s", url, reason
+            ) from None
+        if record is None:  # deleted in the meantime
+            raise web.HTTPError(404, f"the compendium loaded from {url} is gone")
+        await self.launch(record)
+
+
+class GitShortLaunchHandler(GitLaunchHandler):
+    """``launch/PREFIX/ORG/REPO[/REF]``: a repository of a configured git host."""
+
+    @needs_scope(SCOPE_READ)
+    async def get(  # type: ignore[override]
+        self, prefix: str, org: str, repo: str, ref: str | None = None
+    ) -> None:
+        self.check_arguments()
+        try:
+            url = short_form_url(self.service.loader_git_hosts, prefix, org, repo)
+        except ErchubError as error:
+            raise web.HTTPError(domain_status(error) or 400, str(error)) from None
+        await self.launch_git(url, ref)
+
+
 default_handlers = [
     (r"launch/doi/(?P<doi>.+)", DOILaunchHandler),
+    (r"launch/git", GitLaunchHandler),
+    (_SHORT_FORM + r"/(?P<ref>.+)", GitShortLaunchHandler),
+    (_SHORT_FORM, GitShortLaunchHandler),
     (r"launch/(?P<compendium_id>[^/]+)", LaunchHandler),
 ]

@@ -301,7 +301,7 @@ class ShipmentsHandler(ShipmentBase):
         deposit_metadata = deposit_metadata_for(recipient, record, self.launch_url(record))
         client = ZenodoClient(self.recipient_url(recipient), token, recipient.label)
         shipment = await self.shipping.to_zenodo(
-            client, recipient, record, root, user, deposit_metadata
+            client, recipient, record, root, user, deposit_metadata, self.landing_url(record.id)
         )
         self.log.info(
             "compendium %s shipped to %s by %s: shipment %s, deposition %s",
@@ -315,7 +315,9 @@ class ShipmentsHandler(ShipmentBase):
         self.write_json(shipment_json(shipment), status=201)
 
     async def download(self, record: CompendiumRecord, root: Path, user: str) -> None:
-        bag_zip, work = await self.shipping.bag_for_download(record, root, user)
+        bag_zip, work = await self.shipping.bag_for_download(
+            record, root, user, self.landing_url(record.id)
+        )
         try:
             size = await self.blocking(lambda: bag_zip.stat().st_size)
             self.log.info("compendium %s downloaded as a bag by %s", record.id, user)

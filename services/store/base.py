@@ -164,6 +164,10 @@ class CompendiumQuery:
     doi: str | None = None
     #: False: published compendia only; True: candidates only, the viewer's own (all for admins)
     candidate: bool = False
+    #: only compendia loaded from this git repository (the metadata's ``origin.git_url``)
+    git_url: str | None = None
+    #: only compendia of this commit (the metadata's ``origin.commit``)
+    git_commit: str | None = None
     start: int = 0
     limit: int = 100
 

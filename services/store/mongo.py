@@ -281,6 +281,10 @@ class MongoStore(Store):
             where.append({"user": query.user})
         if query.doi is not None:
             where.append({"doi": query.doi.strip().lower()})
+        if query.git_url is not None:
+            where.append({"metadata.origin.git_url": query.git_url})
+        if query.git_commit is not None:
+            where.append({"metadata.origin.commit": query.git_commit})
         start, limit = page(query.start, query.limit)
         with self._translate():
             total = self._compendia.count_documents({"$and": where})

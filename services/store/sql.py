@@ -381,6 +381,10 @@ class SqlStore(Store):
             where.append(compendia.c.user_name == query.user)
         if query.doi is not None:
             where.append(compendia.c.doi == query.doi.strip().lower())
+        if query.git_url is not None:
+            where.append(compendia.c.metadata[("origin", "git_url")].as_string() == query.git_url)
+        if query.git_commit is not None:
+            where.append(compendia.c.metadata[("origin", "commit")].as_string() == query.git_commit)
         start, limit = page(query.start, query.limit)
         with self._reading() as conn:
             total = conn.execute(

@@ -209,7 +209,7 @@ def test_a_record_file_is_chosen_by_name(hub: Hub, token: str, zenodo: FakeZenod
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({}, "exactly one of share_url, doi or zenodo_record_id"),
+        ({}, "exactly one of share_url, doi, zenodo_record_id or git_url"),
         ({"doi": "10.5281/zenodo.1", "share_url": "https://zenodo.org/records/1"}, "exactly one"),
         ({"url": "https://zenodo.org/records/1"}, "unknown field url"),
         ({"doi": "not a doi"}, "is not a DOI"),

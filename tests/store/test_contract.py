@@ -222,6 +222,24 @@ def test_list_filters(listed: Store) -> None:
     assert listing(listed, user="alice", doi="10.1/doi2") == ([], 0)
 
 
+def test_list_by_git_origin(store: Store) -> None:
+    """Compendia loaded from a git repository are found by its URL and the commit."""
+    for name, url, commit, candidate in (
+        ("g1", "https://h/o/paper", "a" * 40, False),
+        ("g2", "https://h/o/paper", "b" * 40, False),
+        ("g3", "https://h/o/other", "a" * 40, False),
+        ("g4", "https://h/o/paper", "b" * 40, True),
+    ):
+        origin = {"kind": "git_url", "git_url": url, "commit": commit}
+        store.add_compendium(compendium(name, candidate=candidate, origin=origin))
+    store.add_compendium(compendium("plain"))
+    assert listing(store, git_url="https://h/o/paper") == (["g2", "g1"], 2)
+    assert listing(store, git_url="https://h/o/paper", git_commit="b" * 40) == (["g2"], 1)
+    assert listing(store, git_commit="a" * 40) == (["g3", "g1"], 2)
+    assert listing(store, viewer="alice", candidate=True, git_commit="b" * 40) == (["g4"], 1)
+    assert listing(store, git_url="https://h/o/none") == ([], 0)
+
+
 def test_list_candidates_own_only(listed: Store) -> None:
     assert listing(listed, candidate=True) == ([], 0)
     assert listing(listed, viewer="alice", candidate=True) == (["a6"], 1)

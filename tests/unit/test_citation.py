@@ -4,9 +4,16 @@ metadata, with the DOI when it has one, else its landing page."""
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 from typing import Any
 
-from erchub.services.exchange.citation import bibtex_escape, cite, publication_year
+from erchub.services.exchange.citation import (
+    bibtex,
+    bibtex_escape,
+    datacite_attributes,
+    describe,
+    publication_year,
+)
 
 LANDING = "https://hub.example.org/services/erc/compendium/AbC123"
 O2R: dict[str, Any] = {
@@ -30,8 +37,10 @@ O2R: dict[str, Any] = {
 
 
 def citation_of(o2r: dict[str, Any], **kwargs: Any) -> Any:
+    """The landing page's Cite box: BibTeX and DataCite JSON."""
     arguments = {"compendium_id": "AbC123", "landing_url": LANDING, "publisher": "erchub (hub)"}
-    return cite(o2r, **{**arguments, "year": 2026, **kwargs})
+    description = describe(o2r, **{**arguments, "year": 2026, **kwargs})
+    return SimpleNamespace(bibtex=bibtex(description), datacite=datacite_attributes(description))
 
 
 def test_without_a_doi_the_landing_page_is_cited() -> None:

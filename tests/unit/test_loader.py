@@ -66,7 +66,7 @@ def test_each_source_kind_is_read() -> None:
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({}, "exactly one of share_url, doi or zenodo_record_id"),
+        ({}, "exactly one of share_url, doi, zenodo_record_id or git_url"),
         ({"doi": "10.1/x", "zenodo_record_id": 1}, "exactly one"),
         ({"doi": "zenodo.42"}, "is not a DOI"),
         ({"share_url": "ftp://example.org/a.zip"}, "http or https"),

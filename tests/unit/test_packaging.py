@@ -19,8 +19,9 @@ from erchub.archive import extract_archive
 from erchub.metadata import METADATA_PATH
 from erchub.services.compendia.files import CHUNK_BYTES
 from erchub.services.exchange import packaging
+from erchub.services.exchange.citation import family_given
 from erchub.services.exchange.crate import CRATE_METADATA, describe_crate
-from erchub.services.exchange.deposit import ZENODO_METADATA_PATH, family_given, zenodo_metadata
+from erchub.services.exchange.deposit import ZENODO_METADATA_PATH, zenodo_metadata
 from erchub.services.exchange.packaging import (
     PackagingError,
     bag_info_tags,

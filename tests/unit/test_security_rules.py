@@ -942,6 +942,11 @@ async def test_pages_show_hostile_metadata_as_text(erc: InProcess, tmp_path: Pat
         "job_id": f"job-of-{world.published}",
         "link_id": world.link,
         "doi": PAYLOADS[2],
+        # a git host no setting names: refused before anything is fetched
+        "prefix": "nohost",
+        "org": PAYLOADS[0],
+        "repo": PAYLOADS[1],
+        "ref": PAYLOADS[3],
     }
     paths = [page_path(pattern, values) for pattern, _handler in page_handlers()]
     paths[paths.index(SERVICE + "login")] += "?next=/services/erc/"
@@ -953,6 +958,7 @@ async def test_pages_show_hostile_metadata_as_text(erc: InProcess, tmp_path: Pat
         f"{SERVICE}compendium/{world.published}?{hostile}=1",
         f"{SERVICE}check/{hostile}",
         f"{SERVICE}launch/doi/{hostile}",
+        f"{SERVICE}launch/git?url={hostile}&ref={hostile}",
         f"{SERVICE}link/{hostile}",
         f"{SERVICE}no/such/{hostile}",
     ]
@@ -995,6 +1001,14 @@ async def test_pages_show_hostile_metadata_as_text(erc: InProcess, tmp_path: Pat
         assert needle in text
     assert 'href="https://doi.org/10.1234/&#34;&gt;&lt;svg/onload=window.ercXss=6&gt;"' in text
     assert "<code>&#34;&gt;&lt;svg onload=window.ercXss=9&gt;.txt</code>" in text
+    # the JSON-LD for search engines holds the hostile fields as data: nothing in it ends its
+    # script element or opens another
+    start = text.index('<script type="application/ld+json"')
+    body = text[text.index(">", start) + 1 : text.index("</script>", start)]
+    assert "<" not in body and ">" not in body
+    json_ld = json.loads(body)
+    assert json_ld["name"] == HOSTILE_METADATA["title"]
+    assert json_ld["creator"][0]["name"] == HOSTILE
 
 
 def test_the_check_report_shows_hostile_notebooks_as_text() -> None:
