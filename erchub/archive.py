@@ -40,6 +40,7 @@ import contextlib
 import errno
 import lzma
 import os
+import platform
 import stat
 import tarfile
 import zipfile
@@ -121,6 +122,13 @@ def extract_archive(archive: Path, target: Path, limits: ArchiveLimits = DEFAULT
     if zipfile.is_zipfile(archive):
         extract = _extract_zip
     elif archive.is_file() and tarfile.is_tarfile(archive):
+        # tar members are checked with tarfile's extraction filters (PEP 706, Python 3.11.4):
+        # without them, no tar is opened (Debian 12's Python is 3.11.2)
+        if not hasattr(tarfile, "data_filter"):
+            raise InvalidERC(
+                f"{archive.name}: tar archives need Python 3.11.4 or newer on this server "
+                f"(it runs {platform.python_version()}); upload a zip archive instead"
+            )
         extract = _extract_tar
     else:
         raise InvalidERC(f"{archive.name} is not a zip or tar archive")

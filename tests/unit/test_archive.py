@@ -104,6 +104,18 @@ def test_tar_formats_are_recognised_by_content(tmp_path: Path, mode: str) -> Non
     assert (root / "main.ipynb").read_bytes() == b"{}"
 
 
+def test_a_python_without_tar_filters_refuses_tars_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian 12's Python (3.11.2, the Swarm app image's) lacks tarfile's extraction filters:
+    a tar is refused in one line rather than extracted unchecked or failing in tarfile."""
+    archive = make_tar(tmp_path / "upload.tar", ("main.ipynb", b"{}"))
+    monkeypatch.delattr(tarfile, "data_filter")
+    with pytest.raises(InvalidERC, match=r"^upload\.tar: tar archives need Python 3\.11\.4 "):
+        extract_archive(archive, tmp_path / "target")
+    assert not (tmp_path / "target").exists()
+
+
 def test_zip_is_recognised_by_content(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "upload.txt", ("main.ipynb", b"{}"))
     assert is_archive(archive)
