@@ -92,6 +92,7 @@ bench: install provision
 	$(PY) bench/load.py
 	$(PY) bench/launch.py
 	$(PY) bench/parameters.py
+	$(PY) bench/cluster.py
 
 clean:
 	rm -rf $(VENV) erchub-data build *.egg-info extensions/labextension labextension/lib

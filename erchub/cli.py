@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -151,8 +152,9 @@ def build_plan(builder: Any, directory: Path, environment: str | None) -> Any:
 def build_with_events(builder: Any, directory: Path, environment: str | None = None) -> int:
     """``erchub build --events``: one JSON object per line on stdout, for a program to follow
     (the hub's spawner): ``{"event": "plan", "image", "buildpack", "exists"}``, then ``{"event":
-    "log", "line"}`` per build log line, then ``{"event": "done", "image", "cache_hit",
-    "seconds"}``, or ``{"event": "error", "message", "log_tail"}`` and exit code 1."""
+    "log", "line"}`` per build log line, then ``{"event": "done", "image", "image_digest",
+    "cache_hit", "seconds"}`` (``image_digest``: the image in the builder's registry by digest,
+    "" without one), or ``{"event": "error", "message", "log_tail"}`` and exit code 1."""
     from erchub.spawner.builder import BuildFailed
 
     def emit(**event: Any) -> None:
@@ -166,7 +168,13 @@ def build_with_events(builder: Any, directory: Path, environment: str | None = N
     except ErchubError as exc:
         emit(event="error", message=str(exc), log_tail=getattr(exc, "log_tail", []))
         return EXIT_FAILED if isinstance(exc, BuildFailed) else exc.exit_code
-    emit(event="done", image=result.image, cache_hit=result.cache_hit, seconds=result.seconds)
+    emit(
+        event="done",
+        image=result.image,
+        image_digest=result.image_digest,
+        cache_hit=result.cache_hit,
+        seconds=result.seconds,
+    )
     return EXIT_OK
 
 
@@ -317,11 +325,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from erchub.services.jobs.worker import Worker
     from erchub.services.store import StoreError, open_store
 
-    config = load_config(args.config)
-    if args.data_dir:
-        config.Worker.data_dir = args.data_dir
-    if args.db_url:
-        config.Worker.db_url = args.db_url
+    config = store_config(args)
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
     )
@@ -348,8 +352,59 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def store_config(args: argparse.Namespace) -> Any:
+    """The config file's settings, and the store's place from --data-dir and --db-url: the
+    worker's, whose traits say where the store is (Worker.db_url, Worker.data_dir)."""
+    config = load_config(args.config)
+    if args.data_dir:
+        config.Worker.data_dir = args.data_dir
+    if args.db_url:
+        config.Worker.db_url = args.db_url
+    return config
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """How many jobs the store holds of each status: the queue, as an operator watches it."""
+    from traitlets import TraitError
+
+    from erchub.services.jobs.worker import Worker
+    from erchub.services.store import StoreError, open_store
+
+    try:
+        db_url = Worker(config=store_config(args)).db_url
+    except TraitError as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+    # a count makes no store: a data directory without one has no jobs to count
+    sqlite_file = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:///") else ""
+    if sqlite_file and not os.path.exists(sqlite_file):
+        raise ErchubError(f"no store at {sqlite_file} (--data-dir, --db-url)")
+    try:
+        store = open_store(db_url)
+    except ValueError as exc:
+        raise UsageError(f"--db-url: {exc}") from None
+    except StoreError as exc:
+        raise ErchubError(f"cannot open the store: {exc}") from None
+    try:
+        counted = store.count_jobs()
+    except StoreError as exc:
+        raise ErchubError(f"cannot read the store: {exc}") from None
+    finally:
+        store.close()
+    counts = {status.value: counted.get(status, 0) for status in JobStatus}
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        table = Table(title="Jobs")
+        table.add_column("status")
+        table.add_column("jobs", justify="right")
+        for status, count in counts.items():
+            table.add_row(status, str(count))
+        out.print(table)
+    return EXIT_OK
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
-    """``erchub cluster up|deploy|status|down``: the local test cluster (a Docker Swarm of
+    """``erchub cluster up|deploy|scale|status|down``: the local test cluster (a Docker Swarm of
     nested engines with a registry, erchub.services.cluster) and erchub's stack on it."""
     from traitlets import TraitError
 
@@ -376,6 +431,11 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         if args.action == "deploy":
             print_cluster(cluster.deploy(progress=progress))
             return EXIT_OK
+        if args.action == "scale":
+            for service, replicas in args.replicas:
+                cluster.scale(service, replicas, progress=progress)
+            print_cluster(cluster.status())
+            return EXIT_OK
         if args.action == "down":
             removed = cluster.down(progress=progress)
             what = f"{len(removed)} containers, volumes and networks removed"
@@ -389,6 +449,14 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         return EXIT_OK if status.ready else EXIT_FAILED
     finally:
         cluster.close()
+
+
+def service_replicas(text: str) -> tuple[str, int]:
+    """``SERVICE=N`` of ``erchub cluster scale``: the service's name and N."""
+    service, _, replicas = text.partition("=")
+    if not service or not replicas.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not SERVICE=N (such as erc=3)")
+    return service, int(replicas)
 
 
 def print_cluster(status: Any) -> None:
@@ -410,7 +478,11 @@ def print_cluster(status: Any) -> None:
             running = f"{service.running}/{service.desired}"
             services.add_row(service.name, service.mode, running, nodes or "-")
         out.print(services)
-        out.print(f"hub: {status.hub_url}/", markup=False)
+        if status.jobs:
+            counts = ", ".join(f"{count} {name}" for name, count in status.jobs.items())
+            out.print(f"jobs: {counts}", markup=False)
+        hub = f"{status.hub_url}/" if status.hub_url else "runs on no node"
+        out.print(f"hub: {hub}", markup=False)
     if status.manager_url:
         out.print(f"manager engine: DOCKER_HOST={status.manager_url}", markup=False)
     registry = status.registry
@@ -442,6 +514,20 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         help="where jobs are kept (default: $ERCHUB_DATA_DIR, else ~/.local/share/erchub)",
+    )
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """Where the store and the data are (store_config): the worker's settings."""
+    parser.add_argument(
+        "--config", default=argparse.SUPPRESS, help="a traitlets config file (erchub_config.py)"
+    )
+    parser.add_argument(
+        "--db-url", help="store URL (default: $ERCHUB_DB_URL, else SQLite in the data directory)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="compendia and jobs (default: $ERCHUB_DATA_DIR, else ~/.local/share/erchub)",
     )
 
 
@@ -495,18 +581,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser(
         "worker", help="claim and run queued jobs from the store (the erc service's workers)"
     )
-    worker.add_argument(
-        "--config", default=argparse.SUPPRESS, help="a traitlets config file (erchub_config.py)"
-    )
-    worker.add_argument(
-        "--db-url", help="store URL (default: $ERCHUB_DB_URL, else SQLite in the data directory)"
-    )
-    worker.add_argument(
-        "--data-dir",
-        help="compendia and jobs (default: $ERCHUB_DATA_DIR, else ~/.local/share/erchub)",
-    )
+    add_store_options(worker)
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     worker.set_defaults(func=cmd_worker)
+
+    jobs = sub.add_parser("jobs", help="how many jobs the store holds of each status")
+    add_store_options(jobs)
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs.set_defaults(func=cmd_jobs)
 
     cluster = sub.add_parser(
         "cluster", help="a local test cluster: Docker Swarm on nested engines, with a registry"
@@ -520,6 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
         "directory (the images stay)",
         "status": "nodes, roles, state, the registry and the stack's services; exit code 1 "
         "unless all are ready",
+        "scale": "run as many tasks of the stack's services as given (erc=3; worker=N: the "
+        "first N execution nodes active, the others drained) and wait until they run",
     }
     for action, help_text in cluster_actions.items():
         action_parser = actions.add_parser(action, help=help_text)
@@ -528,7 +612,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if action == "up":
             action_parser.add_argument(
-                "--nodes", type=int, help="a manager and NODES-1 execution nodes (default: 3)"
+                "--nodes",
+                type=int,
+                help="nodes in all: the manager, LocalCluster.app_nodes-1 more app nodes, the "
+                "rest execution nodes (default: 4)",
+            )
+        if action == "scale":
+            action_parser.add_argument(
+                "replicas",
+                nargs="+",
+                type=service_replicas,
+                metavar="SERVICE=N",
+                help="a service of the stack (erc, worker, ...) and its number of tasks",
             )
         action_parser.set_defaults(func=cmd_cluster)
     return parser

@@ -347,6 +347,22 @@ def docker_engine_problem() -> str | None:
     return None
 
 
+def configure_named_sessions(c: Any) -> None:
+    """What every erchub spawner needs of the hub: one named server per ERC, started from a
+    launch link with a progress page, none at login."""
+    c.JupyterHub.allow_named_servers = True
+    # Logging in lands on the home page (the workspace, the catalogue, the user's compendia),
+    # it does not start a server.
+    c.JupyterHub.redirect_to_server = False
+    # Starting a session answers at once: the progress page shows the build, not a wait.
+    c.JupyterHub.tornado_settings = {
+        **dict(c.JupyterHub.get("tornado_settings", {})),
+        "slow_spawn_timeout": 0,
+    }
+    # One server per ERC: no limit but the machine's; idle sessions are for a culler to stop.
+    c.JupyterHub.named_server_limit_per_user = 0
+
+
 def configure_spawner(
     c: Any,
     *,
@@ -365,17 +381,7 @@ def configure_spawner(
     sessions send to the host (needs root; a warning otherwise). Each user gets a workspace
     (the default server, started from the home page) and one named server per ERC.
     """
-    c.JupyterHub.allow_named_servers = True
-    # Logging in lands on the home page (the workspace, the catalogue, the user's compendia),
-    # it does not start a server.
-    c.JupyterHub.redirect_to_server = False
-    # Starting a session answers at once: the progress page shows the build, not a wait.
-    c.JupyterHub.tornado_settings = {
-        **dict(c.JupyterHub.get("tornado_settings", {})),
-        "slow_spawn_timeout": 0,
-    }
-    # One server per ERC: no limit but the machine's; idle sessions are for a culler to stop.
-    c.JupyterHub.named_server_limit_per_user = 0
+    configure_named_sessions(c)
     problem = docker_engine_problem()
     if problem is not None:
         logging.getLogger("JupyterHub").warning(

@@ -304,7 +304,8 @@ async def _await_build(spawner: Reporter, build: SharedBuild) -> str | None:
 async def _follow(
     reporter: Reporter, events: AsyncGenerator[dict[str, Any], None], workspace: Path
 ) -> str:
-    """The image the builder reports when it is done; its log lines go to ``reporter``."""
+    """The image the builder reports when it is done (by repository digest when it pushed it
+    to a registry); its log lines go to ``reporter``."""
     image, error, lines = "", "", 0
     started = time.monotonic()
     end: dict[str, Any] = {}
@@ -320,7 +321,8 @@ async def _follow(
             progress = low + int((high - low) * (1 - 0.99**lines))
             reporter.report(status, progress, build_line_html(status, line))
         elif kind == "done":
-            image = str(event["image"])
+            # by digest when the builder pushed it to its registry: what any engine pulls
+            image = str(event.get("image_digest") or event["image"])
             if not event.get("cache_hit"):
                 reporter.report(f"Built {image} in {time.monotonic() - started:.0f} s", 75)
         elif kind == "error":

@@ -261,12 +261,24 @@ class ERCSessionMixin(_SpawnerBase):
 
     # -- the compendium --------------------------------------------------------------------
 
+    #: the format the compendium is fetched in (the erc API's downloads: tar.gz or zip)
+    archive_format = "tar.gz"
+
+    def archive_path(self, compendium_id: str) -> str:
+        """The erc API's path of the compendium's download in ``archive_format``."""
+        return f"/compendium/{quote(compendium_id)}.{self.archive_format}"
+
+    def api_url(self, path: str) -> str:
+        """The URL of ``path`` of the erc API, through the session's review link if any."""
+        link = self.target.link
+        query = f"?{urlencode({'link': link})}" if link else ""
+        return self.erc_api_url.rstrip("/") + path + query
+
     async def api_request(self, path: str, **kwargs: Any) -> Any:
         """A request to the erc API with this server's token (the user's own rights), through
         the session's review link when it has one."""
-        link = self.target.link
         request = HTTPRequest(
-            self.erc_api_url.rstrip("/") + path + (f"?{urlencode({'link': link})}" if link else ""),
+            self.api_url(path),
             headers={"Authorization": f"token {self.api_token}"},
             request_timeout=self.fetch_timeout,
             **kwargs,
@@ -340,8 +352,8 @@ class ERCSessionMixin(_SpawnerBase):
     async def fetch_compendium(self, source: SessionSource, scratch: Path) -> FetchedCompendium:
         """The compendium's files (and a job's notebook), unpacked below ``scratch``."""
         self.report(f"Fetching the files of {source.compendium_id}", 8)
-        archive = scratch / "compendium.tar.gz"
-        await self.download(f"/compendium/{quote(source.compendium_id)}.tar.gz", archive)
+        archive = scratch / f"compendium.{self.archive_format}"
+        await self.download(self.archive_path(source.compendium_id), archive)
         root = await asyncio.get_running_loop().run_in_executor(
             None, extract_archive, archive, scratch / "files"
         )
@@ -522,18 +534,22 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
     async def _start_session(self) -> tuple[str, int]:
         # the scratch directory holds a fresh volume's files until create_object copies them
         async with scratch_directory() as scratch:
-            if self.target.kind is SessionKind.WORKSPACE:
-                await self.check_network()
-                await self.prepare_workspace(scratch)
-            else:
-                await self.prepare_compendium_session(scratch)
-            self.notebook_dir = self.working_copy_dir
-            self.mount_working_copy()
+            await self.prepare_session(scratch)
             self.report(f"Starting JupyterLab in {self.image}", 85)
             ip, port = await super().start()
         self.report("Waiting for JupyterLab to answer", 90)
         await self.wait_until_answering(ip, port)
         return ip, port
+
+    async def prepare_session(self, scratch: Path) -> None:
+        """Everything of a start before the container: image, working copy, default URL."""
+        if self.target.kind is SessionKind.WORKSPACE:
+            await self.check_network()
+            await self.prepare_workspace(scratch)
+        else:
+            await self.prepare_compendium_session(scratch)
+        self.notebook_dir = self.working_copy_dir
+        self.mount_working_copy()
 
     async def prepare_compendium_session(self, scratch: Path) -> None:
         """A session of a compendium: its runtime image, the working copy of its files, its
@@ -543,8 +559,7 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
         if image is None or fresh:
             fetched = await self.fetch_compendium(source, scratch)
             if image is None:
-                image = await self.runtime_image(fetched.root, scratch)
-                _IMAGES[source.version] = image
+                image = await self.runtime_image(fetched.root, scratch, version=source.version)
             if fresh:
                 await self.prepare_working_copy(fetched, scratch)
         else:
@@ -601,9 +616,9 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
                 f"cannot be read: {exc}",
                 status_code=500,
             ) from None
-        image = await self.runtime_image(environment, scratch, WORKSPACE_ENVIRONMENT)
-        _IMAGES[version] = image
-        return image
+        return await self.runtime_image(
+            environment, scratch, WORKSPACE_ENVIRONMENT, version=version
+        )
 
     async def known_image(self, version: str) -> str | None:
         """The image this hub built or found for ``version`` (of a compendium, or of the
@@ -619,10 +634,13 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
         self.report(f"Reusing the runtime image {image}", 60)
         return image
 
-    async def runtime_image(self, root: Path, scratch: Path, environment: str | None = None) -> str:
+    async def runtime_image(
+        self, root: Path, scratch: Path, environment: str | None = None, *, version: str = ""
+    ) -> str:
         """The runtime image of the compendium at ``root`` (or with ``environment``, of the
         bare environment folder ``root``), built on this spawner's engine: the builder gets
-        its own configuration and this spawner's ``client_kwargs`` and ``tls_config``."""
+        its own configuration and this spawner's ``client_kwargs`` and ``tls_config``. With
+        ``version``, the image is remembered for it (:meth:`known_image`)."""
         loop = asyncio.get_running_loop()
         problem = ""
         if self.builder_config_file and not await loop.run_in_executor(
@@ -642,7 +660,10 @@ class ERCSpawner(ERCSessionMixin, DockerSpawner):
             )
         config = scratch / "builder_config.py"
         await loop.run_in_executor(None, config.write_text, text)
-        return await build_image(self, builder_command(config, root, environment), root)
+        image = await build_image(self, builder_command(config, root, environment), root)
+        if version:
+            _IMAGES[version] = image
+        return image
 
     async def prepare_working_copy(self, fetched: FetchedCompendium, scratch: Path) -> None:
         """The working copy as a tar file, and its volume: made only once the image is there,

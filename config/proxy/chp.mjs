@@ -29,46 +29,78 @@
 //   for --upstream-idle-timeout ms (default 60 s) itself, long before. node does the same on
 //   its own only for an upstream that announces its timeout (`Keep-Alive: timeout=N`), which
 //   tornado does not. The option is this script's; CHP never sees it.
+//
+// Upstreams with several addresses. A target's host name may name several replicas (Docker
+// Swarm's dnsrr endpoint mode: the erc service's name resolves to each of its tasks, and a task
+// that has died stays in the answer until Swarm notices). Two rules make the proxy move on from
+// a replica that is gone, as nginx's `proxy_next_upstream error timeout` does:
+// - connecting tries every address of the name in turn, the next one on a connect error
+//   (ECONNREFUSED, EHOSTUNREACH, ...) or when one has not answered within 250 ms: node's
+//   autoSelectFamily (net.setDefaultAutoSelectFamily), off by default in node 18. No byte of
+//   the request has gone upstream then, so this holds for every method.
+// - a GET, HEAD or OPTIONS request without a body whose upstream connection fails before any
+//   answer came back (refused, reset, "socket hang up": the replica died while it had the
+//   request, or the pool lent a connection that the replica's death had closed) is routed and
+//   sent again, up to --upstream-attempts times in all (default 3), before the proxy answers
+//   503. Other methods are not repeated: their upstream may have acted on them.
+// An answer that has begun is never repeated; websockets are not either.
 
 import { realpathSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
 const [, script, chpCommand, ...arguments_] = process.argv;
+/** This script's options, CHP never sees them: name -> [value, what the value is]. */
+const OWN_OPTIONS = {
+  // how long (ms) a free upstream connection is kept: well below tornado's idle timeout
+  "--upstream-idle-timeout": [60_000, "milliseconds"],
+  // how often in all an idempotent request is sent upstream when its connection fails
+  "--upstream-attempts": [3, "a count"],
+};
 if (!chpCommand) {
-  console.error(
-    `usage: node ${script} PATH/TO/configurable-http-proxy [--upstream-idle-timeout MS] [options]`,
-  );
+  const own = Object.keys(OWN_OPTIONS).map((name) => `[${name} N]`);
+  console.error(`usage: node ${script} PATH/TO/configurable-http-proxy ${own.join(" ")} [options]`);
   process.exit(2);
 }
-
-const UPSTREAM_IDLE_OPTION = "--upstream-idle-timeout";
-/** How long (ms) a free upstream connection is kept: well below tornado's idle timeout. */
-let upstreamIdleMs = 60_000;
-/** CHP's own options: the command line without this script's option. */
+const settings = Object.fromEntries(
+  Object.entries(OWN_OPTIONS).map(([name, [value]]) => [name, value]),
+);
+/** CHP's own options: the command line without this script's options. */
 const options = [];
 for (let i = 0; i < arguments_.length; i++) {
   const argument = arguments_[i];
-  if (argument !== UPSTREAM_IDLE_OPTION && !argument.startsWith(`${UPSTREAM_IDLE_OPTION}=`)) {
+  const name = Object.keys(OWN_OPTIONS).find(
+    (own) => argument === own || argument.startsWith(`${own}=`),
+  );
+  if (name === undefined) {
     options.push(argument);
     continue;
   }
   const value = argument.includes("=")
     ? argument.slice(argument.indexOf("=") + 1)
     : arguments_[++i];
-  upstreamIdleMs = Number(value);
-  if (!Number.isSafeInteger(upstreamIdleMs) || upstreamIdleMs <= 0) {
-    console.error(`${script}: ${UPSTREAM_IDLE_OPTION} takes milliseconds > 0, got ${value}`);
+  settings[name] = Number(value);
+  if (!Number.isSafeInteger(settings[name]) || settings[name] <= 0) {
+    console.error(`${script}: ${name} takes ${OWN_OPTIONS[name][1]} > 0, got ${value}`);
     process.exit(2);
   }
 }
+const upstreamIdleMs = settings["--upstream-idle-timeout"];
+const upstreamAttempts = settings["--upstream-attempts"];
 // node_modules/.bin/configurable-http-proxy is a link to <package>/bin/configurable-http-proxy
 const chpBin = realpathSync(chpCommand);
 const chpLib = path.join(path.dirname(chpBin), "..", "lib", "configproxy.js");
 const { ConfigurableProxy } = await import(pathToFileURL(chpLib).href);
 
-const GUARDED = ["handleProxyWeb", "handleProxyWs", "handleApiRequest", "handleProxyError"];
+const GUARDED = [
+  "handleProxy",
+  "handleProxyWeb",
+  "handleProxyWs",
+  "handleApiRequest",
+  "handleProxyError",
+];
 for (const name of GUARDED) {
   if (typeof ConfigurableProxy?.prototype?.[name] !== "function") {
     console.error(
@@ -102,11 +134,46 @@ function refuse(proxy, req) {
   proxy.log.warn("400 %s %s malformed percent-encoding", req.method, logPath(req.url));
 }
 
+/** Errors of an upstream connection that has given no answer: refused, unreachable, reset. */
+const CONNECTION_ERRORS = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
+/** Methods whose request may be sent twice (RFC 9110's safe methods). */
+const REPEATABLE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+const ATTEMPTS = Symbol("upstream attempts");
+const REQUEST_URL = Symbol("the request's URL as it came");
+
+/** Whether CHP's 503 for `req` may become another attempt upstream (see the top). */
+function repeatable(code, kind, req, res, e) {
+  return (
+    code === 503 &&
+    kind === "web" &&
+    CONNECTION_ERRORS.has(e?.code) &&
+    REPEATABLE_METHODS.has(req.method) &&
+    !req.headers["transfer-encoding"] &&
+    !(Number(req.headers["content-length"]) > 0) &&
+    typeof req[REQUEST_URL] === "string" &&
+    (req[ATTEMPTS] ?? 1) < upstreamAttempts &&
+    !req.socket.destroyed &&
+    !res.headersSent
+  );
+}
+
 const { handleProxyWeb, handleProxyWs, handleApiRequest, handleProxyError } =
   ConfigurableProxy.prototype;
 
 ConfigurableProxy.prototype.handleProxyWeb = function (req, res) {
-  if (decodablePath(req.url)) return handleProxyWeb.call(this, req, res);
+  if (decodablePath(req.url)) {
+    // CHP cuts the route's prefix off req.url when it proxies (--no-include-prefix): a
+    // repeated attempt starts from the URL as it came
+    req[REQUEST_URL] = req.url;
+    return handleProxyWeb.call(this, req, res);
+  }
   refuse(this, req);
   res.writeHead(400, {
     "Content-Type": "text/plain; charset=utf-8",
@@ -138,11 +205,33 @@ ConfigurableProxy.prototype.handleApiRequest = function (req, res) {
 };
 
 ConfigurableProxy.prototype.handleProxyError = function (code, kind, req, res, e) {
+  if (repeatable(code, kind, req, res, e)) {
+    req[ATTEMPTS] = (req[ATTEMPTS] ?? 1) + 1;
+    this.log.warn(
+      "%s %s: upstream %s, attempt %d of %d",
+      req.method,
+      logPath(req[REQUEST_URL]),
+      e.code,
+      req[ATTEMPTS],
+      upstreamAttempts,
+    );
+    req.url = req[REQUEST_URL];
+    // CHP routes it again: a new lookup of the target's name, and a connection from the
+    // pool or a new one (the one that failed is gone from the pool)
+    return this.handleProxy("web", req, res);
+  }
   // CHP asks its error target for `<code>?url=<the request's URL>`, and the hub logs that URL:
   // a query may carry a token (`?token=`). The error page gets the path only.
   if (req && typeof req.url === "string") req.url = req.url.split("?", 1)[0];
   return handleProxyError.call(this, code, kind, req, res, e);
 };
+
+// A name's addresses in turn when connecting (see the top); node 18.18 and later have it.
+if (typeof net.setDefaultAutoSelectFamily !== "function") {
+  console.error(`${script}: this node has no net.setDefaultAutoSelectFamily (node >= 18.18)`);
+  process.exit(1);
+}
+net.setDefaultAutoSelectFamily(true);
 
 // Free upstream connections close after upstreamIdleMs. keepSocketAlive and reuseSocket are
 // http.Agent's documented hooks (called when a socket becomes free, and when it is lent

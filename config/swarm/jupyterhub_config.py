@@ -12,8 +12,13 @@ who administer the hub and the erc service), and those that JupyterHub reads its
 JPY_COOKIE_SECRET, JUPYTERHUB_CRYPT_KEY. ORCID login as in the embedded configuration
 (ORCID_CLIENT_ID, ORCID_CLIENT_SECRET), else DummyAuthenticator: development only.
 
-Sessions are not configured here yet: reviewer sessions as Swarm services on session nodes
-(SwarmSpawner) are a later step of "Past one machine" (README).
+Sessions: SwarmERCSpawner (erchub.spawner.swarm) starts each session as a Swarm service on a
+session node (ERCHUB_SESSION_CONSTRAINT, default the app nodes), through a swarm manager's
+engine API (DOCKER_HOST, see stack.yml), in its runtime image built on that engine and pushed to
+the registry (the builder's configuration: erchub_config.py, with
+ERCHUB_REGISTRY), on the overlay network ERCHUB_SESSION_NETWORK, which the hub and the erc
+service share with the sessions and nothing else; ERCHUB_ENDPOINT_MODE (vip or dnsrr) as for
+the stack's services.
 """
 
 import os
@@ -23,6 +28,7 @@ from erchub.hub.config import (
     SERVICE_NAME,
     configure_authenticator,
     configure_erc_roles,
+    configure_named_sessions,
     configure_templates,
 )
 
@@ -43,8 +49,16 @@ c.ConfigurableHTTPProxy.command = [
     "/srv/erchub/node_modules/.bin/configurable-http-proxy",
 ]
 c.JupyterHub.cleanup_servers = False
-# logging in lands on the home page (the catalogue, the user's compendia): no server to start
-c.JupyterHub.redirect_to_server = False
+
+configure_named_sessions(c)
+c.JupyterHub.spawner_class = "erchub.spawner.swarm.SwarmERCSpawner"
+c.SwarmERCSpawner.network_name = os.environ["ERCHUB_SESSION_NETWORK"]
+c.SwarmERCSpawner.extra_endpoint_spec = {"mode": os.environ.get("ERCHUB_ENDPOINT_MODE", "vip")}
+c.SwarmERCSpawner.extra_placement_spec = {
+    "constraints": [
+        os.environ.get("ERCHUB_SESSION_CONSTRAINT", "node.labels.erchub.role.app == true")
+    ]
+}
 
 admin_users = {name.strip() for name in os.environ.get("ERCHUB_ADMIN_USERS", "").split(",")}
 admin_users.discard("")

@@ -62,7 +62,9 @@ from erchub.services.cluster.plan import (
     SOURCE_LABEL,
     STACK_FILE,
     STACK_LABEL,
+    STACK_SECRETS,
     SWARM_PORT,
+    WORKER_ROLES,
     ClusterPlan,
     ContainerSpec,
     NodeStatus,
@@ -75,6 +77,8 @@ from erchub.services.cluster.plan import (
     plan_cluster,
     registry_repository,
     registry_spec,
+    roles_of,
+    service_node,
     service_statuses,
     stack_secrets,
     stack_variables,
@@ -101,8 +105,22 @@ UP_STEPS = 6
 DEPLOY_STEPS = 5
 #: the services of config/swarm/stack.yml: a deploy is done when each of them runs
 STACK_SERVICES = ("erc", "hub", "postgres", "worker")
+#: the stack's erc service, and the label that names the service of a task's container
+ERC_SERVICE = "erc"
+SERVICE_NAME_LABEL = "com.docker.swarm.service.name"
+#: the app image's entrypoint (config/swarm/app.Dockerfile): *_FILE secrets into variables
+APP_ENTRYPOINT = "erchub-entrypoint"
 #: where the manager's CLI reads the stack file and the secrets at deploy time (removed after)
 DEPLOY_DIRECTORY = "/tmp"
+#: where the manager keeps the stack's secrets (root only) for the next deploy of the stack,
+#: which finds its PostgreSQL's volume, and the password in it, as the last deploy left them
+KEPT_SECRETS_DIRECTORY = "/var/lib/erchub"
+#: the stack's services that run one replica: the hub (its proxy's routes are its own) and
+#: PostgreSQL (one server on its volume)
+SINGLE_REPLICA_SERVICES = ("hub", "postgres")
+#: the stack's global service, one task per active execution node: scaled by the nodes'
+#: availability (a drained node runs none)
+WORKER_SERVICE = "worker"
 ENDPOINT_MODE_REASONS = {
     "vip": "each service's name is a virtual IP, balanced by the kernel's IPVS",
     "dnsrr": "the nodes' kernel has no IPVS: each service's name resolves to its tasks",
@@ -136,8 +154,12 @@ class ClusterStatus:
     registry: RegistryStatus | None
     #: the services of the stack, when it is deployed
     services: list[ServiceStatus] = field(default_factory=list)
-    #: the hub from this machine (http://127.0.0.1:PORT), "" when the manager does not run
+    #: the hub from this machine (http://127.0.0.1:PORT, its node's port), "" when it runs on
+    #: no node
     hub_url: str = ""
+    #: the stack's jobs by status (queued, running, ...), as `erchub jobs` in an erc task
+    #: counts them; empty when no erc task answers
+    jobs: dict[str, int] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -301,10 +323,29 @@ class LocalCluster(LoggingConfigurable):
             raise TraitError(str(exc)) from None
 
     nodes = Int(
-        3,
+        4,
         min=2,
-        help="Nodes: a manager (roles app and data) and nodes-1 execution nodes (default: 3).",
+        help="Nodes: app_nodes app nodes (the manager, roles app and data, and app_nodes-1 "
+        "with role app) and the rest execution nodes, one at least (default: 4).",
     ).tag(config=True)
+
+    app_nodes = Int(
+        2,
+        min=1,
+        help="App nodes (hub, erc service), the manager among them: with two or more, the hub "
+        "moves to another when its node is lost, and at least one is not the swarm's manager "
+        "(default: 2).",
+    ).tag(config=True)
+
+    @validate("nodes")
+    def _execution_node_left(self, proposal: Any) -> int:
+        nodes = int(proposal["value"])
+        if nodes <= self.app_nodes:
+            raise TraitError(
+                f"{nodes} nodes leave no execution node beside the {self.app_nodes} app nodes "
+                "(LocalCluster.app_nodes)"
+            )
+        return nodes
 
     base_image = Unicode(
         "erchub/base:bookworm",
@@ -357,8 +398,10 @@ class LocalCluster(LoggingConfigurable):
         0,
         min=0,
         max=65535,
-        help="Port on 127.0.0.1 of the hub, which the manager's container publishes (the stack "
-        "publishes the hub on the manager's port 8000); 0: one the engine picks (default: 0).",
+        help="Port on 127.0.0.1 of the hub when it runs on the manager: the manager's "
+        "container publishes it (the stack publishes the hub on port 8000 of its node; the "
+        "other app nodes' containers publish it on ports the engine picks); 0: one the engine "
+        "picks (default: 0).",
     ).tag(config=True)
 
     ready_timeout = Float(
@@ -398,7 +441,10 @@ class LocalCluster(LoggingConfigurable):
 
     @property
     def plan(self) -> ClusterPlan:
-        return plan_cluster(self.name, self.nodes)
+        try:
+            return plan_cluster(self.name, self.nodes, self.app_nodes)
+        except ValueError as exc:  # app_nodes set after nodes, to as many
+            raise ClusterError(str(exc)) from None
 
     @property
     def host(self) -> docker.DockerClient:
@@ -606,6 +652,7 @@ class LocalCluster(LoggingConfigurable):
             cap_drop=list(spec.cap_drop) or None,
             security_opt=list(spec.security_opt) or None,
             device_cgroup_rules=list(spec.device_cgroup_rules) or None,
+            tmpfs=dict(spec.tmpfs) or None,
         )
         if spec.unconfined_system_paths:
             # what the CLI makes of --security-opt systempaths=unconfined (the API has no such
@@ -702,7 +749,7 @@ class LocalCluster(LoggingConfigurable):
         plan = self.plan
         status = self.status()
         if status.services:
-            # a stack's secrets cannot change in place, and each deploy makes new ones
+            # a deployed stack's secrets cannot change in place
             raise ClusterError(
                 f"stack {self.name} is deployed already; erchub cluster down removes it with "
                 "the cluster"
@@ -739,7 +786,8 @@ class LocalCluster(LoggingConfigurable):
         steps.start(f"docker stack deploy {plan.name}")
         mode = self._endpoint_mode(plan)
         steps.detail(f"endpoint mode {mode}: {ENDPOINT_MODE_REASONS[mode]}")
-        variables = stack_variables(plan, app.reference, postgres.reference, mode)
+        manager_address = self._address(self._node_container(plan.manager.name), plan.network)
+        variables = stack_variables(plan, app.reference, postgres.reference, mode, manager_address)
         self._stack_deploy(plan, variables, steps)
 
         steps.start(f"services {', '.join(STACK_SERVICES)}")
@@ -796,19 +844,20 @@ class LocalCluster(LoggingConfigurable):
 
     def _stack_deploy(self, plan: ClusterPlan, variables: dict[str, str], steps: Steps) -> None:
         """``docker stack deploy`` of the stack file by the manager's own CLI, with ``variables``
-        in its environment and fresh secrets as files beside the stack file, which are removed
-        afterwards (the swarm keeps the secrets, encrypted in its store)."""
+        in its environment and the secrets (:meth:`_kept_secrets`) as files beside the stack
+        file, which are removed afterwards (the swarm keeps the secrets, encrypted in its
+        store, until the stack is removed)."""
         try:
             stack = (Path(self.config_dir) / STACK_FILE).read_bytes()
         except OSError as exc:
             raise ClusterError(f"cannot read {STACK_FILE}: {exc.strerror}") from None
-        values = stack_secrets(*(secrets.token_hex(32) for _ in range(4)))
+        manager = self._node_container(plan.manager.name)
+        values = self._kept_secrets(plan, manager, steps)
         directory = f"{plan.name}-stack"
         archive = deploy_archive(
             directory,
             {STACK_FILE: stack, **{f"secrets/{k}": v.encode() for k, v in values.items()}},
         )
-        manager = self._node_container(plan.manager.name)
         manager.put_archive(DEPLOY_DIRECTORY, archive)
         where = f"{DEPLOY_DIRECTORY}/{directory}"
         try:
@@ -825,6 +874,35 @@ class LocalCluster(LoggingConfigurable):
             raise ClusterError(f"docker stack deploy {plan.name}: {last}")
         for line in output.splitlines():
             steps.detail(line)
+
+    def _kept_secrets(self, plan: ClusterPlan, manager: Container, steps: Steps) -> dict[str, str]:
+        """The stack's secrets: those the manager kept from an earlier deploy of the stack
+        (after ``docker stack rm``, whose PostgreSQL volume holds their password), else new
+        ones, which the manager keeps (KEPT_SECRETS_DIRECTORY, root only) until ``down``."""
+        directory = f"{plan.name}-secrets"
+        try:
+            stream, _ = manager.get_archive(f"{KEPT_SECRETS_DIRECTORY}/{directory}")
+        except docker.errors.NotFound:
+            values = stack_secrets(*(secrets.token_hex(32) for _ in range(4)))
+            manager.exec_run(["install", "-d", "-m", "0700", KEPT_SECRETS_DIRECTORY])
+            manager.put_archive(
+                KEPT_SECRETS_DIRECTORY,
+                deploy_archive(directory, {k: v.encode() for k, v in values.items()}),
+            )
+            return values
+        kept = {}
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            for member in tar.getmembers():
+                content = tar.extractfile(member) if member.isfile() else None
+                if content is not None:
+                    kept[Path(member.name).name] = content.read().decode()
+        if set(kept) != set(STACK_SECRETS):
+            raise ClusterError(
+                f"{manager.name}:{KEPT_SECRETS_DIRECTORY}/{directory} lacks some of the stack's "
+                "secrets; erchub cluster down removes the cluster"
+            )
+        steps.detail(f"the secrets of the stack's earlier deploy (kept on {manager.name})")
+        return kept
 
     def _wait_services(self, plan: ClusterPlan, steps: Steps) -> None:
         """Wait until every service of the stack runs all its tasks; a line whenever what runs
@@ -900,10 +978,80 @@ class LocalCluster(LoggingConfigurable):
         progress(f"stack {self.name}: removed")
         return True
 
+    def scale(self, service: str, replicas: int, progress: Progress = quiet) -> ServiceStatus:
+        """Run ``replicas`` tasks of the stack's ``service`` (its name in the stack file) and
+        wait (``deploy_timeout``) until as many run; its status then. The worker service runs
+        one task per active execution node: scaling it drains the execution nodes past the
+        first ``replicas`` (by name; their workers hand their jobs back) and makes the others
+        active. ClusterError for a service the stack lacks, or more than one hub or
+        PostgreSQL."""
+        if replicas < 0:
+            raise ClusterError(f"{service}: {replicas} replicas; 0 or more")
+        if service in SINGLE_REPLICA_SERVICES and replicas > 1:
+            raise ClusterError(f"{service} runs one replica at most")
+        with (
+            contextlib.closing(self.manager_client()) as manager,
+            cluster_errors(f"scaling {service}"),
+        ):
+            services = {status.name: status for status in self._services(manager)}
+            if service not in services:
+                raise ClusterError(
+                    f"stack {self.name} has no service {service} (services: "
+                    f"{', '.join(services) or 'none, erchub cluster deploy'})"
+                )
+            if service == WORKER_SERVICE:
+                self._activate_execution_nodes(manager, replicas, progress)
+            else:
+                manager.services.get(f"{self.name}_{service}").scale(replicas)
+            progress(f"{service}: scaling to {replicas}")
+
+            def scaled() -> bool:
+                services[service] = next(
+                    status for status in self._services(manager) if status.name == service
+                )
+                return services[service].desired == services[service].running == replicas
+
+            wait_for(f"{service} scaled to {replicas}", scaled, self.deploy_timeout)
+        progress(f"{service}: {replicas} running")
+        return services[service]
+
+    def _activate_execution_nodes(
+        self, manager: docker.DockerClient, count: int, progress: Progress
+    ) -> None:
+        """Make the first ``count`` execution nodes (by hostname) active, drain the others."""
+        execution = sorted(
+            (
+                node
+                for node in manager.nodes.list()
+                if roles_of(node.attrs["Spec"].get("Labels", {})) == WORKER_ROLES
+            ),
+            key=lambda node: node.attrs["Description"]["Hostname"],
+        )
+        if count > len(execution):
+            raise ClusterError(
+                f"{WORKER_SERVICE}: {count} replicas, one per execution node, and the cluster "
+                f"has {len(execution)} (erchub cluster up --nodes)"
+            )
+        for index, node in enumerate(execution):
+            availability = "active" if index < count else "drain"
+            spec = node.attrs["Spec"]
+            if spec.get("Availability") != availability:
+                node.update({**spec, "Availability": availability})
+                progress(f"{node.attrs['Description']['Hostname']}: {availability}")
+
     def hub_url(self) -> str:
-        """The hub from this machine: http://127.0.0.1:PORT."""
-        manager = self._node_container(self.plan.manager.name)
-        return f"http://{LOOPBACK}:{self._published(manager, HUB_PORT)}"
+        """The hub from this machine: http://127.0.0.1:PORT, the port that the container of
+        the app node the hub runs on publishes. ClusterError when the hub runs on no node."""
+        with contextlib.closing(self.manager_client()) as manager:
+            return self._hub_url(self._services(manager))
+
+    def _hub_url(self, services: list[ServiceStatus]) -> str:
+        node = service_node(services, "hub")
+        if node is None:
+            raise ClusterError(
+                f"stack {self.name}: the hub runs on no node (erchub cluster status)"
+            )
+        return f"http://{LOOPBACK}:{self._published(self._node_container(node), HUB_PORT)}"
 
     # -- the registry --------------------------------------------------------------------
 
@@ -974,17 +1122,20 @@ class LocalCluster(LoggingConfigurable):
         nodes = [c for c in containers if c.labels.get(PART_LABEL) == NODE]
         registry = next((c for c in containers if c.labels.get(PART_LABEL) == REGISTRY), None)
         manager_url, hub_url, swarm_nodes, services = "", "", [], []
+        jobs: dict[str, int] = {}
         manager = next((c for c in nodes if c.name == plan.manager.name), None)
         if manager is not None and manager.status == "running":
             manager_url = self._manager_url(manager)
-            with contextlib.suppress(ClusterError):  # a cluster made before it had a hub port
-                hub_url = self.hub_url()
             client = connect(manager_url, REQUEST_TIMEOUT)
             # a manager that is no swarm manager (yet) says so: its nodes are not in the swarm
             if client is not None:
                 with contextlib.closing(client), contextlib.suppress(docker.errors.APIError):
                     swarm_nodes = [node.attrs for node in client.nodes.list()]
                     services = self._services(client)
+            if services:
+                with contextlib.suppress(ClusterError):  # no hub running, or no port for it
+                    hub_url = self._hub_url(services)
+                jobs = self._jobs(services)
         return ClusterStatus(
             name=plan.name,
             nodes=node_statuses(((c.name, c.status, c.labels) for c in nodes), swarm_nodes),
@@ -992,7 +1143,27 @@ class LocalCluster(LoggingConfigurable):
             registry=self._registry_status(plan, registry),
             services=services,
             hub_url=hub_url,
+            jobs=jobs,
         )
+
+    def _jobs(self, services: list[ServiceStatus]) -> dict[str, int]:
+        """The stack's jobs by status, from `erchub jobs` in a running erc task (the store is
+        the stack's PostgreSQL, which only the stack's networks reach); empty when no task
+        answers."""
+        erc_nodes = [node for s in services if s.name == ERC_SERVICE for node in s.nodes]
+        task_label = f"{SERVICE_NAME_LABEL}={self.name}_{ERC_SERVICE}"
+        for node in dict.fromkeys(erc_nodes):
+            with (
+                contextlib.suppress(ClusterError, docker.errors.DockerException, ValueError),
+                self.node_client(node) as engine,
+            ):
+                for task in engine.containers.list(filters={"label": task_label}):
+                    # through the image's entrypoint, which reads the secrets into variables
+                    done = task.exec_run([APP_ENTRYPOINT, "erchub", "jobs", "--json"], stderr=False)
+                    if done.exit_code == 0:
+                        counts: dict[str, int] = json.loads(done.output)
+                        return counts
+        return {}
 
     def _registry_status(
         self, plan: ClusterPlan, registry: Container | None

@@ -5,7 +5,9 @@ A cluster named NAME is made of, on this machine's engine:
 
 - the network NAME (a user-defined bridge: its containers find each other by name);
 - the nodes, each a container running a Docker engine on a volume of its own: NAME-manager
-  (the Swarm manager; roles ``app`` and ``data``) and NAME-execution-1, -2, ... (Swarm workers;
+  (the Swarm manager; roles ``app`` and ``data``), NAME-app-1, ... (Swarm workers; role ``app``:
+  the hub has another app node to move to when its node is lost, and that node is not the
+  swarm's one manager, whose loss is the swarm's) and NAME-execution-1, -2, ... (Swarm workers;
   role ``execution``);
 - the registry NAME-registry, at ``NAME-registry:5000`` inside the network, on a volume;
 - the shared directory, a directory of this machine bound into every node at the same path
@@ -13,9 +15,9 @@ A cluster named NAME is made of, on this machine's engine:
   compendia and jobs on.
 
 Every container, volume and network carries the label ``org.erchub.cluster=NAME``, which is how
-``down`` and ``status`` find them. Only three ports reach the host, all on 127.0.0.1: the
-manager's engine API, the hub's port on the manager (where the stack publishes the hub) and
-the registry (the host pushes there).
+``down`` and ``status`` find them. Only these ports reach the host, all on 127.0.0.1: the
+manager's engine API, the hub's port on every app node (the stack publishes the hub on the node
+it runs on, which Swarm may change) and the registry (the host pushes there).
 
 The erchub stack on the cluster (``config/swarm/stack.yml``, deployed as the stack NAME) is
 planned here too: the variables ``docker stack deploy`` substitutes in the stack file, and its
@@ -39,8 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("app", "data", "execution")
-#: the roles of the manager node, and of every other node
+#: the roles of the manager node, of the other app nodes, and of the execution nodes
 MANAGER_ROLES = ("app", "data")
+APP_ROLES = ("app",)
 WORKER_ROLES = ("execution",)
 
 #: Swarm node label: the node's roles, comma-separated; and its prefix for one label per role
@@ -87,8 +90,8 @@ STACK_FILE = "stack.yml"
 
 LOOPBACK = "127.0.0.1"
 ENGINE_PORT = 2375
-#: the hub's port: where the stack publishes it on its node, and what the manager's container
-#: publishes on 127.0.0.1
+#: the hub's port: where the stack publishes it on its node, and what every app node's
+#: container publishes on 127.0.0.1
 HUB_PORT = 8000
 SWARM_PORT = 2377
 REGISTRY_PORT = 5000
@@ -96,6 +99,10 @@ REGISTRY_PORT = 5000
 ENGINE_SOCKET = "unix:///var/run/docker.sock"
 ENGINE_DATA = "/var/lib/docker"
 REGISTRY_DATA = "/var/lib/docker-registry"
+#: the node's directory of run-time state (pid files, sockets): /var/run links to it
+RUN_DIRECTORY = "/run"
+#: exec: Docker's tmpfs is noexec unless told, and the engine's runtime state lives there
+RUN_OPTIONS = "rw,exec,nosuid,nodev,mode=755"
 #: where every node, and every service of the stack, sees the shared directory
 SHARED_PATH = "/srv/erchub-shared"
 #: where the shared directory of the cluster NAME is on this machine: NAME-shared in it
@@ -138,6 +145,8 @@ class ContainerSpec:
     device_cgroup_rules: tuple[str, ...] = ()
     #: no masked or read-only paths under /proc and /sys (the CLI's systempaths=unconfined)
     unconfined_system_paths: bool = False
+    #: mount point -> options of an empty in-memory file system, made anew at each start
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
 
     def port_bindings(self) -> dict[int, tuple[str, int | None]]:
         """The published ports as the engine API binds them: on 127.0.0.1 only, never on
@@ -193,26 +202,32 @@ def check_name(name: str) -> str:
     return name
 
 
-def plan_cluster(name: str, nodes: int) -> ClusterPlan:
-    """The cluster ``name`` of ``nodes`` nodes: one manager (app, data), the others execution
-    nodes, sharing SHARED_PARENT/NAME-shared (named by the cluster alone: ``down`` removes
-    it). ValueError for a bad name, or fewer than two nodes (nothing could execute)."""
+def plan_cluster(name: str, nodes: int, app_nodes: int = 1) -> ClusterPlan:
+    """The cluster ``name`` of ``nodes`` nodes: one manager (app, data), ``app_nodes`` - 1 more
+    app nodes, the others execution nodes, sharing SHARED_PARENT/NAME-shared (named by the
+    cluster alone: ``down`` removes it). ValueError for a bad name, no app node, or no
+    execution node left (nothing could execute)."""
     check_name(name)
-    if nodes < 2:
+    if app_nodes < 1 or nodes - app_nodes < 1:
         raise ValueError(
-            f"a cluster needs 2 nodes at least (a manager, an execution node): {nodes}"
+            f"a cluster of {nodes} nodes with {app_nodes} app nodes: it needs 1 app node at "
+            "least (the manager) and 1 execution node"
         )
     manager = NodePlan(f"{name}-manager", MANAGER_ROLES, True, f"{name}-manager-engine")
+    apps = tuple(
+        NodePlan(f"{name}-app-{i}", APP_ROLES, False, f"{name}-app-{i}-engine")
+        for i in range(1, app_nodes)
+    )
     workers = tuple(
         NodePlan(f"{name}-execution-{i}", WORKER_ROLES, False, f"{name}-execution-{i}-engine")
-        for i in range(1, nodes)
+        for i in range(1, nodes - app_nodes + 1)
     )
     return ClusterPlan(
         name=name,
         network=name,
         registry=f"{name}-registry",
         registry_volume=f"{name}-registry-data",
-        nodes=(manager, *workers),
+        nodes=(manager, *apps, *workers),
         shared_dir=f"{SHARED_PARENT}/{name}-shared",
     )
 
@@ -261,9 +276,15 @@ def node_spec(
     plan: ClusterPlan, node: NodePlan, image: str, manager_port: int = 0, hub_port: int = 0
 ) -> ContainerSpec:
     """The container of ``node``; ``manager_port`` and ``hub_port`` are the ports on 127.0.0.1
-    of the manager's engine and of the hub (0: one the engine picks). The hub's port reaches
-    the port that the stack publishes the hub on, in host mode, on the manager (its one app
-    node): the swarm's ingress would publish it on every address of every node container."""
+    of the manager's engine and of the hub on the manager (0: one the engine picks); the other
+    app nodes publish the hub's port on one the engine picks. It reaches the port that the
+    stack publishes the hub on, in host mode, on the app node the hub runs on: the swarm's
+    ingress would publish it on every address of every node container."""
+    published: dict[int, int] = {}
+    if node.manager:
+        published = {ENGINE_PORT: manager_port, HUB_PORT: hub_port}
+    elif "app" in node.roles:
+        published = {HUB_PORT: 0}
     return ContainerSpec(
         name=node.name,
         hostname=node.name,  # the node's hostname in the swarm
@@ -273,12 +294,15 @@ def node_spec(
         labels={**plan.labels(NODE), ROLES_LABEL: ",".join(node.roles)},
         volumes={node.volume: ENGINE_DATA},
         binds={CGROUP_TREE: CGROUP_TREE, plan.shared_dir: SHARED_PATH},
-        published={ENGINE_PORT: manager_port, HUB_PORT: hub_port} if node.manager else {},
+        published=published,
         cap_add=NESTED_ENGINE_CAP_ADD,
         cap_drop=NESTED_ENGINE_CAP_DROP,
         security_opt=NESTED_ENGINE_SECURITY_OPT,
         device_cgroup_rules=NESTED_ENGINE_DEVICE_RULES,
         unconfined_system_paths=True,
+        # as on a machine, /run starts empty: a node killed and started again (the fault tests)
+        # finds no pid file or socket of its engine's previous life, which dockerd refuses
+        tmpfs={RUN_DIRECTORY: RUN_OPTIONS},
     )
 
 
@@ -341,7 +365,8 @@ def node_statuses(
 ) -> list[NodeStatus]:
     """Each node container (name, state, labels) with what the swarm says of it (the engine
     API's node objects, matched by hostname; a node that joined twice counts by its ready
-    entry), the manager first."""
+    entry): the manager (the node with the data role), the other app nodes, the execution
+    nodes."""
     by_host: dict[str, Mapping[str, Any]] = {}
     for entry in swarm_nodes:
         host = entry.get("Description", {}).get("Hostname", "")
@@ -363,7 +388,9 @@ def node_statuses(
                 availability=spec.get("Availability", ""),
             )
         )
-    return sorted(statuses, key=lambda node: ("execution" in node.roles, node.name))
+    return sorted(
+        statuses, key=lambda node: ("execution" in node.roles, "data" not in node.roles, node.name)
+    )
 
 
 # -- the erchub stack --------------------------------------------------------------------------
@@ -420,14 +447,21 @@ ENDPOINT_MODES = ("vip", "dnsrr")
 
 
 def stack_variables(
-    plan: ClusterPlan, app_image: str, postgres_image: str, endpoint_mode: str
+    plan: ClusterPlan,
+    app_image: str,
+    postgres_image: str,
+    endpoint_mode: str,
+    manager_address: str,
 ) -> dict[str, str]:
     """What ``docker stack deploy`` substitutes in config/swarm/stack.yml on this cluster: the
     images by the digests the registry named, the registry, the shared directory's path on the
-    nodes, and the services' endpoint mode (one of ENDPOINT_MODES)."""
+    nodes, the services' endpoint mode (one of ENDPOINT_MODES), and the manager's engine API
+    at its address in the cluster's network (``manager_address``: the nodes' containers do
+    not resolve the names of this machine's network), where the hub starts sessions."""
     if endpoint_mode not in ENDPOINT_MODES:
         raise ValueError(f"endpoint mode {endpoint_mode!r}: one of {', '.join(ENDPOINT_MODES)}")
     return {
+        "ERCHUB_DOCKER_HOST": f"tcp://{manager_address}:{ENGINE_PORT}",
         "ERCHUB_APP_IMAGE": app_image,
         "ERCHUB_POSTGRES_IMAGE": postgres_image,
         "ERCHUB_REGISTRY": plan.registry_address,
@@ -488,3 +522,12 @@ def service_statuses(
             )
         )
     return sorted(statuses, key=lambda status: status.name)
+
+
+def service_node(services: Iterable[ServiceStatus], name: str) -> str | None:
+    """The node (hostname) that the one running task of the service ``name`` runs on; None
+    when it runs no task, or more than one (a replica starting while the old one stops)."""
+    for service in services:
+        if service.name == name and len(service.nodes) == 1:
+            return service.nodes[0]
+    return None

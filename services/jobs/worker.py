@@ -524,10 +524,26 @@ class Worker(DataDirMixin, LoggingConfigurable):
             status=status, reason=reason, finished=time.time(), steps=steps, result=result
         )
         # The store first: a client that sees the final event fetches the job and its result.
-        if self.store.update_job(job.id, changes, worker=self.worker_id):
+        if self._store_end(job.id, changes):
             events.append(status_event(status, reason))
         else:
             self.log.warning("job %s: taken from this worker; its end is not recorded", job.id)
+
+    def _store_end(self, job_id: str, changes: JobChanges) -> bool:
+        """Store a job's end (whether it was still this worker's, as update_job), trying again
+        every heartbeat_interval while the store is unavailable (a database restarting) for up
+        to lost_timeout: a job whose end could not be stored would be reaped and run again.
+        The update applies only while this worker holds the job, so a try after another worker
+        took it over records nothing. StoreError when the store stays unavailable."""
+        deadline = time.monotonic() + self.lost_timeout
+        while True:
+            try:
+                return self.store.update_job(job_id, changes, worker=self.worker_id)
+            except StoreError as exc:
+                if time.monotonic() + self.heartbeat_interval > deadline:
+                    raise
+                self.log.warning("job %s: end not stored yet, trying again: %s", job_id, exc)
+            time.sleep(self.heartbeat_interval)
 
     def _requeue(self, job: JobRecord, events: EventLog, seconds: float) -> None:
         # The job did nothing wrong: this attempt does not count against it. Queued, it is let

@@ -17,7 +17,13 @@ import pytest
 
 from erchub.cli import main
 from erchub.services.cluster.local import ClusterError, LocalCluster
-from erchub.services.cluster.plan import ENGINE_PORT, ROLE_LABEL, swarm_labels
+from erchub.services.cluster.plan import (
+    ENGINE_PORT,
+    HUB_PORT,
+    REGISTRY_PORT,
+    ROLE_LABEL,
+    swarm_labels,
+)
 from tests.conftest import BASE_IMAGE
 
 pytestmark = pytest.mark.swarm
@@ -33,6 +39,7 @@ def test_the_cluster_has_its_nodes_and_roles(cluster: LocalCluster) -> None:
     assert status.ready, status
     assert [(node.name, node.roles, node.swarm_role) for node in status.nodes] == [
         (f"{cluster.name}-manager", ("app", "data"), "manager"),
+        (f"{cluster.name}-app-1", ("app",), "worker"),
         (f"{cluster.name}-execution-1", ("execution",), "worker"),
         (f"{cluster.name}-execution-2", ("execution",), "worker"),
     ]
@@ -43,6 +50,7 @@ def test_the_cluster_has_its_nodes_and_roles(cluster: LocalCluster) -> None:
         }
     assert labels == {
         f"{cluster.name}-manager": swarm_labels(("app", "data")),
+        f"{cluster.name}-app-1": swarm_labels(("app",)),
         f"{cluster.name}-execution-1": swarm_labels(("execution",)),
         f"{cluster.name}-execution-2": swarm_labels(("execution",)),
     }
@@ -161,11 +169,13 @@ def test_no_engine_is_reachable_but_through_127_0_0_1(cluster: LocalCluster) -> 
         filters={"label": f"org.erchub.cluster={cluster.name}"}
     )
     published = {c.name: {k: v for k, v in c.ports.items() if v} for c in containers}
-    manager = f"{cluster.name}-manager"
-    # the manager's engine and the registry are published, on 127.0.0.1 only; no other node
-    assert {name for name, ports in published.items() if ports} == {
-        manager,
-        cluster.plan.registry,
+    manager, app = f"{cluster.name}-manager", f"{cluster.name}-app-1"
+    # the manager's engine, the registry and the app nodes' hub port are published, on
+    # 127.0.0.1 only; nothing of the execution nodes
+    assert {name: sorted(ports) for name, ports in published.items() if ports} == {
+        manager: sorted([f"{ENGINE_PORT}/tcp", f"{HUB_PORT}/tcp"]),
+        app: [f"{HUB_PORT}/tcp"],
+        cluster.plan.registry: [f"{REGISTRY_PORT}/tcp"],
     }
     bindings = [b for ports in published.values() for b in ports.values()]
     assert {binding["HostIp"] for group in bindings for binding in group} == {"127.0.0.1"}
@@ -176,9 +186,9 @@ def test_no_engine_is_reachable_but_through_127_0_0_1(cluster: LocalCluster) -> 
     assert addresses, "this machine has addresses besides loopback"
     assert [address for address in addresses if connects(address, port)] == []
 
-    # the execution nodes' engines listen on their socket only: not even the manager reaches them
+    # the other nodes' engines listen on their socket only: not even the manager reaches them
     manager_container = cluster.host.containers.get(manager)
-    for node in (f"{cluster.name}-execution-1", f"{cluster.name}-execution-2"):
+    for node in (app, f"{cluster.name}-execution-1", f"{cluster.name}-execution-2"):
         attempt = manager_container.exec_run(
             ["docker", "--host", f"tcp://{node}:{ENGINE_PORT}", "version"]
         )

@@ -39,6 +39,7 @@ from erchub.services.cluster.plan import (
     registry_repository,
     registry_spec,
     roles_of,
+    service_node,
     service_statuses,
     stack_secrets,
     stack_variables,
@@ -65,13 +66,35 @@ def test_a_default_cluster_is_one_manager_for_app_and_data_and_two_execution_nod
     assert all(name.startswith("erchub-swarm-test") for name in names)
 
 
+def test_more_app_nodes_are_swarm_workers_with_the_app_role_alone() -> None:
+    plan = plan_cluster("c", 4, app_nodes=2)
+    assert [(node.name, node.roles, node.manager, node.volume) for node in plan.nodes] == [
+        ("c-manager", ("app", "data"), True, "c-manager-engine"),
+        ("c-app-1", ("app",), False, "c-app-1-engine"),
+        ("c-execution-1", ("execution",), False, "c-execution-1-engine"),
+        ("c-execution-2", ("execution",), False, "c-execution-2-engine"),
+    ]
+    assert plan.manager.name == "c-manager"
+
+
 @pytest.mark.parametrize(
-    ("name", "nodes"),
-    [("erchub-swarm-test", 1), ("", 3), ("Upper", 3), ("-dash", 3), ("a/b", 3), ("x" * 41, 3)],
+    ("name", "nodes", "app_nodes"),
+    [
+        ("erchub-swarm-test", 1, 1),
+        ("erchub-swarm-test", 2, 2),  # no execution node left
+        ("erchub-swarm-test", 3, 0),  # no manager
+        ("", 3, 1),
+        ("Upper", 3, 1),
+        ("-dash", 3, 1),
+        ("a/b", 3, 1),
+        ("x" * 41, 3, 1),
+    ],
 )
-def test_a_cluster_needs_a_usable_name_and_an_execution_node(name: str, nodes: int) -> None:
+def test_a_cluster_needs_a_usable_name_an_app_node_and_an_execution_node(
+    name: str, nodes: int, app_nodes: int
+) -> None:
     with pytest.raises(ValueError):
-        plan_cluster(name, nodes)
+        plan_cluster(name, nodes, app_nodes)
 
 
 def test_roles_are_one_label_listing_them_and_one_label_each() -> None:
@@ -123,6 +146,14 @@ def test_only_the_manager_engine_and_hub_are_published_and_only_on_loopback() ->
         HUB_PORT: (LOOPBACK, None),
     }
     assert [worker.port_bindings() for worker in workers] == [{}, {}]
+    # another app node publishes the hub's port, on one the engine picks: the hub may move there
+    plan = plan_cluster("c", 4, app_nodes=2)
+    assert [node_spec(plan, node, "i", 2400, 2401).port_bindings() for node in plan.nodes] == [
+        {ENGINE_PORT: (LOOPBACK, 2400), HUB_PORT: (LOOPBACK, 2401)},
+        {HUB_PORT: (LOOPBACK, None)},
+        {},
+        {},
+    ]
     registry = registry_spec(plan, "registry-image")
     assert registry.port_bindings() == {REGISTRY_PORT: (LOOPBACK, None)}
     assert registry.volumes == {"c-registry-data": "/var/lib/docker-registry"}
@@ -137,6 +168,8 @@ def test_a_node_container_has_what_a_nested_engine_needs_here() -> None:
     assert (spec.cap_add, spec.cap_drop) == (("ALL",), ("SYS_RESOURCE",))
     assert set(spec.security_opt) == {"seccomp=unconfined", "apparmor=unconfined"}
     assert spec.unconfined_system_paths
+    # a node started again (after a kill) finds no pid file of its engine's previous life
+    assert list(spec.tmpfs) == ["/run"]
     assert spec.device_cgroup_rules == ("a *:* rwm",)
     # the shared directory (NFS's stand-in) at the same path on every node
     assert spec.binds == {"/sys/fs/cgroup": "/sys/fs/cgroup", "/var/tmp/c-shared": SHARED_PATH}
@@ -192,10 +225,12 @@ def test_a_node_status_joins_its_container_and_what_the_swarm_says() -> None:
     containers = [
         ("c-execution-2", "exited", {ROLES_LABEL: "execution"}),
         ("c-execution-1", "running", {ROLES_LABEL: "execution"}),
+        ("c-app-1", "running", {ROLES_LABEL: "app"}),
         ("c-manager", "running", {ROLES_LABEL: "app,data"}),
     ]
     swarm = [
         swarm_node("c-manager", "ready", "manager", **swarm_labels(("app", "data"))),
+        swarm_node("c-app-1", "ready", **swarm_labels(("app",))),
         # a node that joined twice: its ready entry counts
         swarm_node("c-execution-1", "ready", **swarm_labels(("execution",))),
         swarm_node("c-execution-1", "down"),
@@ -204,6 +239,7 @@ def test_a_node_status_joins_its_container_and_what_the_swarm_says() -> None:
     statuses = node_statuses(containers, swarm)
     assert [(s.name, s.roles, s.engine, s.swarm_role, s.state, s.ready) for s in statuses] == [
         ("c-manager", ("app", "data"), "running", "manager", "ready", True),
+        ("c-app-1", ("app",), "running", "worker", "ready", True),
         ("c-execution-1", ("execution",), "running", "worker", "ready", True),
         # unlabelled in the swarm: the container's label names its roles
         ("c-execution-2", ("execution",), "exited", "worker", "down", False),
@@ -260,10 +296,12 @@ def test_workers_reach_the_store_and_the_service_only() -> None:
     stack = stack_file()
     assert stack["networks"]["workers"] == {"driver": "overlay", "internal": True}
     assert stack["networks"]["app"] == {"driver": "overlay"}
+    # sessions: the hub's and the erc service's network with the sessions, and nothing else
+    assert stack["networks"]["sessions"] == {"driver": "overlay", "internal": True}
     networks = {name: set(s["networks"]) for name, s in stack["services"].items()}
     assert networks == {
-        "hub": {"app"},
-        "erc": {"app", "workers"},
+        "hub": {"app", "sessions"},
+        "erc": {"app", "workers", "sessions"},
         "postgres": {"app", "workers"},
         "worker": {"workers"},
     }
@@ -274,11 +312,16 @@ def test_the_stack_reads_the_variables_and_secrets_the_deploy_gives() -> None:
     # comments name the variables too: only the YAML's values count
     used = set(re.findall(r"\$\{([A-Z_]+)\}", yaml.safe_dump(yaml.safe_load(text))))
     plan = plan_cluster("c", 3)
-    variables = stack_variables(plan, "r:5000/app@sha256:1", "r:5000/pg@sha256:2", "dnsrr")
+    variables = stack_variables(
+        plan, "r:5000/app@sha256:1", "r:5000/pg@sha256:2", "dnsrr", "10.1.2.3"
+    )
     assert used == set(variables)
     assert variables["ERCHUB_ENDPOINT_MODE"] == "dnsrr"
+    # the hub reaches the manager's engine by its address: nested engines' containers do not
+    # resolve this machine's network's names
+    assert variables["ERCHUB_DOCKER_HOST"] == "tcp://10.1.2.3:2375"
     with pytest.raises(ValueError):
-        stack_variables(plan, "a", "p", "ingress")
+        stack_variables(plan, "a", "p", "ingress", "10.1.2.3")
     # every service reaches the others the same way
     modes = {s["deploy"]["endpoint_mode"] for s in stack_file()["services"].values()}
     assert modes == {"${ERCHUB_ENDPOINT_MODE}"}
@@ -366,6 +409,10 @@ def test_a_service_is_ready_when_all_its_tasks_run() -> None:
     # a global service that the swarm gave no task yet is not ready
     [worker] = service_statuses("s", services[1:2], [], nodes)
     assert (worker.desired, worker.ready) == (0, False)
+    # the node of a service's one running task: the hub's, whose port reaches this machine
+    assert service_node(statuses, "hub") == "s-manager"
+    assert service_node(statuses, "worker") is None  # two tasks: no one node
+    assert service_node(statuses, "postgres") is None
 
 
 def test_the_app_image_installs_the_requirements_of_erchub_with_its_hub_extra() -> None:
