@@ -25,10 +25,12 @@ from erchub.services.compendia.files import mime_type
 from erchub.services.exchange.citation import PACKAGE_FILES
 from erchub.services.exchange.deposit import ZENODO_METADATA_PATH
 from erchub.services.exchange.o2r import (
+    LoadedCommit,
     creators_of,
     fallback_description,
     identifiers_of,
     keywords_of,
+    loaded_commit,
     o2r_of,
     orcid_of,
     text_of,
@@ -68,7 +70,8 @@ def describe_crate(
     :func:`.deposit.zenodo_metadata`'s), ``datePublished`` (``publication_date``, else the day of
     ``now``), ``keywords``, ``identifier`` (DOI URL, ``urn:uuid:<erc_id>``), ``author``,
     ``license``, ``mainEntity`` (the main notebook), ``hasPart`` (every file), ``mentions``
-    (the job).
+    (the job), ``isBasedOn`` (a ``SoftwareSourceCode``: the git repository it was loaded from,
+    ``version`` the commit).
 
     Every file is a ``File`` with ``name``, ``encodingFormat``, ``contentSize``; roles:
 
@@ -107,6 +110,9 @@ def describe_crate(
     identifiers = identifiers_of(o2r)
     if identifiers:
         root["identifier"] = identifiers if len(identifiers) > 1 else identifiers[0]
+    loaded = loaded_commit(o2r)
+    if loaded is not None:
+        root["isBasedOn"] = _add_repository(crate, loaded)
 
     entities = _add_files(crate, o2r, files)
     main = entities.get(text_of(o2r.get("mainfile")) or "")
@@ -123,6 +129,22 @@ def describe_crate(
     if last_job is not None:
         root["mentions"] = _add_action(crate, last_job, main, display, runtime)
     return crate
+
+
+def _add_repository(crate: ROCrate, loaded: LoadedCommit) -> Any:
+    """The git repository the compendium was loaded from, at the commit it was loaded at."""
+    return crate.add(
+        ContextEntity(
+            crate,
+            loaded.repository,
+            properties={
+                "@type": "SoftwareSourceCode",
+                "name": f"{loaded.repository} at {loaded.ref}",
+                "codeRepository": loaded.repository,
+                "version": loaded.commit,
+            },
+        )
+    )
 
 
 def _add_files(crate: ROCrate, o2r: Mapping[str, Any], files: Mapping[str, int]) -> dict[str, Any]:

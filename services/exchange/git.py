@@ -52,6 +52,7 @@ from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from erchub.services.exchange.o2r import FULL_SHA, GIT_KIND
 from erchub.services.exchange.sources import (
     MAX_QUOTED_CHARS,
     LoadError,
@@ -62,10 +63,8 @@ from erchub.services.exchange.sources import (
 
 log = logging.getLogger(__name__)
 
-GIT_KIND = "git_url"
 #: the ref loaded when none is named: the repository's default branch
 DEFAULT_REF = "HEAD"
-FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 #: what looks like an abbreviated SHA, which only a clone of the whole history could resolve
 _SHORT_SHA = re.compile(r"^[0-9a-fA-F]{4,39}$")
 #: what git's check-ref-format refuses, and more than a ref in a URL needs

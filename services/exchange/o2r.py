@@ -6,22 +6,59 @@ wrong type or blank reads as absent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from erchub.erc import URI_PATTERN, UUID4_PATTERN
 from erchub.metadata import ORCID_PATTERN
 
 __all__ = [
+    "FULL_SHA",
+    "GIT_KIND",
+    "LoadedCommit",
     "creators_of",
     "doi_of",
     "fallback_description",
     "identifiers_of",
     "keywords_of",
+    "loaded_commit",
     "o2r_of",
     "orcid_of",
     "text_of",
 ]
+
+#: the kind of ``origin`` that a compendium loaded from a git repository records
+#: (:func:`.git.git_origin`), and the key of its repository's URL
+GIT_KIND = "git_url"
+#: a full commit SHA, in hex
+FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
+
+
+@dataclass(frozen=True)
+class LoadedCommit:
+    """Where a compendium was loaded from: a repository's web URL, the ref asked for, and the
+    commit it named then."""
+
+    repository: str
+    ref: str
+    commit: str
+
+
+def loaded_commit(o2r: Mapping[str, Any]) -> LoadedCommit | None:
+    """The git repository, ref and commit that ``origin`` says the compendium was loaded from;
+    None when it came from elsewhere, or when ``origin`` holds no web URL or no full SHA (an
+    author may have edited it: pages link to the URL)."""
+    origin = o2r.get("origin")
+    if not isinstance(origin, Mapping) or origin.get("kind") != GIT_KIND:
+        return None
+    repository, ref, commit = (origin.get(name) for name in (GIT_KIND, "ref", "commit"))
+    if not (isinstance(repository, str) and isinstance(ref, str) and isinstance(commit, str)):
+        return None
+    if not repository.startswith(("https://", "http://")) or not FULL_SHA.match(commit):
+        return None
+    return LoadedCommit(repository=repository, ref=ref, commit=commit.lower())
 
 
 def o2r_of(metadata: Mapping[str, Any]) -> Mapping[str, Any]:

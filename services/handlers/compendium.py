@@ -61,8 +61,8 @@ from erchub.services.compendia.operations import (
     relation_metadata,
     save_metadata,
 )
-from erchub.services.exchange.git import GIT_KIND
 from erchub.services.exchange.loading import load_compendium, load_git_compendium, resolve_git
+from erchub.services.exchange.o2r import GIT_KIND
 from erchub.services.exchange.sources import (
     LOAD_BODY_SCHEMA,
     LoaderSettings,

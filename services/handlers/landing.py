@@ -39,7 +39,7 @@ from erchub.erc import LICENSE_NOT_SPECIFIED
 from erchub.services.compendia import files as compendia
 from erchub.services.compendia import links
 from erchub.services.exchange.citation import bibtex, datacite_attributes, schema_org
-from erchub.services.exchange.o2r import doi_of, keywords_of, text_of
+from erchub.services.exchange.o2r import doi_of, keywords_of, loaded_commit, text_of
 from erchub.services.exchange.packaging import human_size
 from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY, doi_url, make_bag_zip
 from erchub.services.handlers.base import LINK_ARGUMENT, SCOPE_READ, iso
@@ -298,6 +298,7 @@ class LandingPageHandler(CompendiumReading):
             licenses=licenses_of(metadata),
             published=text_of(metadata.get("publication_date")) or day_of(record.created),
             doi=doi_of(metadata),
+            loaded_from=loaded_commit(metadata),
             has_display=await self.display(record, root) is not None,
             check=check,
             check_date=day_of(check.job.finished) if check.job else None,

@@ -36,13 +36,14 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from erchub.errors import ErchubError, Unavailable
-from erchub.services.exchange.git import GIT_KIND, short_form_url
+from erchub.services.exchange.git import short_form_url
 from erchub.services.exchange.loading import (
     find_git_compendium,
     load_compendium,
     load_git_compendium,
     resolve_git,
 )
+from erchub.services.exchange.o2r import GIT_KIND
 from erchub.services.exchange.sources import LoaderSettings, Source, normalize_doi
 from erchub.services.handlers.base import SCOPE_CREATE, SCOPE_READ, domain_status, needs_scope
 from erchub.services.handlers.pages import PageHandler

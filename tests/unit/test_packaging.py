@@ -314,6 +314,29 @@ def test_crate_of_sparse_metadata() -> None:
     assert ids(root["author"]) == ["#author-1", "#author-2"]
 
 
+def test_crate_names_the_git_commit_it_was_loaded_from() -> None:
+    repository = "https://git.example.org/ada/paper"
+    commit = "0123456789ABCDEF0123456789abcdef01234567"
+    origin = {"kind": "git_url", "git_url": repository, "ref": "main", "commit": commit,
+              "url": f"{repository}.git", "loaded": "2024-06-01T12:00:00Z"}  # fmt: skip
+    entities = graph(describe_crate(full_o2r(origin=origin), FILES, now=NOW))
+    assert ids(entities["./"]["isBasedOn"]) == [repository]
+    assert entities[repository] == {
+        "@id": repository,
+        "@type": "SoftwareSourceCode",
+        "name": f"{repository} at main",
+        "codeRepository": repository,
+        "version": commit.lower(),
+    }
+    # a Zenodo record's origin, or a git origin that is no web URL: nothing is based on
+    zenodo = {"kind": "zenodo_record_id", "zenodo_record_id": "1", "url": "https://z/1",
+              "loaded": "2024-06-01T12:00:00Z"}  # fmt: skip
+    for other in (zenodo, {**origin, "git_url": "javascript:alert(1)"}, {**origin, "commit": "ab"}):
+        assert (
+            "isBasedOn" not in graph(describe_crate(full_o2r(origin=other), FILES, now=NOW))["./"]
+        )
+
+
 def test_crate_records_the_last_job_as_a_create_action() -> None:
     job = {
         "id": "20240601T120000-abc123",

@@ -329,3 +329,40 @@ async def test_the_catalogue_pages_and_searches(service: Service, tmp_path: Path
         assert 'data-status="400"' in answer.text
     answer = await service.get(f"compendium/{ids[0]}", params={"x": "1"})
     assert answer.status_code == 400
+
+
+GIT_ORIGIN = {
+    "kind": "git_url",
+    "git_url": "https://git.example.org/ada/paper",
+    "ref": "v1.0",
+    "commit": "0123456789abcdef0123456789abcdef01234567",
+    "url": "https://git.example.org/ada/paper.git",
+    "loaded": "2026-12-07T12:00:00Z",
+}
+
+
+async def test_the_page_names_the_git_commit_it_was_loaded_from(
+    service: Service, tmp_path: Path
+) -> None:
+    published = await service.upload("alice-token", tmp_path, publish=True)
+    store = service.service.store
+    record = store.get_compendium(published)
+    assert record is not None
+    store.update_compendium(
+        published, metadata={**record.metadata, "origin": GIT_ORIGIN}, now=time.time()
+    )
+    page = (await service.get(f"compendium/{published}", headers=NAVIGATE)).text
+    assert (
+        '<p class="meta" id="erc-origin">From the git repository '
+        '<a href="https://git.example.org/ada/paper">https://git.example.org/ada/paper</a>, '
+        'v1.0 at commit <code title="0123456789abcdef0123456789abcdef01234567">0123456789ab'
+        "</code></p>"
+    ) in page
+
+    # an origin that is no web URL is not linked (nor named)
+    hostile = {**GIT_ORIGIN, "git_url": "javascript:alert(1)"}
+    store.update_compendium(
+        published, metadata={**record.metadata, "origin": hostile}, now=time.time()
+    )
+    page = (await service.get(f"compendium/{published}", headers=NAVIGATE)).text
+    assert 'id="erc-origin"' not in page and "javascript:" not in page
