@@ -531,7 +531,8 @@ def _datacite_rights(license_: License) -> dict[str, str]:
 def datacite_xml(description: Description) -> bytes:
     """DataCite XML, kernel 4 (the elements of :func:`datacite_attributes`). The identifier
     is the DOI; a compendium without one is identified by its landing page (type URL), which
-    DataCite's schema accepts but DataCite would only register with a DOI."""
+    DataCite's own schema refuses (it fixes identifierType to DOI): such a document describes
+    the compendium, it cannot register it."""
     attributes = datacite_attributes(description)
     ET.register_namespace("", DATACITE_NAMESPACE)
     root = ET.Element(
