@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from erchub.services.exchange.citation import PACKAGE_FILES, ExportFormat
 from tests.conftest import heading, write_notebook
 from tests.hub.conftest import UPLOAD_LIMIT, Hub
 
@@ -278,9 +279,13 @@ def test_upload_inspect_publish_and_delete(
 
 
 def check_downloads(hub: Hub, token: str, compendium_id: str, root: Path) -> None:
-    expected = {
+    """Both downloads hold the compendium's files as they are, and the metadata exports made
+    for the download (``PACKAGE_FILES``) beside them."""
+    stored = {
         p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
     }
+    exports = set(PACKAGE_FILES.values())
+    assert not exports & set(stored), "the exports are made for the download, not stored"
     zipped = hub.request("GET", f"/compendium/{compendium_id}.zip", token=token)
     assert zipped.status_code == 200
     assert zipped.headers["Content-Type"] == "application/zip"
@@ -291,7 +296,9 @@ def check_downloads(hub: Hub, token: str, compendium_id: str, root: Path) -> Non
             for name in bundle.namelist()
             if not name.endswith("/")
         }
-    assert files == expected
+    assert set(files) == set(stored) | exports
+    assert {name: files[name] for name in stored} == stored
+    assert b"<identifier" in files[PACKAGE_FILES[ExportFormat.DATACITE]]
     tarred = hub.request("GET", f"/compendium/{compendium_id}.tar.gz", token=token)
     assert tarred.status_code == 200
     assert tarred.headers["Content-Type"] == "application/gzip"
@@ -301,7 +308,8 @@ def check_downloads(hub: Hub, token: str, compendium_id: str, root: Path) -> Non
             m.name.removeprefix(f"{compendium_id}/"): tar.extractfile(m).read()  # type: ignore[union-attr]
             for m in members
         }
-    assert files == expected
+    assert set(files) == set(stored) | exports
+    assert {name: files[name] for name in stored} == stored
 
 
 def test_the_author_deletes_a_candidate(erc_hub: Hub, tmp_path: Path, alice: str, bob: str) -> None:
