@@ -129,6 +129,9 @@ def zenodo_environment(zenodo: Any) -> dict[str, str]:
         "ERCHUB_ZENODO_SANDBOX_URL": zenodo.url,
         "ERCHUB_DOI_RESOLVER_URL": f"{zenodo.url}/api/handles/",
         "ERCHUB_LOADER_ALLOWED_HOSTS": "127.0.0.1",
+        # no short forms of git launch links: their hosts (github.com, ...) would be allowed,
+        # and the tests reach nothing but this machine
+        "ERCHUB_LOADER_GIT_HOSTS": "{}",
         "ERCHUB_LOADER_DOWNLOAD_LIMIT": str(LOADER_DOWNLOAD_LIMIT),
         "ERCHUB_LOADER_TIMEOUT": str(LOADER_TIMEOUT),
     }
