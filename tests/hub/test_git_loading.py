@@ -113,7 +113,9 @@ def test_launch_links_say_why_a_repository_cannot_be_launched(
     unknown_prefix = launch(erc_hub, token, "bb/org/repo/main")
     assert unknown_prefix.status_code == 404
     assert "no git host has the short form" in unknown_prefix.text
-    assert launch(erc_hub, token, "gh/org/re%3Fpo/main").status_code == 400
+    # the test hubs' service has no short forms at all (tests/conftest.py), GitHub's neither:
+    # nothing here reaches for github.com (a bad name in a short form: tests/unit)
+    assert launch(erc_hub, token, "gh/org/repo/main").status_code == 404
 
 
 @pytest.mark.docker
