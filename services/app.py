@@ -27,10 +27,11 @@ from jupyterhub.utils import url_path_join
 from tornado import httpserver, ioloop, web
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Set as SetTrait
 from traitlets.config import Application
 from traitlets.config.loader import ArgumentError
 
-from erchub import __version__, safefs
+from erchub import __version__
 from erchub.archive import DEFAULT_LIMITS, ArchiveLimits
 from erchub.errors import ErchubError
 from erchub.processes import end_with_parent
@@ -47,6 +48,8 @@ from erchub.services.store import StoreError, default_db_url, open_store
 from erchub.settings import DataDirMixin, env_setting
 
 GIB = 1024**3
+#: seconds between the looks, while the service stops, whether its answers are all done
+DRAIN_POLL = 0.05
 #: tasks the service started in the background, held until they are done (the event loop keeps
 #: only weak references to tasks)
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -353,6 +356,19 @@ class ERCService(DataDirMixin, Application):
     def _default_review_guests(self) -> bool:
         return self._env("review_guests", False)
 
+    stop_grace = Float(
+        min=0,
+        help="""Seconds the service, told to stop (SIGTERM, SIGINT), lets the requests it is
+        answering finish before it closes every connection; answers meanwhile say
+        ``Connection: close``. Keep it below the grace the orchestrator gives before SIGKILL
+        (Docker's stop_grace_period, 10 s by default) (default: $ERCHUB_STOP_GRACE, else
+        5).""",
+    ).tag(config=True)
+
+    @default("stop_grace")
+    def _default_stop_grace(self) -> float:
+        return self._env("stop_grace", 5.0)
+
     review_sweep_interval = Float(
         min=0.1,
         help="""Seconds between the service's looks for review links that ended (expired,
@@ -406,6 +422,11 @@ class ERCService(DataDirMixin, Application):
 
     store = AnyTrait(help="The open Store (set at start).")
     workers: list[subprocess.Popen[bytes]]
+    answering = SetTrait(
+        help="The handlers of the requests being answered (BaseHandler adds and removes itself)."
+    )
+    #: told to stop: no new connections, and answers close theirs
+    draining = False
     #: the review links in force at the last look (None: no look yet since the start), and
     #: the ended ones whose sessions and guests are stopped and deleted
     _links_seen: frozenset[str] | None = None
@@ -556,22 +577,12 @@ class ERCService(DataDirMixin, Application):
     def sweep_shipments(self) -> int:
         """Remove what shipments, downloads and bag reads left in <data_dir>/shipments (the bag
         of a service killed while it packed or sent one: a shipment to Zenodo killed mid-upload
-        is recorded nowhere, and the user ships again). Run before the service listens: each
-        entry lives only as long as one request of the service that made it, so none is in use
-        then (the data directory is one service's). Returns how many entries went; one that
-        cannot be removed is logged and left."""
+        is recorded nowhere, and the user ships again). Replicas of the service share the data
+        directory: only what a process that is gone left goes (its folder's mark,
+        :class:`~erchub.services.exchange.shipping.WorkFolder`), and unmarked entries after
+        :attr:`stale_upload_age`. Returns how many entries went."""
         shipments = Path(self.data_dir) / SHIPMENTS_DIRECTORY
-        if not shipments.is_dir():
-            return 0
-        swept = 0
-        for entry in list(shipments.iterdir()):
-            try:
-                safefs.remove_tree(entry)
-            except OSError as error:
-                self.log.warning("could not remove %s: %s", entry, error.strerror or error)
-            else:
-                swept += 1
-        return swept
+        return compendia.sweep_entries(shipments, self.stale_upload_age)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -619,12 +630,31 @@ class ERCService(DataDirMixin, Application):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
-        self.log.info("stopping workers and the service")
+        self.log.info("stopping: %d requests being answered", len(self.answering))
+        await self.drain(server)
         supervisor.stop()
         sweeper.stop()
-        server.stop()
         await loop.run_in_executor(None, self.stop_workers)
         self.store.close()
+
+    async def drain(self, server: httpserver.HTTPServer) -> None:
+        """Stop taking connections, let the requests being answered finish (at most
+        :attr:`stop_grace` seconds), then close every connection, the idle ones a proxy keeps
+        alive among them. They close now, while this replica's network is up: the proxy's
+        pool drops them, where it would otherwise lend one to a request that nothing answers
+        any more, reset when the process ends (README, "Past one machine")."""
+        server.stop()
+        self.draining = True
+        deadline = time.monotonic() + self.stop_grace
+        while self.answering and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL)
+        if self.answering:
+            self.log.warning(
+                "stopping: %d requests still being answered after %.0f s are cut short",
+                len(self.answering),
+                self.stop_grace,
+            )
+        await server.close_all_connections()
 
 
 def _end_with_parent() -> None:

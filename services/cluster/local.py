@@ -1006,10 +1006,11 @@ class LocalCluster(LoggingConfigurable):
             progress(f"{service}: scaling to {replicas}")
 
             def scaled() -> bool:
-                services[service] = next(
-                    status for status in self._services(manager) if status.name == service
-                )
-                return services[service].desired == services[service].running == replicas
+                status = next(s for s in self._services(manager) if s.name == service)
+                services[service] = status
+                # and the tasks it no longer wants are gone: a replica scaled away still
+                # answers what it began, a drained node's worker hands its job back
+                return status.desired == status.running == replicas and not status.stopping
 
             wait_for(f"{service} scaled to {replicas}", scaled, self.deploy_timeout)
         progress(f"{service}: {replicas} running")

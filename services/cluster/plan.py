@@ -484,6 +484,8 @@ class ServiceStatus:
     running: int
     #: the nodes (hostnames) of its running tasks, sorted
     nodes: tuple[str, ...]
+    #: tasks told to stop (scaled away, their node drained) whose containers still run
+    stopping: int = 0
 
     @property
     def ready(self) -> bool:
@@ -498,14 +500,19 @@ def service_statuses(
 ) -> list[ServiceStatus]:
     """Each service of ``stack`` (the engine API's service objects) with its tasks that are to
     run, by name. A task counts as running when the swarm says it runs; a global service
-    desires as many tasks as the swarm gave it."""
+    desires as many tasks as the swarm gave it; a task told to stop whose container the swarm
+    still says runs counts as stopping."""
     hostnames = {
         node["ID"]: node.get("Description", {}).get("Hostname", "") for node in swarm_nodes
     }
     live: dict[str, list[Mapping[str, Any]]] = {}
+    stopping: dict[str, int] = {}
     for task in tasks:
+        service_id = task.get("ServiceID", "")
         if task.get("DesiredState") == "running":
-            live.setdefault(task.get("ServiceID", ""), []).append(task)
+            live.setdefault(service_id, []).append(task)
+        elif task.get("Status", {}).get("State") == "running":
+            stopping[service_id] = stopping.get(service_id, 0) + 1
     statuses = []
     for service in services:
         spec = service["Spec"]
@@ -519,6 +526,7 @@ def service_statuses(
                 desired=spec["Mode"]["Replicated"].get("Replicas", 1) if replicated else len(own),
                 running=len(running),
                 nodes=tuple(sorted(hostnames.get(task.get("NodeID", ""), "?") for task in running)),
+                stopping=stopping.get(service["ID"], 0),
             )
         )
     return sorted(statuses, key=lambda status: status.name)

@@ -217,7 +217,8 @@ def discard(staged: StagedCompendium) -> None:
 
 
 def new_entry(uploads: Path, prefix: str) -> tuple[Path, int]:
-    """A new private directory below ``uploads`` (an upload, a staging), marked in use by this
+    """A new private directory below ``uploads`` (an upload, a staging; a shipment's bag below
+    shipments/), marked in use by this
     process: its :data:`IN_USE_FILE` is locked (``flock``) until :func:`remove_entry` closes
     the returned descriptor, or the process ends, however it ends (the system drops the lock
     of a killed process). :func:`sweep_uploads` so tells the leftovers of a service that was
@@ -267,15 +268,20 @@ def _remove_quietly(path: Path) -> None:
 
 def sweep_uploads(data_dir: Path | str, older_than: float, now: float | None = None) -> int:
     """Remove what uploads, stagings and deletions left in ``data_dir/uploads`` (a service
-    that was killed, a removal that failed): every entry whose maker is gone
-    (:func:`abandoned`), never one in use, and every unmarked entry that nothing changed for
-    ``older_than`` seconds. Returns how many entries went."""
-    uploads = Path(data_dir) / UPLOADS_DIRECTORY
-    if not uploads.is_dir():
+    that was killed, a removal that failed), as :func:`sweep_entries` does."""
+    return sweep_entries(Path(data_dir) / UPLOADS_DIRECTORY, older_than, now)
+
+
+def sweep_entries(directory: Path, older_than: float, now: float | None = None) -> int:
+    """Remove the leftovers among the entries of ``directory``: every entry whose maker is
+    gone (:func:`abandoned`), never one in use, and every unmarked entry that nothing changed
+    for ``older_than`` seconds. Safe while other processes (replicas of the service on a
+    shared data directory) work there. Returns how many entries went."""
+    if not directory.is_dir():
         return 0
     cutoff = (time.time() if now is None else now) - older_than
     swept = 0
-    for entry in list(uploads.iterdir()):
+    for entry in list(directory.iterdir()):
         state = abandoned(entry)
         if state or (state is None and _last_change(entry) < cutoff):
             _remove_quietly(entry)

@@ -23,12 +23,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from erchub import safefs
 from erchub.errors import Conflict, ErchubError, Invalid, NotFound
+from erchub.services.compendia.files import new_entry, remove_entry
 from erchub.services.exchange import packaging
 from erchub.services.exchange.shipper import (
     Recipient,
@@ -72,6 +72,26 @@ def last_successful_job(store: Store, compendium_id: str) -> dict[str, Any] | No
         JobQuery(viewer=None, compendium_id=compendium_id, status=JobStatus.SUCCESS, limit=1)
     )
     return asdict(jobs[0]) if jobs else None
+
+
+@dataclass
+class WorkFolder:
+    """A private folder below ``data_dir/shipments`` for one bag (a shipment, a download, a
+    read), marked in use by this process (:func:`~erchub.services.compendia.files.new_entry`):
+    a replica of the service that starts on the same data directory meanwhile sweeps only
+    what a process that is gone left, never this."""
+
+    path: Path
+    hold: int
+
+    @classmethod
+    def new(cls, data_dir: Path | str) -> WorkFolder:
+        return cls(*new_entry(Path(data_dir) / SHIPMENTS_DIRECTORY, "bag-"))
+
+    def remove(self) -> None:
+        """Remove the folder and let go of it; once."""
+        remove_entry(self.path, self.hold)
+        self.hold = -1
 
 
 def make_bag_zip(
@@ -136,9 +156,6 @@ class Shipping:
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
 
-    def _work(self, shipment_id: str) -> Path:
-        return Path(self.data_dir) / SHIPMENTS_DIRECTORY / shipment_id
-
     async def to_zenodo(
         self,
         client: ZenodoClient,
@@ -153,10 +170,10 @@ class Shipping:
         refuses a step after the deposition exists, the shipment is kept with status
         ``error`` and its reason, and the ShipperError is raised naming it."""
         shipment_id = str(uuid.uuid4())
-        work = self._work(shipment_id)
+        work = await self._blocking(WorkFolder.new, self.data_dir)
         try:
             bag_zip = await self._blocking(
-                make_bag_zip, self.store, record, root, work, self.job_dir, landing_url
+                make_bag_zip, self.store, record, root, work.path, self.job_dir, landing_url
             )
             deposition = await client.create_deposition()
             now = time.time()
@@ -186,20 +203,20 @@ class Shipping:
                     f"{shipment.deposition_id}: status error)",
                 ) from None
         finally:
-            await self._blocking(safefs.remove_tree, work)
+            await self._blocking(work.remove)
         await self._blocking(self.store.add_shipment, shipment)
         return shipment
 
     async def bag_for_download(
         self, record: CompendiumRecord, root: Path, user: str, landing_url: str
-    ) -> tuple[Path, Path]:
+    ) -> tuple[Path, WorkFolder]:
         """The bag zip of a download (its shipment recorded) and its work folder: the caller
-        streams the zip, then removes the folder with :func:`erchub.safefs.remove_tree`."""
+        streams the zip, then removes the folder (:meth:`WorkFolder.remove`)."""
         shipment_id = str(uuid.uuid4())
-        work = self._work(shipment_id)
+        work = await self._blocking(WorkFolder.new, self.data_dir)
         try:
             bag_zip = await self._blocking(
-                make_bag_zip, self.store, record, root, work, self.job_dir, landing_url
+                make_bag_zip, self.store, record, root, work.path, self.job_dir, landing_url
             )
             now = time.time()
             shipment = ShipmentRecord(
@@ -213,7 +230,7 @@ class Shipping:
             )
             await self._blocking(self.store.add_shipment, shipment)
         except BaseException:
-            await self._blocking(safefs.remove_tree, work)
+            await self._blocking(work.remove)
             raise
         return bag_zip, work
 

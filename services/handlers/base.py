@@ -228,6 +228,21 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Content-Security-Policy", API_POLICY)
+        if self.service.draining:
+            # the service stops: the client (the hub's proxy) keeps this connection no longer
+            self.set_header("Connection", "close")
+
+    # -- the requests being answered (the service waits for them when it stops) -----------
+
+    def initialize(self) -> None:
+        self.service.answering.add(self)
+
+    def on_finish(self) -> None:
+        self.service.answering.discard(self)
+
+    def on_connection_close(self) -> None:
+        self.service.answering.discard(self)
+        super().on_connection_close()
 
     # -- identity and scopes -----------------------------------------------------------------
 

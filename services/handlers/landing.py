@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from erchub.services.compendia import links
 from erchub.services.exchange.citation import bibtex, datacite_attributes, schema_org
 from erchub.services.exchange.o2r import doi_of, keywords_of, loaded_commit, text_of
 from erchub.services.exchange.packaging import human_size
-from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY, doi_url, make_bag_zip
+from erchub.services.exchange.shipping import WorkFolder, doi_url, make_bag_zip
 from erchub.services.handlers.base import LINK_ARGUMENT, SCOPE_READ, iso
 from erchub.services.handlers.pages import PageHandler
 from erchub.services.handlers.reading import (
@@ -380,14 +379,14 @@ class BagHandler(CompendiumReading):
         self.check_arguments()
         record = await self.readable_compendium(compendium_id)
         root = await self.compendium_files(record)
-        work = Path(self.service.data_dir) / SHIPMENTS_DIRECTORY / f"read-{uuid.uuid4()}"
+        work = await self.blocking(WorkFolder.new, self.service.data_dir)
         try:
             bag_zip = await self.blocking(
                 make_bag_zip,
                 self.store,
                 record,
                 root,
-                work,
+                work.path,
                 self.job_dir,
                 self.landing_url(record.id),
             )
@@ -396,7 +395,7 @@ class BagHandler(CompendiumReading):
             self.set_header("Content-Disposition", f'attachment; filename="{record.id}_bag.zip"')
             await self.stream_file(bag_zip)
         finally:
-            await self.blocking(safefs.remove_tree, work)
+            await self.blocking(work.remove)
 
 
 class MetadataExportHandler(CompendiumReading):

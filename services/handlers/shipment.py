@@ -45,7 +45,6 @@ from typing import Any
 
 from tornado import web
 
-from erchub import safefs
 from erchub.services.compendia.operations import metadata_lock, save_metadata
 from erchub.services.exchange.shipper import (
     RECIPIENTS,
@@ -326,7 +325,7 @@ class ShipmentsHandler(ShipmentBase):
             self.set_header("Content-Disposition", f'attachment; filename="{record.id}_bag.zip"')
             await self.stream_file(bag_zip)
         finally:
-            await self.blocking(safefs.remove_tree, work)
+            await self.blocking(work.remove)
 
 
 class ShipmentHandler(ShipmentBase):

@@ -53,6 +53,8 @@ PROXY_ATTEMPT_LOG = ": upstream "
 #: the erc service's port (config/swarm/stack.yml); /proc/net/tcp's state of an open connection
 ERC_PORT = 10101
 TCP_ESTABLISHED = "01"
+#: rounds of five requests after which the proxy must hold a connection to a replica
+ANSWERING_ROUNDS = 5
 
 
 def container_logs(cluster: LocalCluster, node: str, container_id: str, since: float) -> str:
@@ -99,18 +101,23 @@ def answering_replica(cluster: LocalCluster, client: httpx.Client) -> tuple[str,
     """An erc replica (task id, node, container id) that answers ``client``'s requests: one
     that the hub's proxy holds a connection to after a few requests (it keeps them alive
     between requests), so that killing it breaks a connection in use."""
-    for _ in range(5):
-        assert client.get(f"{API}/compendium").status_code == 200
     [(hub_node, hub_container)] = running_tasks(cluster, "hub").values()
-    connected = connected_addresses(cluster, hub_node, hub_container, ERC_PORT)
-    replicas = running_tasks(cluster, "erc")
-    used = [
-        task
-        for task, address in task_addresses(cluster, "erc", "app").items()
-        if address in connected and task in replicas
-    ]
-    assert used, f"the hub holds no connection to an erc replica: {connected}"
-    return (used[0], *replicas[used[0]])
+    connected: set[str] = set()
+    # the first requests after a deploy may be answered before the proxy pools a connection
+    for _ in range(ANSWERING_ROUNDS):
+        for _ in range(5):
+            assert client.get(f"{API}/compendium").status_code == 200
+        connected = connected_addresses(cluster, hub_node, hub_container, ERC_PORT)
+        replicas = running_tasks(cluster, "erc")
+        used = [
+            task
+            for task, address in task_addresses(cluster, "erc", "app").items()
+            if address in connected and task in replicas
+        ]
+        if used:
+            return (used[0], *replicas[used[0]])
+        time.sleep(1)
+    raise AssertionError(f"the hub holds no connection to an erc replica: {connected}")
 
 
 def test_a_killed_erc_replica_fails_no_request_through_the_proxy(

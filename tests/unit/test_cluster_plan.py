@@ -415,6 +415,22 @@ def test_a_service_is_ready_when_all_its_tasks_run() -> None:
     assert service_node(statuses, "postgres") is None
 
 
+def test_a_task_told_to_stop_whose_container_runs_counts_as_stopping() -> None:
+    """A replica scaled away, a drained node's worker: still running until they end, which a
+    scale waits for (LocalCluster.scale)."""
+    services = [{"ID": "1", "Spec": {"Name": "s_erc", "Mode": {"Replicated": {"Replicas": 1}}}}]
+    nodes = [{"ID": "m", "Description": {"Hostname": "s-manager"}}]
+    tasks = [
+        task("1", "m", "running"),
+        task("1", "m", "running", desired="shutdown"),  # told to stop, still running
+        task("1", "m", "shutdown", desired="shutdown"),  # ended
+    ]
+    [erc] = service_statuses("s", services, tasks, nodes)
+    assert (erc.desired, erc.running, erc.stopping, erc.ready) == (1, 1, 1, True)
+    [erc] = service_statuses("s", services, tasks[::2], nodes)
+    assert erc.stopping == 0
+
+
 def test_the_app_image_installs_the_requirements_of_erchub_with_its_hub_extra() -> None:
     pyproject = {
         "project": {

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from erchub import jsonlimits, safefs
+from erchub.services.app import ERCService
 from erchub.services.compendia import files as compendia
+from erchub.services.exchange.shipping import SHIPMENTS_DIRECTORY, WorkFolder
 from erchub.services.jobs import runtime
 
 
@@ -169,6 +171,46 @@ def test_sweep_uploads_removes_what_a_killed_process_left_at_once(tmp_path: Path
         maker.kill()
         compendia.remove_entry(held, hold)
     assert os.listdir(uploads) == []
+
+
+def test_a_starting_replica_sweeps_no_bag_that_another_replica_is_making(tmp_path: Path) -> None:
+    """Replicas of the erc service share the data directory (the swarm stack): one that starts
+    sweeps shipments/, and must leave the bag another replica is packing or sending, however
+    old, and remove what a killed replica left, however fresh."""
+    other_replica = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from erchub.services.exchange.shipping import WorkFolder\n"
+            "work = WorkFolder.new(sys.argv[1])\n"
+            "(work.path / 'bag.zip').write_bytes(b'half a bag')\n"
+            "print(work.path, flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert other_replica.stdout is not None
+    packing = Path(other_replica.stdout.readline().strip())
+    shipments = tmp_path / SHIPMENTS_DIRECTORY
+    assert packing.parent == shipments
+    mine = WorkFolder.new(tmp_path)
+    unmarked = shipments / "left-by-an-older-version"
+    unmarked.mkdir()
+    try:
+        # stale_upload_age=0: every unmarked entry is stale at once; marked ones go by their mark
+        starting = ERCService(data_dir=str(tmp_path), stale_upload_age=0)
+        assert starting.sweep_shipments() == 1
+        assert sorted(os.listdir(shipments)) == sorted([packing.name, mine.path.name])
+        other_replica.kill()
+        other_replica.wait(timeout=30)
+        assert starting.sweep_shipments() == 1
+        assert os.listdir(shipments) == [mine.path.name]
+    finally:
+        other_replica.kill()
+        mine.remove()
+    assert os.listdir(shipments) == []
 
 
 @pytest.mark.parametrize(
