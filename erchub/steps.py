@@ -101,9 +101,12 @@ class Step:
     text: list[str] = field(default_factory=list)
     #: why a step was skipped or failed, in words a user understands
     reason: str = ""
+    #: seconds the step spent pulling the runtime image from the registry (image_execute on
+    #: an engine that lacked it); None when nothing was pulled
+    pull: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "name": self.name.value,
             "status": self.status.value,
             "start": self.start,
@@ -111,6 +114,9 @@ class Step:
             "text": list(self.text),
             "reason": self.reason,
         }
+        if self.pull is not None:
+            shown["pull"] = self.pull
+        return shown
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ The store is the one truth of every replica of the service, so the metrics come 
 scrape time (a custom collector), never from counters kept in a service process: whichever
 replica Swarm's VIP hands the scrape to, the answer is the same. A scrape asks the store five
 cheap questions: jobs by status, workers' heartbeats, the window's step timings (their status,
-start and end only) and two counts of compendia.
+start, end and pull only) and two counts of compendia.
 
 - ``erchub_jobs{status}``: jobs by status (every status, 0 when none has it);
 - ``erchub_job_queue_length``: jobs waiting for a worker;
@@ -17,10 +17,11 @@ start and end only) and two counts of compendia.
   each worker that runs a job, by its id and the node it runs on
   (:func:`~erchub.services.jobs.worker.worker_node`). An idle worker writes nothing to the
   store and is not listed; past ``Worker.lost_timeout`` its job is taken over;
+- ``erchub_registry_pull_duration_seconds``: a gauge histogram of the registry pulls of the
+  same window: the runtime images that an execution node's engine lacked and pulled from the
+  registry before a job's execution (its ``image_execute`` step records what the pull took);
+  its count is the number of pulls, jobs whose node had the image count for nothing;
 - ``erchub_compendia{state}``: compendia, published and candidates.
-
-Registry pulls are not counted yet: a pull leaves nothing in the store to count it by, and a
-counter in a worker's process would reach no scrape.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ PREFIX = "erchub"
 #: the upper bounds (seconds) of the step durations' buckets: from a validation (under a
 #: second) to an image build (up to an hour); +Inf follows
 STEP_DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+#: the upper bounds (seconds) of the registry pulls' buckets: from a layer or two on the
+#: cluster's network (a second) to a large runtime over a slow link (10 minutes); +Inf follows
+PULL_DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 #: how a step that ran ends (a canceled step ends failure)
 ENDED_STEP_STATUSES = (StepStatus.SUCCESS, StepStatus.FAILURE)
 
@@ -105,7 +109,14 @@ def metric_families(snapshot: StoreSnapshot) -> list[Metric]:
     )
     for state in CompendiumState:
         compendia.add_metric([state.value], snapshot.compendia.get(state, 0))
-    return [jobs, queue, step_durations(snapshot), heartbeat_ages(snapshot), compendia]
+    return [
+        jobs,
+        queue,
+        step_durations(snapshot),
+        registry_pulls(snapshot),
+        heartbeat_ages(snapshot),
+        compendia,
+    ]
 
 
 def step_durations(snapshot: StoreSnapshot) -> GaugeHistogramMetricFamily:
@@ -124,12 +135,30 @@ def step_durations(snapshot: StoreSnapshot) -> GaugeHistogramMetricFamily:
         duration = max(timing.end - timing.start, 0.0)
         durations.setdefault((timing.step, timing.status), []).append(duration)
     for (step, status), seconds in durations.items():
-        buckets = [
-            (floatToGoString(bound), float(sum(1 for s in seconds if s <= bound)))
-            for bound in STEP_DURATION_BUCKETS
-        ]
-        buckets.append(("+Inf", float(len(seconds))))
+        buckets = gauge_histogram(STEP_DURATION_BUCKETS, seconds)
         family.add_metric([step.value, status.value], buckets, sum(seconds))
+    return family
+
+
+def gauge_histogram(bounds: Sequence[float], seconds: Sequence[float]) -> list[tuple[str, float]]:
+    """The cumulative buckets of ``seconds`` at ``bounds``, +Inf last."""
+    buckets = [
+        (floatToGoString(bound), float(sum(1 for s in seconds if s <= bound))) for bound in bounds
+    ]
+    buckets.append(("+Inf", float(len(seconds))))
+    return buckets
+
+
+def registry_pulls(snapshot: StoreSnapshot) -> GaugeHistogramMetricFamily:
+    """The gauge histogram of the registry pulls of the snapshot's jobs."""
+    family = GaugeHistogramMetricFamily(
+        f"{PREFIX}_registry_pull_duration_seconds",
+        f"Durations of the registry pulls of runtime images before the executions of the "
+        f"newest {snapshot.step_window} jobs that ended (an execution node's engine lacked "
+        "the image): its count is the number of pulls; a window, not a running total.",
+    )
+    pulls = [max(t.pull, 0.0) for t in snapshot.step_timings if t.pull is not None]
+    family.add_metric([], gauge_histogram(PULL_DURATION_BUCKETS, pulls), sum(pulls))
     return family
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import docker
 import requests
 from docker.models.containers import Container
-from traitlets import Float, Int, TraitError, Unicode, default, validate
+from traitlets import Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from erchub.errors import BuildError, ErchubError
@@ -335,6 +335,12 @@ class LocalCluster(LoggingConfigurable):
         help="App nodes (hub, erc service), the manager among them: with two or more, the hub "
         "moves to another when its node is lost, and at least one is not the swarm's manager "
         "(default: 2).",
+    ).tag(config=True)
+
+    admin_users = List(
+        Unicode(),
+        help="Users who administer the deployed hub and erc service (the hub's admin_users, "
+        "with custom:erc:admin; $ERCHUB_ADMIN_USERS of the hub service) (default: none).",
     ).tag(config=True)
 
     @validate("nodes")
@@ -787,7 +793,14 @@ class LocalCluster(LoggingConfigurable):
         mode = self._endpoint_mode(plan)
         steps.detail(f"endpoint mode {mode}: {ENDPOINT_MODE_REASONS[mode]}")
         manager_address = self._address(self._node_container(plan.manager.name), plan.network)
-        variables = stack_variables(plan, app.reference, postgres.reference, mode, manager_address)
+        variables = stack_variables(
+            plan,
+            app.reference,
+            postgres.reference,
+            mode,
+            manager_address,
+            admin_users=self.admin_users,
+        )
         self._stack_deploy(plan, variables, steps)
 
         steps.start(f"services {', '.join(STACK_SERVICES)}")

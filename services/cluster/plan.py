@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -452,12 +452,15 @@ def stack_variables(
     postgres_image: str,
     endpoint_mode: str,
     manager_address: str,
+    *,
+    admin_users: Sequence[str] = (),
 ) -> dict[str, str]:
     """What ``docker stack deploy`` substitutes in config/swarm/stack.yml on this cluster: the
     images by the digests the registry named, the registry, the shared directory's path on the
-    nodes, the services' endpoint mode (one of ENDPOINT_MODES), and the manager's engine API
-    at its address in the cluster's network (``manager_address``: the nodes' containers do
-    not resolve the names of this machine's network), where the hub starts sessions."""
+    nodes, the services' endpoint mode (one of ENDPOINT_MODES), the manager's engine API at
+    its address in the cluster's network (``manager_address``: the nodes' containers do not
+    resolve the names of this machine's network), where the hub starts sessions, and the users
+    who administer the hub and the erc service."""
     if endpoint_mode not in ENDPOINT_MODES:
         raise ValueError(f"endpoint mode {endpoint_mode!r}: one of {', '.join(ENDPOINT_MODES)}")
     return {
@@ -468,6 +471,7 @@ def stack_variables(
         "ERCHUB_SHARED_PATH": SHARED_PATH,
         "ERCHUB_HUB_PORT": str(HUB_PORT),
         "ERCHUB_ENDPOINT_MODE": endpoint_mode,
+        "ERCHUB_ADMIN_USERS": ",".join(admin_users),
     }
 
 

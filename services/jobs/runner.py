@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -497,6 +497,13 @@ class _JobRun:
             self.log(StepName.IMAGE_EXECUTE, "local runtime: this run is NOT isolated")
         else:
             runtime = self.runner.docker_runtime
+            # pulled (when the engine lacks it) before the execution, so that the step records
+            # what the pull took (the registry pulls of the service's metrics)
+            image = runtime.runtime_image(spec, self._on_execution_line, self.cancel)
+            if image is None:
+                return "canceled by the user"
+            self.job.step(StepName.IMAGE_EXECUTE).pull = image.pulled
+            spec = replace(spec, image=image.reference, image_digest=None)
         outcome = runtime.execute(spec, self._on_execution_line, self.cancel)
         if outcome.status == "failure" and disk_full(spec.output):
             # a result cut short, and likely what filled the disk (see the module's doc)

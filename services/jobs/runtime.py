@@ -108,6 +108,16 @@ class ExecutionOutcome:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class RuntimeImage:
+    """The image an execution runs in (:meth:`DockerRuntime.runtime_image`)."""
+
+    #: what the engine runs: the registry digest, else the local tag
+    reference: str
+    #: seconds its pull from the registry took; None when the engine had it
+    pulled: float | None = None
+
+
 def contain_output(output: Path) -> int:
     """Make what a notebook wrote safe for the worker to read: every symbolic link and special
     file (fifo, socket, device) in ``output`` is removed, never followed, and so is the input
@@ -466,6 +476,7 @@ class DockerRuntime(LimitsMixin):
         image = self._runtime_image(client, spec, on_line, cancel)
         if image is None:
             return ExecutionOutcome(status="canceled", message="canceled by the user")
+        image_reference = image.reference
         networking: dict[str, Any] = {"network_mode": "none"}
         if spec.network:
             networking = {
@@ -478,7 +489,7 @@ class DockerRuntime(LimitsMixin):
                 },
             }
         container = client.containers.create(
-            image,
+            image_reference,
             command=container_command(spec, limit),
             user=f"{self.uid}:{self.uid}",
             **networking,
@@ -548,18 +559,27 @@ class DockerRuntime(LimitsMixin):
             )
         return read_outcome(spec.output, seconds, state.get("ExitCode"), tail.line)
 
+    def runtime_image(
+        self, spec: ExecutionSpec, on_line: LineCallback, cancel: threading.Event | None = None
+    ) -> RuntimeImage | None:
+        """The image that :meth:`execute` runs ``spec`` in, pulled now when the engine lacks
+        it (see :meth:`_runtime_image`): a runner that asks first learns what the pull took."""
+        return self._runtime_image(self._client(), spec, on_line, cancel)
+
     def _runtime_image(
         self,
         client: Any,
         spec: ExecutionSpec,
         on_line: LineCallback,
         cancel: threading.Event | None,
-    ) -> str | None:
+    ) -> RuntimeImage | None:
         """The image to run: ``spec.image_digest``, pulled first when the engine lacks it, else
         ``spec.image``; None when a cancel stopped the pull. ExecutionError naming the registry
         when the pull fails."""
         if not spec.image_digest:
-            return spec.image
+            if not spec.image:
+                raise ExecutionError("no runtime image to execute in")
+            return RuntimeImage(spec.image)
         from docker.errors import NotFound
 
         from erchub.spawner.registry import (
@@ -575,7 +595,7 @@ class DockerRuntime(LimitsMixin):
             raise ExecutionError(str(exc)) from None
         with contextlib.suppress(NotFound):
             client.api.inspect_image(reference)
-            return reference
+            return RuntimeImage(reference)
         on_line(f"pulling {reference}: this Docker engine does not have it")
         started = time.monotonic()
         try:
@@ -584,8 +604,9 @@ class DockerRuntime(LimitsMixin):
             return None
         except RegistryError as exc:
             raise ExecutionError(str(exc)) from None
-        on_line(f"pulled in {time.monotonic() - started:.1f} s")
-        return reference
+        seconds = time.monotonic() - started
+        on_line(f"pulled in {seconds:.1f} s")
+        return RuntimeImage(reference, pulled=seconds)
 
     def _prepare_output(self, spec: ExecutionSpec) -> None:
         spec.output.mkdir(parents=True, exist_ok=True)

@@ -192,6 +192,8 @@ class StepTiming:
     status: StepStatus
     start: float
     end: float
+    #: seconds of it spent pulling the runtime image from the registry (None: no pull)
+    pull: float | None = None
 
 
 @dataclass(frozen=True)

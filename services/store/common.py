@@ -74,7 +74,7 @@ def shipment_values(changes: ShipmentChanges) -> dict[str, Any]:
 
 
 #: what :meth:`~erchub.services.store.base.Store.step_timings` reads of each step
-STEP_TIMING_FIELDS = ("status", "start", "end")
+STEP_TIMING_FIELDS = ("status", "start", "end", "pull")
 
 
 def timed_steps(steps: dict[str, dict[str, Any]]) -> list[StepTiming]:
@@ -83,7 +83,15 @@ def timed_steps(steps: dict[str, dict[str, Any]]) -> list[StepTiming]:
     timings = []
     for name in StepName:
         step = steps.get(name) or {}
-        start, end = step.get("start"), step.get("end")
+        start, end, pull = step.get("start"), step.get("end"), step.get("pull")
         if start is not None and end is not None:
-            timings.append(StepTiming(name, StepStatus(step["status"]), float(start), float(end)))
+            timings.append(
+                StepTiming(
+                    name,
+                    StepStatus(step["status"]),
+                    float(start),
+                    float(end),
+                    None if pull is None else float(pull),
+                )
+            )
     return timings

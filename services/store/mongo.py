@@ -477,8 +477,8 @@ class MongoStore(Store):
         return {group["_id"]: group["heartbeat"] for group in groups}
 
     def step_timings(self, last_jobs: int) -> list[StepTiming]:
-        # each step's status, start and end, projected: the steps' text (a build log) stays in
-        # the database
+        # each step's STEP_TIMING_FIELDS, projected: the steps' text (a build log) stays in the
+        # database
         fields = {f"steps.{name}.{field}": 1 for name in StepName for field in STEP_TIMING_FIELDS}
         if last_jobs <= 0:  # find's limit 0 means no limit
             return []

@@ -587,8 +587,8 @@ class SqlStore(Store):
         return {worker: heartbeat for worker, heartbeat in rows}
 
     def step_timings(self, last_jobs: int) -> list[StepTiming]:
-        # each step's status, start and end out of the JSON in the database: the steps' text
-        # (a build log) never leaves it
+        # each step's STEP_TIMING_FIELDS out of the JSON in the database: the steps' text (a
+        # build log) never leaves it
         fields = [
             (name, field, jobs.c.steps[(name.value, field)])
             for name in StepName

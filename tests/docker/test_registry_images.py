@@ -203,6 +203,9 @@ def test_a_job_records_the_digest_and_its_execution_pulls_the_image_by_it(
     execute = result.job.step(StepName.IMAGE_EXECUTE)
     assert f"pulling {first.image_digest}: this Docker engine does not have it" in execute.text
     assert any(line.startswith("pulled in ") for line in execute.text), execute.text
+    # the step records what the pull took (the service's metrics count registry pulls by it)
+    assert execute.pull is not None and execute.pull > 0
+    assert result.record["steps"][StepName.IMAGE_EXECUTE]["pull"] == execute.pull
     assert any(GREETING in line for line in (result.directory / "output" / "main.ipynb").open())
     # pulled by digest, the image has no tag here: the container ran from the digest
     pulled = docker_client.api.inspect_image(first.image_digest)

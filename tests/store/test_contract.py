@@ -696,16 +696,18 @@ def test_step_timings_of_the_newest_ended_jobs(store: Store) -> None:
         timed_job("running", 3.0, JobStatus.RUNNING, validate_compendium=ran, image_build=building)
     )
     store.add_job(timed_job("canceled", 4.0, JobStatus.CANCELED))
-    store.add_job(timed_job("newest", 5.0, JobStatus.SUCCESS, image_execute=ran))
+    # its node pulled the runtime image from the registry first
+    pulled = {**ran, "pull": 0.75, "text": ["pulling ...", "pulled in 0.8 s"]}
+    store.add_job(timed_job("newest", 5.0, JobStatus.SUCCESS, image_execute=pulled))
 
     timings = store.step_timings(last_jobs=3)
     # newest job first, its steps in o2r's order; the oldest ended job is past the window, the
     # running one is not counted, steps that did not run to an end are left out
-    assert [(t.step, t.status, t.start, t.end) for t in timings] == [
-        (StepName.IMAGE_EXECUTE, StepStatus.SUCCESS, 100.0, 101.5),
-        (StepName.VALIDATE_COMPENDIUM, StepStatus.SUCCESS, 199.0, 200.0),
-        (StepName.IMAGE_BUILD, StepStatus.FAILURE, 200.0, 260.0),
-        (StepName.CLEANUP, StepStatus.SUCCESS, 260.0, 260.25),
+    assert [(t.step, t.status, t.start, t.end, t.pull) for t in timings] == [
+        (StepName.IMAGE_EXECUTE, StepStatus.SUCCESS, 100.0, 101.5, 0.75),
+        (StepName.VALIDATE_COMPENDIUM, StepStatus.SUCCESS, 199.0, 200.0, None),
+        (StepName.IMAGE_BUILD, StepStatus.FAILURE, 200.0, 260.0, None),
+        (StepName.CLEANUP, StepStatus.SUCCESS, 260.0, 260.25, None),
     ]
     assert all(type(t.step) is StepName and type(t.status) is StepStatus for t in timings)
     assert len(store.step_timings(last_jobs=10)) == 5

@@ -1,6 +1,6 @@
 """The swarm tier's cluster: one local test cluster (erchub.services.cluster) for the session,
 brought up once and removed at the end, volumes included, whatever happened in between; erchub's
-stack deployed on it once, and a user's API token.
+stack deployed on it once, a user's API token and its administrator's.
 
 The modules that do harm to the cluster (kill nodes, restart services: FAULT_MODULES) run after
 all the others, which see the cluster as deployed.
@@ -20,7 +20,7 @@ import pytest
 
 from erchub.services.cluster.local import ClusterStatus, LocalCluster
 from tests.conftest import docker_problem, require_tier
-from tests.swarm.stack_client import login_token
+from tests.swarm.stack_client import OPERATOR, login_token
 
 #: apart from `make cluster`'s (erchub-swarm-test), so that both can run on one machine; another
 #: name (ERCHUB_TEST_CLUSTER_NAME) lets two checkouts run the tier side by side
@@ -53,7 +53,7 @@ def cluster() -> Iterator[LocalCluster]:
     """The session's cluster: a manager (app, data), another app node and two execution nodes,
     the base image in its registry."""
     require_tier("swarm", swarm_problem())
-    cluster = LocalCluster(name=CLUSTER_NAME)
+    cluster = LocalCluster(name=CLUSTER_NAME, admin_users=[OPERATOR])
     # what a killed earlier session left would make up fail
     cluster.down()
     started = time.monotonic()
@@ -82,3 +82,10 @@ def stack(cluster: LocalCluster) -> ClusterStatus:
 def token(stack: ClusterStatus) -> str:
     """An API token of the user alice, who logged in to the stack's hub."""
     return login_token(stack.hub_url)
+
+
+@pytest.fixture(scope="session")
+def operator_token(stack: ClusterStatus) -> str:
+    """An API token of the user who administers the stack (LocalCluster.admin_users): it
+    reads the erc service's metrics, as Prometheus would."""
+    return login_token(stack.hub_url, OPERATOR)

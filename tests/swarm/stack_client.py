@@ -30,6 +30,8 @@ API = "/services/erc/api/v1"
 JOB_TIMEOUT = 300
 FINAL_STATUSES = ("success", "failure", "canceled")
 USER = "alice"
+#: the stack's administrator (LocalCluster.admin_users)
+OPERATOR = "operator"
 POLL_INTERVAL = 0.5
 
 Event = dict[str, Any]

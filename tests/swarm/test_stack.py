@@ -11,6 +11,7 @@ internal network reaches no package index.)
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from erchub.services.cluster.plan import HUB_PORT, service_node
 from tests.swarm.stack_client import (
     api,
     build_runtime,
+    request,
     start_job,
     the_workspace,
     upload,
@@ -84,7 +86,7 @@ def test_the_erc_api_answers_from_two_replicas(stack: ClusterStatus, token: str)
 
 
 def test_a_job_runs_on_an_execution_node_in_a_runtime_pulled_by_digest(
-    cluster: LocalCluster, stack: ClusterStatus, token: str, tmp_path: Path
+    cluster: LocalCluster, stack: ClusterStatus, token: str, operator_token: str, tmp_path: Path
 ) -> None:
     registry = cluster.plan.registry_address
     with contextlib.closing(cluster.manager_client()) as manager:
@@ -125,6 +127,14 @@ def test_a_job_runs_on_an_execution_node_in_a_runtime_pulled_by_digest(
         with cluster.node_client(node) as engine:
             digests = {d for image in engine.images.list() for d in image.attrs["RepoDigests"]}
         assert (image_digest in digests) == (node == ran_on[0]), node
+
+    # the execution step says what the pull took, and the service's metrics count the pull
+    execute_text = job["steps"]["image_execute"]["text"]
+    assert any(re.fullmatch(r"pulled in \d+\.\d s", line) for line in execute_text), execute_text
+    metrics = request(stack.hub_url, "GET", "/services/erc/metrics", operator_token)
+    assert metrics.status_code == 200, metrics.text[:300]
+    pulls = re.search(r"^erchub_registry_pull_duration_seconds_gcount (\S+)$", metrics.text, re.M)
+    assert pulls and float(pulls[1]) >= 1, metrics.text[-2000:]
 
 
 def test_the_command_shows_the_stack(

@@ -317,6 +317,10 @@ def test_the_stack_reads_the_variables_and_secrets_the_deploy_gives() -> None:
     )
     assert used == set(variables)
     assert variables["ERCHUB_ENDPOINT_MODE"] == "dnsrr"
+    # no administrator unless the operator names some
+    assert variables["ERCHUB_ADMIN_USERS"] == ""
+    named = stack_variables(plan, "a", "p", "vip", "10.1.2.3", admin_users=["ops", "ada"])
+    assert named["ERCHUB_ADMIN_USERS"] == "ops,ada"
     # the hub reaches the manager's engine by its address: nested engines' containers do not
     # resolve this machine's network's names
     assert variables["ERCHUB_DOCKER_HOST"] == "tcp://10.1.2.3:2375"

@@ -22,6 +22,7 @@ from erchub.services.handlers import monitoring_handlers
 from erchub.services.handlers.base import BaseHandler
 from erchub.services.jobs.worker import worker_node
 from erchub.services.metrics import (
+    PULL_DURATION_BUCKETS,
     STEP_DURATION_BUCKETS,
     CompendiumState,
     StoreSnapshot,
@@ -78,6 +79,7 @@ def test_every_metric_is_named_erchub_and_has_help() -> None:
         "erchub_jobs",
         "erchub_job_queue_length",
         "erchub_job_step_duration_seconds",
+        "erchub_registry_pull_duration_seconds",
         "erchub_worker_heartbeat_age_seconds",
         "erchub_compendia",
     ]
@@ -143,6 +145,28 @@ def test_step_durations_are_a_gauge_histogram_of_the_window() -> None:
     assert bucket("image_save", "failure", "+Inf") == 0
     endings = {labels for (name, labels) in found if name.endswith("_gcount")}
     assert len(endings) == len(StepName) * 2
+
+
+def test_registry_pulls_are_a_gauge_histogram_of_the_window() -> None:
+    pulled = [
+        StepTiming(StepName.IMAGE_EXECUTE, StepStatus.SUCCESS, NOW - 50, NOW - 30, pull=4.0),
+        StepTiming(StepName.IMAGE_EXECUTE, StepStatus.FAILURE, NOW - 20, NOW - 10, pull=45.0),
+        # the node had the image: no pull, counted for nothing
+        StepTiming(StepName.IMAGE_EXECUTE, StepStatus.SUCCESS, NOW - 9, NOW - 5),
+        timing(StepName.IMAGE_BUILD, StepStatus.SUCCESS, 45.0),
+    ]
+    families = metric_families(snapshot(step_timings=pulled, step_window=20))
+    (histogram,) = [f for f in families if f.name == "erchub_registry_pull_duration_seconds"]
+    assert histogram.type == "gaugehistogram"
+    assert "newest 20 jobs" in histogram.documentation
+    found = samples([histogram])
+    name = "erchub_registry_pull_duration_seconds"
+    buckets = [found[(f"{name}_bucket", (("le", str(b)),))] for b in PULL_DURATION_BUCKETS]
+    assert buckets == [0, 0, 1, 1, 1, 2, 2, 2, 2]  # cumulative: <= 5 s, <= 60 s
+    assert found[(f"{name}_gcount", ())] == 2 and found[(f"{name}_gsum", ())] == 49.0
+    # no pull in the window: listed, 0
+    empty = samples(metric_families(snapshot()))
+    assert empty[(f"{name}_gcount", ())] == 0
 
 
 def test_heartbeat_ages_by_worker_and_node() -> None:
