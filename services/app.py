@@ -250,8 +250,8 @@ class ERCService(DataDirMixin, Application):
     loader_timeout = Float(
         min=0.1,
         help="Seconds one request of the loader may take, a whole download included (502 when "
-        "it takes longer); connecting may take at most 30 of them (default: "
-        "$ERCHUB_LOADER_TIMEOUT, else 600).",
+        "it takes longer), and a cloud share's whole WebDAV walk; connecting may take at most "
+        "30 of them (default: $ERCHUB_LOADER_TIMEOUT, else 600).",
     ).tag(config=True)
 
     @default("loader_timeout")
@@ -301,6 +301,27 @@ class ERCService(DataDirMixin, Application):
     @default("loader_git_submodules")
     def _default_loader_git_submodules(self) -> bool:
         return bool(self._env("loader_git_submodules", False))
+
+    loader_webdav_max_files = Integer(
+        min=1,
+        help="Most files and folders a WebDAV folder or cloud share (share_url) may hold, all "
+        "levels counted; more are 413 (default: $ERCHUB_LOADER_WEBDAV_MAX_FILES, else 50000).",
+    ).tag(config=True)
+
+    @default("loader_webdav_max_files")
+    def _default_loader_webdav_max_files(self) -> int:
+        return self._env("loader_webdav_max_files", 50_000)
+
+    loader_webdav_max_depth = Integer(
+        min=1,
+        help="Most levels of folders a WebDAV folder or cloud share (share_url) may nest, in "
+        "folders (1: no subfolders); deeper is 413 (default: $ERCHUB_LOADER_WEBDAV_MAX_DEPTH, "
+        "else 32).",
+    ).tag(config=True)
+
+    @default("loader_webdav_max_depth")
+    def _default_loader_webdav_max_depth(self) -> int:
+        return self._env("loader_webdav_max_depth", 32)
 
     worker_count = Int(
         min=0,

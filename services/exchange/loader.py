@@ -43,6 +43,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -115,8 +116,8 @@ class _Answer:
     error_body: bytearray = field(default_factory=bytearray)
 
 
-class _Sink:
-    """Where a 200 answer's body goes: memory (API answers) or a file (downloads), with a
+class Sink:
+    """Where an expected answer's body goes: memory (API answers) or a file (downloads), with a
     limit; writes to the file run in a private one-thread executor, in order."""
 
     def __init__(self, limit: int, file: IO[bytes] | None = None) -> None:
@@ -265,7 +266,7 @@ class Loader:
 
     async def get_json(self, url: str, what: str) -> tuple[int, Any]:
         """Status and parsed JSON (None when not JSON) of a GET of an API."""
-        sink = _Sink(MAX_JSON_BYTES)
+        sink = Sink(MAX_JSON_BYTES)
         try:
             answer = await self.get(url, sink, what)
         finally:
@@ -278,13 +279,23 @@ class Loader:
                 raise LoadError(502, f"{_host(url)} answered no JSON for {what}") from None
             return answer.status, None
 
-    async def download(self, url: str, path: Path, what: str, checksum: Any = None) -> str:
-        """Stream ``url`` into ``path``; the URL finally read (after redirects)."""
+    async def download(
+        self,
+        url: str,
+        path: Path,
+        what: str,
+        checksum: Any = None,
+        *,
+        limit: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Stream ``url`` into ``path`` (at most ``limit`` bytes, by default the download
+        limit); the URL finally read (after redirects)."""
         loop = asyncio.get_running_loop()
         file = await loop.run_in_executor(None, open, path, "xb")
-        sink = _Sink(self.settings.download_limit, file)
+        sink = Sink(self.settings.download_limit if limit is None else limit, file)
         try:
-            answer = await self.get(url, sink, what)
+            answer = await self.get(url, sink, what, headers=headers)
         finally:
             await sink.close()
             await loop.run_in_executor(None, file.close)
@@ -296,12 +307,28 @@ class Loader:
         self.log.info("loader: %d bytes of %s from %s", sink.size, what, _host(url))
         return answer.location or url
 
-    async def get(self, url: str, sink: _Sink, what: str) -> _Answer:
-        """GET ``url``, following at most MAX_REDIRECTS redirects whose hosts are allowed; a
-        200 body goes to ``sink``. ``answer.location`` is the URL finally read."""
+    async def get(
+        self,
+        url: str,
+        sink: Sink,
+        what: str,
+        *,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        expected: int = 200,
+    ) -> _Answer:
+        """GET ``url`` (or another ``method`` with ``body``), following at most MAX_REDIRECTS
+        redirects whose hosts are allowed; the body of an ``expected`` answer goes to
+        ``sink``. ``answer.location`` is the URL finally read. An ``Authorization`` header is
+        sent to the first URL's origin alone: a redirect elsewhere gets no credentials."""
+        sent = dict(headers or {})
+        first = _origin_of(url)
         for attempt in range(MAX_REDIRECTS + 1):
             self.check_host(url, f"{what} redirects there" if attempt else "")
-            answer = await self._get_once(url, sink, what)
+            if _origin_of(url) != first:
+                sent.pop("Authorization", None)
+            answer = await self._get_once(url, sink, what, method, body, sent, expected)
             if answer.status in REDIRECT_CODES:
                 if not answer.location:
                     raise LoadError(502, f"{_host(url)} redirects {what} nowhere")
@@ -311,7 +338,16 @@ class Loader:
             return answer
         raise LoadError(502, f"{what}: more than {MAX_REDIRECTS} redirects")
 
-    async def _get_once(self, url: str, sink: _Sink, what: str) -> _Answer:
+    async def _get_once(
+        self,
+        url: str,
+        sink: Sink,
+        what: str,
+        method: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        expected: int,
+    ) -> _Answer:
         answer = _Answer()
         limit = sink.limit
 
@@ -325,12 +361,12 @@ class Loader:
                 answer.location = value.strip()
             elif name == "content-length" and value.strip().isdigit():
                 answer.declared = int(value.strip())
-                if answer.status == 200 and answer.declared > limit:
+                if answer.status == expected and answer.declared > limit:
                     sink.over_limit = True
                     raise DownloadAborted(f"declares {answer.declared} bytes")
 
         def on_chunk(chunk: bytes) -> asyncio.Future[None] | None:
-            if answer.status == 200:
+            if answer.status == expected:
                 return sink.add(chunk)
             if len(answer.error_body) < MAX_ERROR_BYTES:
                 answer.error_body += chunk[: MAX_ERROR_BYTES - len(answer.error_body)]
@@ -339,8 +375,10 @@ class Loader:
         timeout = self.settings.timeout
         request = HTTPRequest(
             url,
-            method="GET",
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json, */*"},
+            method=method,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json, */*", **headers},
+            body=body,
+            allow_nonstandard_methods=method != "GET",
             follow_redirects=False,
             connect_timeout=min(timeout, CONNECT_TIMEOUT),
             request_timeout=timeout,
@@ -378,3 +416,9 @@ class Loader:
 
 def _host(url: str) -> str:
     return urlsplit(url).hostname or url[:60]
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url``: where credentials sent to it may go."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port

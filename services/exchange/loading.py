@@ -19,6 +19,7 @@ from erchub.services.compendia.operations import Relation, ingest_compendium, re
 from erchub.services.exchange.git import GitCommit, GitFetcher, git_origin
 from erchub.services.exchange.loader import Loader
 from erchub.services.exchange.sources import LoaderSettings, Source
+from erchub.services.exchange.webdav import WebDavLoader, webdav_folder
 from erchub.services.store import CompendiumQuery, CompendiumRecord, Store
 
 #: one load of a repository's commit at a time in this process: a second request waits and
@@ -39,14 +40,19 @@ async def load_compendium(
     candidate: bool = True,
     log: logging.Logger | None = None,
 ) -> str:
-    """Load ``source`` into a compendium of ``user``; its id. Raises the loader's LoadError
-    (with its status), InvalidERC or UnsafeArchive; the download's folder goes whatever
-    happens. Blocking work runs in the loop's executor."""
+    """Load ``source`` into a compendium of ``user``; its id: an archive, a record, or a
+    WebDAV folder (a cloud share's link, :mod:`.webdav`). Raises the loader's LoadError (with
+    its status), InvalidERC or UnsafeArchive; the download's folder goes whatever happens.
+    Blocking work runs in the loop's executor."""
+    folder = webdav_folder(source)
     loop = asyncio.get_running_loop()
     work = await loop.run_in_executor(None, _work_dir, Path(data_dir) / UPLOADS_DIRECTORY)
     loader = Loader(settings, log)
     try:
-        loaded = await loader.load(source, work)
+        if folder is not None:
+            loaded = await WebDavLoader(loader).load(source, folder, work)
+        else:
+            loaded = await loader.load(source, work)
         ingest = functools.partial(
             ingest_compendium,
             store,

@@ -41,6 +41,9 @@ LOAD_BODY_SCHEMA: dict[str, Any] = {
         "content_type": {"enum": ["workspace", "compendium"]},
         "git_url": {"type": "string", "minLength": 1, "maxLength": 4096},
         "ref": {"type": "string", "minLength": 1, "maxLength": 255},
+        # a share_url's WebDAV credentials (:mod:`.webdav`); never stored or logged
+        "user": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^:]*$"},
+        "password": {"type": "string", "minLength": 1, "maxLength": 1024},
     },
 }
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S{1,1000}$")
@@ -92,6 +95,9 @@ class Source:
     content_type: str | None = None
     #: a git_url's branch, tag or commit SHA (None: the default branch)
     ref: str | None = None
+    #: a share_url's WebDAV user name and password (:mod:`.webdav`); the password is never shown
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
 
 
 def parse_source(body: Mapping[str, Any]) -> Source:
@@ -122,6 +128,9 @@ def parse_source(body: Mapping[str, Any]) -> Source:
         raise LoadError(400, "ref: only with git_url")
     if "filename" in body and kind == "git_url":
         raise LoadError(400, "filename: not with git_url")
+    for credential in ("user", "password"):
+        if credential in body and kind != "share_url":
+            raise LoadError(400, f"{credential}: only with share_url")
     return Source(
         kind,
         value,
@@ -129,6 +138,8 @@ def parse_source(body: Mapping[str, Any]) -> Source:
         filename=body.get("filename"),
         content_type=body.get("content_type"),
         ref=body.get("ref"),
+        user=body.get("user"),
+        password=body.get("password"),
     )
 
 
@@ -386,6 +397,8 @@ class ServiceSettings(Protocol):
     loader_git_hosts: dict[str, str]
     loader_git_max_files: int
     loader_git_submodules: bool
+    loader_webdav_max_files: int
+    loader_webdav_max_depth: int
 
 
 @dataclass(frozen=True)
@@ -400,6 +413,9 @@ class LoaderSettings:
     git_hosts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_GIT_HOSTS))
     git_max_files: int = 50_000
     git_submodules: bool = False
+    #: files and folders of a WebDAV folder, and its levels of folders (:mod:`.webdav`)
+    webdav_max_files: int = 50_000
+    webdav_max_depth: int = 32
 
     @classmethod
     def of(cls, service: ServiceSettings) -> LoaderSettings:
@@ -414,6 +430,8 @@ class LoaderSettings:
             git_hosts=dict(service.loader_git_hosts),
             git_max_files=int(service.loader_git_max_files),
             git_submodules=bool(service.loader_git_submodules),
+            webdav_max_files=int(service.loader_webdav_max_files),
+            webdav_max_depth=int(service.loader_webdav_max_depth),
         )
 
     @property

@@ -9,17 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import urlsplit
 
 from dulwich import porcelain
 from dulwich.objects import S_IFGITLINK, Commit
 
 from tests.conftest import require_tier
+from tests.integration.serving import ServedInThread
 
 REPO = Path(__file__).resolve().parents[2]
 #: the files of a compendium (erc.yml, main.ipynb, requirements.txt)
@@ -108,7 +107,7 @@ class _Server(ThreadingHTTPServer):
     redirects: dict[str, str]
 
 
-class GitServer:
+class GitServer(ServedInThread):
     """``with GitServer(root) as server``: ``server.url_of("org/repo")`` is a repository's
     URL; ``server.requests`` what it was asked; ``server.delay`` makes it slow,
     ``server.redirects`` moves paths elsewhere."""
@@ -125,7 +124,7 @@ class GitServer:
         self.server.delay = 0.0
         self.server.requests = []
         self.server.redirects = {}
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve_in_thread()
 
     @property
     def requests(self) -> list[tuple[str, str]]:
@@ -149,20 +148,6 @@ class GitServer:
 
     def url_of(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
-
-    def __enter__(self) -> GitServer:
-        self.thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
 
 class Repository:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,16 @@ def settings(**changes: Any) -> LoaderSettings:
     return LoaderSettings(**{**values, **changes})
 
 
+def refusal(load: Callable[[], object], status: int, words: str) -> str:
+    """The message of the LoadError that ``load`` raises, which must have ``status`` and say
+    ``words``."""
+    with pytest.raises(LoadError) as caught:
+        load()
+    assert caught.value.status == status, caught.value.message
+    assert words in caught.value.message, caught.value.message
+    return caught.value.message
+
+
 @dataclass
 class Site:
     """A git server with its repositories, and the service's store and data directory."""
@@ -72,11 +82,7 @@ class Site:
     def refused(
         self, body: dict[str, Any], status: int, words: str, loader: LoaderSettings | None = None
     ) -> str:
-        with pytest.raises(LoadError) as caught:
-            self.load(body, loader)
-        assert caught.value.status == status, caught.value.message
-        assert words in caught.value.message, caught.value.message
-        return caught.value.message
+        return refusal(lambda: self.load(body, loader), status, words)
 
     def origin(self, compendium_id: str) -> dict[str, Any]:
         record = self.store.get_compendium(compendium_id)
