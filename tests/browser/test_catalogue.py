@@ -102,6 +102,11 @@ def test_a_reader_finds_a_compendium_and_its_landing_page(
     screenshot(page, "4-landing")
 
     page.locator("#cite").scroll_into_view_if_needed()
+    # no DOI yet: every format to download but DataCite XML, which needs one
+    downloads = page.locator("#erc-cite-downloads a")
+    expect(downloads).to_have_count(4)
+    expect(page.locator('#erc-cite-downloads a[data-format="datacite"]')).to_have_count(0)
+    expect(page.locator("#cite .note")).to_contain_text("no DOI yet")
     page.get_by_text("DataCite metadata (JSON)").click()
     expect(page.locator("#erc-datacite")).to_contain_text(
         '"resourceTypeGeneral": "ComputationalNotebook"'
