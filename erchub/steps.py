@@ -101,8 +101,9 @@ class Step:
     text: list[str] = field(default_factory=list)
     #: why a step was skipped or failed, in words a user understands
     reason: str = ""
-    #: seconds the step spent pulling the runtime image from the registry (image_execute on
-    #: an engine that lacked it); None when nothing was pulled
+    #: seconds the step spent pulling the runtime image from the registry (image_build: one
+    #: another node's builder pushed; image_execute: by digest, on an engine that lacked it);
+    #: None when nothing was pulled
     pull: float | None = None
 
     def to_json(self) -> dict[str, Any]:

@@ -18,9 +18,10 @@ start, end and pull only) and two counts of compendia.
   (:func:`~erchub.services.jobs.worker.worker_node`). An idle worker writes nothing to the
   store and is not listed; past ``Worker.lost_timeout`` its job is taken over;
 - ``erchub_registry_pull_duration_seconds``: a gauge histogram of the registry pulls of the
-  same window: the runtime images that an execution node's engine lacked and pulled from the
-  registry before a job's execution (its ``image_execute`` step records what the pull took);
-  its count is the number of pulls, jobs whose node had the image count for nothing;
+  same window: the runtime images that a node's engine lacked and pulled from the registry for
+  a job (its ``image_build`` step records the pull of an image another node's builder pushed,
+  its ``image_execute`` step a pull by digest); its count is the number of pulls, jobs whose
+  node had the image count for nothing;
 - ``erchub_compendia{state}``: compendia, published and candidates.
 """
 
@@ -153,9 +154,9 @@ def registry_pulls(snapshot: StoreSnapshot) -> GaugeHistogramMetricFamily:
     """The gauge histogram of the registry pulls of the snapshot's jobs."""
     family = GaugeHistogramMetricFamily(
         f"{PREFIX}_registry_pull_duration_seconds",
-        f"Durations of the registry pulls of runtime images before the executions of the "
-        f"newest {snapshot.step_window} jobs that ended (an execution node's engine lacked "
-        "the image): its count is the number of pulls; a window, not a running total.",
+        f"Durations of the registry pulls of runtime images for the newest "
+        f"{snapshot.step_window} jobs that ended (a node's engine lacked the image): its "
+        "count is the number of pulls; a window, not a running total.",
     )
     pulls = [max(t.pull, 0.0) for t in snapshot.step_timings if t.pull is not None]
     family.add_metric([], gauge_histogram(PULL_DURATION_BUCKETS, pulls), sum(pulls))

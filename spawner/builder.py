@@ -170,6 +170,9 @@ class BuildResult:
     #: the image by repository digest in ``ImageBuilder.registry`` (REGISTRY/REPO@sha256:...),
     #: as execution engines pull it; "" without a registry
     image_digest: str = ""
+    #: seconds the pull of the image from the registry took, when another builder had pushed
+    #: it and this engine lacked it; None when nothing was pulled
+    pulled: float | None = None
 
 
 class BuildFailed(BuildError):
@@ -429,11 +432,14 @@ class ImageBuilder(LoggingConfigurable):
             raise BuildError(f"workspace {plan.workspace} is not a directory")
         emit = on_log or _ignore_line
         existing = self._image_attrs(plan.image)
+        pulled = None
         if existing is None and self.registry:
             existing = self._pull_built_elsewhere(plan, emit, cancel)
+            pulled = time.monotonic() - started if existing is not None else None
         if existing is not None:
             self.log.info("reusing image %s for %s", plan.image, plan.erc_id)
-            reused = BuildResult(plan.image, existing["Id"], True, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            reused = BuildResult(plan.image, existing["Id"], True, seconds, pulled=pulled)
             return self._publish(reused, emit, cancel)
         with _inside(plan.workspace):
             buildpack, dockerfile, env_hash = self._prepare()

@@ -460,6 +460,9 @@ class _JobRun:
             result = self.runner.builder.build(self.plan, on_log=on_log, cancel=self.cancel)
         self.image = result.image
         self.record.update(image_id=result.image_id, cache_hit=result.cache_hit)
+        # pulled from the registry, where another node's builder pushed it (the registry pulls
+        # of the service's metrics)
+        self.job.step(StepName.IMAGE_BUILD).pull = result.pulled
         if result.image_digest:
             # what an execution engine pulls and runs: the image built, whatever its tag names
             self.image_digest = result.image_digest

@@ -79,6 +79,22 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x6572636875620001
 #: seconds a SQLite writer waits for another process's write transaction before giving up
 SQLITE_BUSY_TIMEOUT = 30.0
+#: libpq's connection settings: a server that went away without a word (its host or container
+#: gone, as when Swarm restarts PostgreSQL elsewhere: no RST ever comes) fails a connection
+#: within seconds, not after the kernel's ~15 minutes of retransmissions. A worker's heartbeat
+#: stuck that long on a dead connection makes its job look lost and run twice; failed fast, the
+#: pool's pre-ping connects again, to the new server (Worker.lost_timeout is 10 s on the swarm)
+POSTGRES_CONNECT_ARGS = {
+    # seconds to establish a connection
+    "connect_timeout": 5,
+    # ms that sent data may stay unacknowledged before the connection is dropped
+    "tcp_user_timeout": 4000,
+    # an idle connection is probed after 5 s, every 2 s, dropped after 2 unanswered probes
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+}
 #: the execution option that makes the SQLite begin hook start an immediate transaction
 _IMMEDIATE = "erchub_begin_immediate"
 
@@ -232,7 +248,9 @@ class SqlStore(Store):
         backend = parsed.get_backend_name()
         self._postgres = backend == "postgresql"
         if self._postgres:
-            self._engine = sa.create_engine(parsed, pool_pre_ping=True)
+            self._engine = sa.create_engine(
+                parsed, pool_pre_ping=True, connect_args=POSTGRES_CONNECT_ARGS
+            )
             self._writer = self._engine
         elif backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self._engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})

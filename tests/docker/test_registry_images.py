@@ -164,6 +164,8 @@ def test_a_builder_that_lacks_the_image_pulls_it_instead_of_building_it(
     print(f"\npulled instead of built in {time.monotonic() - started:.1f} s")
     assert (result.cache_hit, result.image_id) == (True, first.image_id)
     assert result.image_digest == first.image_digest
+    # what the pull took, for the job's step (the registry pulls of the service's metrics)
+    assert result.pulled is not None and result.pulled > 0 and first.pulled is None
     assert f"{plan.image}: pulled from the registry {registry}, not built here" in lines
     assert not any(line.startswith("Step ") for line in lines), lines
     assert docker_client.api.inspect_image(plan.image)["Id"] == first.image_id
