@@ -111,7 +111,9 @@ def test_an_author_publishes_their_own_folder_from_a_launched_session(
         {"type": "notebook", "format": "json", "content": DOUBLING},
     )
     page.goto(f"{erc_hub.url}{server_url}lab/tree/my-study/doubling.ipynb")
-    expect(page.locator(".jp-NotebookPanel")).to_contain_text("n = 21", timeout=RUN_TIMEOUT_MS)
+    # the lab also restores the launched notebook's tab: the author's is the one shown
+    doubling = page.locator(".jp-NotebookPanel", has_text="n = 21")
+    expect(doubling).to_be_visible(timeout=RUN_TIMEOUT_MS)
     show_panel(page)
     expect(page.locator("#erchub-panel .erchub-context")).to_contain_text("not yet published")
     screenshot(page, "1-not-yet-published")
