@@ -135,26 +135,30 @@ def test_sweep_uploads_removes_only_what_nothing_changed_for_long(tmp_path: Path
     assert compendia.sweep_uploads(tmp_path / "nothing", older_than=0) == 0
 
 
+def holding_process(code: str, directory: Path) -> tuple[subprocess.Popen[str], Path]:
+    """Another process that runs ``code`` (``sys.argv[1]`` is ``directory``; it prints the
+    entry it made and holds), then sleeps a minute: the process and its entry."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", f"import sys, time\n{code}\ntime.sleep(60)", str(directory)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, Path(process.stdout.readline().strip())
+
+
 def test_sweep_uploads_removes_what_a_killed_process_left_at_once(tmp_path: Path) -> None:
     """An entry whose maker was killed is swept however fresh it is; one this process holds
     is kept however old it is."""
     uploads = tmp_path / compendia.UPLOADS_DIRECTORY
-    maker = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path\n"
-            "from erchub.services.compendia.files import new_entry\n"
-            "entry, _ = new_entry(Path(sys.argv[1]), 'upload-')\n"
-            "(entry / 'part').write_bytes(b'half an archive')\n"
-            "print(entry, flush=True); time.sleep(60)",
-            str(uploads),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    maker, killed = holding_process(
+        "from pathlib import Path\n"
+        "from erchub.services.compendia.files import new_entry\n"
+        "entry, _ = new_entry(Path(sys.argv[1]), 'upload-')\n"
+        "(entry / 'part').write_bytes(b'half an archive')\n"
+        "print(entry, flush=True)",
+        uploads,
     )
-    assert maker.stdout is not None
-    killed = Path(maker.stdout.readline().strip())
     held, hold = compendia.new_entry(uploads, "staging-")
     old = time.time() - 7200
     os.utime(held, (old, old))
@@ -177,22 +181,13 @@ def test_a_starting_replica_sweeps_no_bag_that_another_replica_is_making(tmp_pat
     """Replicas of the erc service share the data directory (the swarm stack): one that starts
     sweeps shipments/, and must leave the bag another replica is packing or sending, however
     old, and remove what a killed replica left, however fresh."""
-    other_replica = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time\n"
-            "from erchub.services.exchange.shipping import WorkFolder\n"
-            "work = WorkFolder.new(sys.argv[1])\n"
-            "(work.path / 'bag.zip').write_bytes(b'half a bag')\n"
-            "print(work.path, flush=True); time.sleep(60)",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    other_replica, packing = holding_process(
+        "from erchub.services.exchange.shipping import WorkFolder\n"
+        "work = WorkFolder.new(sys.argv[1])\n"
+        "(work.path / 'bag.zip').write_bytes(b'half a bag')\n"
+        "print(work.path, flush=True)",
+        tmp_path,
     )
-    assert other_replica.stdout is not None
-    packing = Path(other_replica.stdout.readline().strip())
     shipments = tmp_path / SHIPMENTS_DIRECTORY
     assert packing.parent == shipments
     mine = WorkFolder.new(tmp_path)
